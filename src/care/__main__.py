@@ -1,0 +1,5 @@
+import sys
+
+from care.cli import main
+
+sys.exit(main())
