@@ -29,11 +29,7 @@ import draccus
 import yaml
 
 from care import configs as C
-
-
-class CareError(Exception):
-    """An error whose message tells the user what is wrong and what to do; printed without
-    a traceback by the CLI (exit code 2)."""
+from care.errors import CareError
 
 
 # name -> (config class, "module:function", name of the positional argument or None)
