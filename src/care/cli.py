@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import draccus
+from draccus.utils import DraccusException
 import yaml
 
 from care import configs as C
-from care.errors import CareError
+from care.errors import CareError, ConfigError
 
 
 # name -> (config class, "module:function", name of the positional argument or None)
@@ -111,7 +112,15 @@ def parse_config(config_cls: type, argv: list[str], positional: str | None = Non
         if layers:
             path = Path(tmp) / "config.yaml"
             path.write_text(yaml.safe_dump(layers))
-        return draccus.parse(config_class=config_cls, config_path=path, args=args)
+        try:
+            return draccus.parse(config_class=config_cls, config_path=path, args=args, exit_on_error=False)
+        except DraccusException as e:
+            # draccus hides the validation message of __post_init__ behind its own; surface it
+            root = e
+            while root.__cause__ is not None or root.__context__ is not None:
+                root = root.__cause__ or root.__context__
+            detail = f": {root}" if root is not e else ""
+            raise ConfigError(f"{config_cls.__name__}: {e}{detail}") from e
 
 
 def save_config(cfg: Any, out_dir: Path, name: str = "config.yaml") -> Path:
