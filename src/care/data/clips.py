@@ -1,0 +1,284 @@
+"""Training clips from a dataset.
+
+ClipDataset(root, frame_interval=n, action_horizon=H, clip=ClipConfig, episodes=None,
+            require_tracks=False, require_actions=False)
+
+Item t of episode e (t in [0, T-1-n] when n > 0; [0, T-1] when n == 0):
+    "obs"            uint8  (3, S, S)     o_t
+    "future_obs"     uint8  (3, S, S)     o_{t+n}               (n > 0)
+    "instruction"    str
+    "tracks"         float32 (N, 2)       pixel coords at t in the served (resized) frame
+    "future_tracks"  float32 (N, 2)       at t+n                (dataset has tracks)
+    "visible"        bool   (N,)          visible at t AND t+n
+    "actions"        float32 (H, A)       a_t ... a_{t+H-1}, padded past the end by
+                                          repeating the last action (dataset has actions)
+    "action_is_pad"  bool   (H,)
+    "state"          float32 (S_dim,)     observation.state at t  (dataset has state)
+    "episode_index", "frame_index", "task_index"   int64
+
+H defaults to n (the actions between o_t and o_{t+n}, for LP-MSE; 1 when n == 0).
+Episodes are decoded once per worker and cached (LRU, ClipConfig.cache_episodes), already
+resized, so a sample costs an array slice, never a decode. `split_episodes(ds, val_per_task,
+seed)` -> (train_eps, val_eps), stratified by task (env_name or task string);
+`select_episodes_per_task(ds, k, seed, exclude)` picks k labelled episodes per task.
+
+Resizing: frames that are not S x S (S = ClipConfig.image_size) are resized with
+cv2.INTER_AREA (no crop: a non-square frame is squashed). Track coordinates follow the
+pixel-centre convention of care.data.tracks, so x' = (x + 0.5) * S / W - 0.5.
+"""
+
+from __future__ import annotations
+
+import warnings
+import zlib
+from collections import OrderedDict
+from pathlib import Path
+from typing import Iterable
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from care.configs import ClipConfig
+from care.data.lerobot import LeRobotDataset
+from care.errors import DatasetError
+
+
+def _as_dataset(ds) -> LeRobotDataset:
+    if isinstance(ds, LeRobotDataset):
+        return ds
+    if isinstance(ds, ClipDataset):
+        return ds.dataset
+    return LeRobotDataset(Path(ds))
+
+
+def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """uint8 (T, H, W, 3) -> (T, size, size, 3) with cv2.INTER_AREA (no-op if already that size)."""
+    if frames.shape[1:3] == (size, size):
+        return frames
+    return np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in frames])
+
+
+def scale_tracks(tracks: np.ndarray, from_hw: tuple[int, int], size: int) -> np.ndarray:
+    """Pixel coordinates (x, y) in an (H, W) frame -> in a size x size frame (pixel centres)."""
+    h, w = from_hw
+    if (h, w) == (size, size):
+        return tracks
+    scale = np.array([size / w, size / h], dtype=np.float32)
+    return ((tracks + 0.5) * scale - 0.5).astype(np.float32)
+
+
+class ClipDataset(Dataset):
+    """Pairs (o_t, o_{t+n}) with instruction, tracks and actions; see the module docstring.
+
+    Args:
+        root: dataset folder, or an open LeRobotDataset.
+        frame_interval: n, the frame offset of the future observation (0: no future frame).
+        action_horizon: H, actions served per item (None: n, or 1 when n == 0).
+        clip: camera, image size and cache size.
+        episodes: episode indices to serve (None: all).
+        require_tracks: raise unless every served episode has tracks.
+        require_actions: raise unless the dataset has actions.
+    """
+
+    def __init__(
+        self,
+        root: Path | LeRobotDataset,
+        frame_interval: int = 1,
+        action_horizon: int | None = None,
+        clip: ClipConfig | None = None,
+        episodes: Iterable[int] | None = None,
+        require_tracks: bool = False,
+        require_actions: bool = False,
+    ):
+        if frame_interval < 0:
+            raise ValueError(f"frame_interval must be >= 0, got {frame_interval}")
+        self.dataset = _as_dataset(root)
+        self.clip = clip or ClipConfig()
+        self.n = int(frame_interval)
+        self.horizon = int(action_horizon) if action_horizon is not None else max(self.n, 1)
+        if self.horizon < 1:
+            raise ValueError(f"action_horizon must be >= 1, got {action_horizon}")
+        ds = self.dataset
+        self.camera = self.clip.camera if self.clip.camera is not None else ds.cameras[0] if ds.cameras else None
+        ds.camera_key(self.camera)  # DatasetError for an unknown camera or no camera at all
+        self.stored_hw = ds.frame_shape(self.camera)
+        self.image_size = self.clip.image_size
+        if self.image_size is None and self.stored_hw[0] != self.stored_hw[1]:
+            raise DatasetError(
+                f"{ds.root}: frames are {self.stored_hw[1]}x{self.stored_hw[0]}, not square; "
+                "set --clip.image_size to serve square frames"
+            )
+
+        self.episodes = sorted(ds.episode_indices if episodes is None else (int(e) for e in episodes))
+        unknown = sorted(set(self.episodes) - set(ds.episode_indices))
+        if unknown:
+            raise DatasetError(f"{ds.root}: episodes {unknown[:5]} are not in the dataset")
+
+        if require_actions and not ds.has_actions:
+            raise DatasetError(
+                f"{ds.root}: this dataset has no actions, and actions are needed here "
+                "(fine-tuning and LP-MSE need labelled episodes: use a dataset collected with actions)"
+            )
+        self.has_actions = ds.has_actions
+        self.has_state = ds.has_state
+        with_tracks = set(ds.track_store.episodes())
+        missing = [e for e in self.episodes if e not in with_tracks]
+        if require_tracks and missing:
+            raise DatasetError(
+                f"{ds.root}: {len(missing)} of {len(self.episodes)} episodes have no tracks "
+                f"(first: {ds.track_store.path(missing[0])}); run `care track {ds.root}`"
+            )
+        self.has_tracks = bool(self.episodes) and not missing
+
+        # item -> (episode, t)
+        pairs = []
+        for e in self.episodes:
+            T = ds.episode_length(e)
+            pairs += [(e, t) for t in range(max(T - self.n, 0))]
+        self.index = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        if len(self.index) == 0:
+            raise DatasetError(
+                f"{ds.root}: no clips: every selected episode is shorter than frame_interval + 1 = {self.n + 1}"
+            )
+        self._cache: OrderedDict[int, dict] = OrderedDict()
+        self.decode_count = 0  # episodes decoded by this process (tests check the cache works)
+
+    # --- pickling for DataLoader workers: each worker starts with an empty cache ---
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_cache"] = OrderedDict()
+        state["decode_count"] = 0
+        return state
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def served_size(self) -> tuple[int, int]:
+        """(H, W) of served frames."""
+        return (self.image_size, self.image_size) if self.image_size else self.stored_hw
+
+    @property
+    def action_dim(self) -> int | None:
+        ft = self.dataset.features.get("action")
+        return int(ft["shape"][0]) if ft else None
+
+    def instructions(self) -> list[str]:
+        """Instruction of every served episode (e.g. to train a tokenizer)."""
+        return [self.dataset.episode_task(e) for e in self.episodes]
+
+    # --- the per-worker LRU cache of decoded episodes ---
+    def _episode(self, ep: int) -> dict:
+        if ep in self._cache:
+            self._cache.move_to_end(ep)
+            return self._cache[ep]
+        ds = self.dataset
+        frames = ds.episode_frames(ep, self.camera)
+        self.decode_count += 1
+        hw = frames.shape[1:3]
+        if self.image_size:
+            frames = resize_frames(frames, self.image_size)
+        entry = {
+            "frames": np.ascontiguousarray(frames.transpose(0, 3, 1, 2)),  # (T, 3, S, S)
+            "task": ds.episode_task(ep),
+            "task_index": ds.episode_task_index(ep),
+        }
+        if self.has_actions:
+            entry["actions"] = ds.episode_actions(ep)
+        if self.has_state:
+            entry["state"] = ds.episode_states(ep)
+        if self.has_tracks:
+            tracks, visible, _ = ds.track_store.read(ep)
+            if len(tracks) != len(frames):
+                raise DatasetError(
+                    f"{ds.track_store.path(ep)}: {len(tracks)} frames of tracks, the episode has "
+                    f"{len(frames)}; rerun `care track {ds.root} --overwrite`"
+                )
+            entry["tracks"] = scale_tracks(tracks, hw, self.image_size) if self.image_size else tracks
+            entry["visible"] = visible
+        self._cache[ep] = entry
+        while len(self._cache) > max(self.clip.cache_episodes, 1):
+            self._cache.popitem(last=False)
+        return entry
+
+    def __getitem__(self, i: int) -> dict:
+        ep, t = (int(v) for v in self.index[i])
+        e = self._episode(ep)
+        T = len(e["frames"])
+        item = {
+            "obs": torch.from_numpy(e["frames"][t]),
+            "instruction": e["task"],
+            "episode_index": torch.tensor(ep, dtype=torch.int64),
+            "frame_index": torch.tensor(t, dtype=torch.int64),
+            "task_index": torch.tensor(e["task_index"], dtype=torch.int64),
+        }
+        if self.n > 0:
+            item["future_obs"] = torch.from_numpy(e["frames"][t + self.n])
+        if self.has_tracks:
+            item["tracks"] = torch.from_numpy(e["tracks"][t])
+            vis = e["visible"][t]
+            if self.n > 0:
+                item["future_tracks"] = torch.from_numpy(e["tracks"][t + self.n])
+                vis = vis & e["visible"][t + self.n]
+            item["visible"] = torch.from_numpy(np.ascontiguousarray(vis))
+        if self.has_actions:
+            steps = np.arange(t, t + self.horizon)
+            item["actions"] = torch.from_numpy(e["actions"][np.minimum(steps, T - 1)])
+            item["action_is_pad"] = torch.from_numpy(steps > T - 1)
+        if self.has_state:
+            item["state"] = torch.from_numpy(e["state"][t])
+        return item
+
+
+# ----------------------------------------------------------------------------------------
+# Episode selection
+# ----------------------------------------------------------------------------------------
+
+
+def task_groups(ds) -> dict[str, list[int]]:
+    """{task key: episode indices}; the key is the episode's env_name when present, else its task."""
+    ds = _as_dataset(ds)
+    groups: dict[str, list[int]] = {}
+    for e in ds.episode_indices:
+        key = ds.episode_meta(e).get("env_name") or ds.episode_task(e)
+        groups.setdefault(str(key), []).append(e)
+    return groups
+
+
+def _permuted(key: str, episodes: list[int], seed: int) -> list[int]:
+    """A per-task permutation that depends on (seed, task) only, not on the other tasks."""
+    rng = np.random.default_rng([int(seed), zlib.crc32(key.encode("utf-8"))])
+    return [episodes[i] for i in rng.permutation(len(episodes))]
+
+
+def split_episodes(ds, val_per_task: int, seed: int = 0) -> tuple[list[int], list[int]]:
+    """(train, val) episode indices, `val_per_task` held out per task, chosen by seed.
+
+    A task keeps at least one training episode: with k episodes it gives at most k - 1 to
+    validation.
+    """
+    if val_per_task < 0:
+        raise ValueError(f"val_per_task must be >= 0, got {val_per_task}")
+    train, val = [], []
+    for key, eps in task_groups(ds).items():
+        perm = _permuted(key, eps, seed)
+        n_val = min(val_per_task, len(perm) - 1)
+        val += perm[:n_val]
+        train += perm[n_val:]
+    return sorted(train), sorted(val)
+
+
+def select_episodes_per_task(ds, k: int | None, seed: int = 0, exclude: Iterable[int] = ()) -> list[int]:
+    """k episodes per task (None: all), reproducible for a seed; `exclude` (e.g. the val split)
+    is never picked. Picks are nested: the k=5 pick is contained in the k=10 pick."""
+    excluded = set(int(e) for e in exclude)
+    chosen = []
+    for key, eps in task_groups(ds).items():
+        eps = [e for e in eps if e not in excluded]
+        perm = _permuted(key, eps, seed)
+        if k is not None and len(perm) < k:
+            warnings.warn(f"task {key!r}: only {len(perm)} episodes available, {k} asked", stacklevel=2)
+        chosen += perm if k is None else perm[:k]
+    return sorted(chosen)

@@ -1,0 +1,35 @@
+"""Shared fixtures. `make_dataset` builds a micro synthetic LeRobot v3 dataset (tests/helpers.py).
+
+Import the helpers as `from helpers import make_dataset` (this folder is put on sys.path):
+`tests` itself is not importable as a package, because draccus installs a top-level
+`tests` package into site-packages that shadows ours.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from helpers import make_dataset as _make_dataset  # noqa: E402
+
+
+@pytest.fixture
+def make_dataset(tmp_path):
+    """Factory: make_dataset(episodes=2, T=30, size=32, with_actions=True, with_tracks=True, ...) -> root."""
+    counter = iter(range(10**6))
+
+    def factory(**kw):
+        kw.setdefault("name", f"ds{next(counter)}")
+        return _make_dataset(tmp_path, **kw)
+
+    return factory
+
+
+@pytest.fixture
+def micro_dataset(tmp_path):
+    """A 2-episode, 2-task dataset with actions, state and tracks (T=30, 32x32, 10 fps)."""
+    return _make_dataset(tmp_path, episodes=2, T=30, size=32)

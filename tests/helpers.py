@@ -1,0 +1,93 @@
+"""Micro synthetic datasets for tests (no simulator): smooth moving images, exact tracks.
+
+    from helpers import make_dataset, make_episode   # tests/ is on sys.path (conftest.py)
+    root = make_dataset(tmp_path, episodes=2, T=30, size=32, with_actions=True, with_tracks=True)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from care.data.lerobot import Episode, LeRobotDatasetWriter
+
+TASKS = ("close the drawer", "press the button from the top")
+ENV_NAMES = ("drawer-close-v3", "button-press-topdown-v3")
+
+
+def synthetic_frames(T: int, size: int, seed: int = 0, width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (T, H, W, 3) smooth images of a pattern drifting by a per-frame shift, and the
+    float (T, 2) shift (x, y) in pixels. Smooth so that the codec error is small."""
+    H, W = size, width or size
+    rng = np.random.default_rng(seed)
+    vel = rng.uniform(-0.6, 0.6, size=2)
+    shift = np.arange(T)[:, None] * vel[None, :]  # (T, 2)
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float64)
+    phase = rng.uniform(0, 2 * np.pi)
+    gain = rng.uniform(0.7, 1.1, size=3)  # a tint: colour varies slowly, as in rendered scenes
+    frames = np.empty((T, H, W, 3), np.uint8)
+    for t in range(T):
+        x, y = xx - shift[t, 0], yy - shift[t, 1]
+        v = 0.5 + 0.3 * np.sin(2 * np.pi * (x / (W * 0.9) + y / (H * 1.4)) + phase)
+        v = v + 0.1 * np.cos(2 * np.pi * (y / (H * 0.7) - x / (W * 2.3)))
+        frames[t] = np.clip(v[..., None] * gain * 255, 0, 255).astype(np.uint8)
+    return frames, shift
+
+
+def make_episode(
+    T: int = 30,
+    size: int = 32,
+    seed: int = 0,
+    task_id: int = 0,
+    with_actions: bool = True,
+    with_state: bool = True,
+    with_tracks: bool = True,
+    points: int = 6,
+    cameras: tuple[str, ...] = ("corner",),
+    action_dim: int = 4,
+    state_dim: int = 5,
+) -> Episode:
+    rng = np.random.default_rng(1000 + seed)
+    frames, shift = synthetic_frames(T, size, seed)
+    base = rng.uniform(2, size - 3, size=(points, 2))
+    tracks = (base[None] + shift[:, None, :]).astype(np.float32)  # (T, N, 2)
+    visible = rng.random((T, points)) > 0.2
+    return Episode(
+        frames={cam: frames for cam in cameras},
+        task=TASKS[task_id % len(TASKS)],
+        state=rng.normal(size=(T, state_dim)).astype(np.float32) if with_state else None,
+        action=rng.uniform(-1, 1, size=(T, action_dim)).astype(np.float32) if with_actions else None,
+        extra={"success": bool(seed % 3 != 2), "env_name": ENV_NAMES[task_id % len(ENV_NAMES)], "seed": int(seed)},
+        tracks=tracks if with_tracks else None,
+        visible=visible if with_tracks else None,
+    )
+
+
+def make_episodes(episodes: int = 2, T: int | list[int] = 30, size: int = 32, tasks: int = 2, **kw) -> list[Episode]:
+    lengths = T if isinstance(T, list) else [T] * episodes
+    return [make_episode(T=lengths[i], size=size, seed=i, task_id=i % tasks, **kw) for i in range(episodes)]
+
+
+def make_dataset(
+    tmp_path: Path,
+    episodes: int = 2,
+    T: int | list[int] = 30,
+    size: int = 32,
+    with_actions: bool = True,
+    with_tracks: bool = True,
+    with_state: bool = True,
+    tasks: int = 2,
+    name: str = "ds",
+    fps: int = 10,
+    writer_kw: dict | None = None,
+    **episode_kw,
+) -> Path:
+    """Write a micro dataset under tmp_path/name and return its root."""
+    root = Path(tmp_path) / name
+    writer = LeRobotDatasetWriter(root, fps=fps, robot_type="synthetic", **(writer_kw or {}))
+    flags = {"with_actions": with_actions, "with_tracks": with_tracks, "with_state": with_state}
+    for ep in make_episodes(episodes, T, size, tasks, **flags, **episode_kw):
+        writer.add_episode(ep)
+    writer.finalize()
+    return root
