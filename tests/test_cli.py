@@ -48,3 +48,12 @@ def test_unknown_command_and_missing_config(capsys, tmp_path):
 def test_unknown_flag_is_a_clear_error(capsys):
     assert main(["collect", "--no-such-flag", "3"]) == 2
     assert "no_such_flag" in capsys.readouterr().err
+
+
+def test_bare_bool_flag_means_true_and_positional_still_works():
+    cfg = parse_config(C.TrackConfig, ["--overwrite", "data/d"], positional="root")
+    assert cfg.overwrite is True and cfg.root == Path("data/d")
+    cfg = parse_config(C.TrackConfig, ["data/d", "--overwrite", "false"], positional="root")
+    assert cfg.overwrite is False
+    cfg = parse_config(C.PretrainConfig, ["--resume"])
+    assert cfg.resume is True

@@ -17,6 +17,7 @@ Precedence: defaults < preset < YAML < flags.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import importlib
 import os
@@ -47,8 +48,26 @@ COMMANDS: dict[str, tuple[type, str, str | None]] = {
 }
 
 
-def _normalise_flags(args: list[str], positional: str | None) -> tuple[list[str], Path | None]:
-    """`--output-dir x` -> `--output_dir x`; pull out `--config`; map a positional to a flag."""
+_BOOL_WORDS = {"true", "false", "yes", "no", "1", "0", "on", "off"}
+
+
+def _bool_fields(config_cls: type, prefix: str = "") -> set[str]:
+    """Dotted names of the bool fields, so that a bare `--overwrite` means `--overwrite=true`."""
+    names = set()
+    for f in dataclasses.fields(config_cls):
+        t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        if t == "bool":
+            names.add(prefix + f.name)
+        elif dataclasses.is_dataclass(f.default_factory if callable(f.default_factory) else None):
+            names |= _bool_fields(f.default_factory, prefix + f.name + ".")
+    return names
+
+
+def _normalise_flags(
+    args: list[str], positional: str | None, bools: set[str] = frozenset()
+) -> tuple[list[str], Path | None]:
+    """`--output-dir x` -> `--output_dir x`; bare `--flag` -> `--flag=true` for bool fields;
+    pull out `--config`; map a positional to a flag."""
     out, config_path, i = [], None, 0
     while i < len(args):
         a = args[i]
@@ -63,6 +82,12 @@ def _normalise_flags(args: list[str], positional: str | None) -> tuple[list[str]
                         raise CareError("--config needs a YAML file path")
                     config_path = Path(args[i + 1])
                     i += 1
+            elif not eq and name in bools:
+                if i + 1 < len(args) and args[i + 1].lower() in _BOOL_WORDS:
+                    out.append(f"--{name}={args[i + 1]}")
+                    i += 1
+                else:
+                    out.append(f"--{name}=true")
             else:
                 out.append(f"--{name}{eq}{value}" if eq else f"--{name}")
         elif positional is not None and not (out and out[-1].startswith("--") and "=" not in out[-1]):
@@ -92,7 +117,7 @@ def _preset_name(args: list[str], yaml_dict: dict) -> str | None:
 
 def parse_config(config_cls: type, argv: list[str], positional: str | None = None) -> Any:
     """Build a config from defaults < preset < YAML < flags (see module docstring)."""
-    args, config_path = _normalise_flags(list(argv), positional)
+    args, config_path = _normalise_flags(list(argv), positional, _bool_fields(config_cls))
     layers: dict = {}
     yaml_dict: dict = {}
     if config_path is not None:
@@ -114,6 +139,8 @@ def parse_config(config_cls: type, argv: list[str], positional: str | None = Non
             path.write_text(yaml.safe_dump(layers))
         try:
             return draccus.parse(config_class=config_cls, config_path=path, args=args, exit_on_error=False)
+        except argparse.ArgumentError as e:
+            raise ConfigError(str(e)) from e
         except DraccusException as e:
             # draccus hides the validation message of __post_init__ behind its own; surface it
             root = e
