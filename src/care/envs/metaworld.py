@@ -1,14 +1,326 @@
-"""Meta-World v3 with care's conventions (OWNER: collection helper).
+"""Meta-World v3 with care's conventions: upright images, fast rendering, seeded task
+variation, scripted experts and ground-truth point tracks.
 
-TASK_SUITES = {"MT10": [...10 env names...], "MT50": [...]} ; resolve_tasks("MT10" | "a-v3,b-v3") -> list[str]
-INSTRUCTIONS: dict[env_name, list[str]]  several natural-language paraphrases per task.
+    TASK_SUITES["MT10"], TASK_SUITES["MT50"]      lists of env names
+    resolve_tasks("MT10" | "reach-v3,push-v3")    -> list of env names (CareError if unknown)
+    INSTRUCTIONS[env_name]                        several natural-language paraphrases
+
+    env = MetaWorldEnv("drawer-close-v3", size=128, tracks=True)
+    image = env.reset(seed=3)                     # uint8 (H, W, 3), upright
+    image, success, done = env.step(env.expert_action())
+    env.state                                     # float32 (39,)
+    xy, visible = env.project_points()            # (N, 2) pixels, (N,) bool
+    env.close()
+
+`metaworld` and `mujoco` are imported when an env is built, so the task lists and the
+instructions are usable without the `sim` extra.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+import zlib
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; must precede `import mujoco`
+
+import numpy as np
+
+from care.envs.instructions import INSTRUCTIONS, instruction_for, instructions_for
+from care.errors import CareError
+
+__all__ = [
+    "TASK_SUITES",
+    "METAWORLD_FPS",
+    "INSTRUCTIONS",
+    "MetaWorldEnv",
+    "resolve_tasks",
+    "instruction_for",
+    "instructions_for",
+]
+
+MT10 = [
+    "reach-v3",
+    "push-v3",
+    "pick-place-v3",
+    "door-open-v3",
+    "drawer-open-v3",
+    "drawer-close-v3",
+    "button-press-topdown-v3",
+    "peg-insert-side-v3",
+    "window-open-v3",
+    "window-close-v3",
+]
+
+# Meta-World v3's 50 tasks (metaworld.env_dict.ALL_V3_ENVIRONMENTS), listed here so that task
+# names resolve without importing the simulator.
+MT50 = [
+    "assembly-v3", "basketball-v3", "bin-picking-v3", "box-close-v3",
+    "button-press-topdown-v3", "button-press-topdown-wall-v3", "button-press-v3",
+    "button-press-wall-v3", "coffee-button-v3", "coffee-pull-v3", "coffee-push-v3",
+    "dial-turn-v3", "disassemble-v3", "door-close-v3", "door-lock-v3", "door-open-v3",
+    "door-unlock-v3", "drawer-close-v3", "drawer-open-v3", "faucet-close-v3",
+    "faucet-open-v3", "hammer-v3", "hand-insert-v3", "handle-press-side-v3",
+    "handle-press-v3", "handle-pull-side-v3", "handle-pull-v3", "lever-pull-v3",
+    "peg-insert-side-v3", "peg-unplug-side-v3", "pick-out-of-hole-v3", "pick-place-v3",
+    "pick-place-wall-v3", "plate-slide-back-side-v3", "plate-slide-back-v3",
+    "plate-slide-side-v3", "plate-slide-v3", "push-back-v3", "push-v3", "push-wall-v3",
+    "reach-v3", "reach-wall-v3", "shelf-place-v3", "soccer-v3", "stick-pull-v3",
+    "stick-push-v3", "sweep-into-v3", "sweep-v3", "window-close-v3", "window-open-v3",
+]  # fmt: skip
+
+TASK_SUITES: dict[str, list[str]] = {"MT10": MT10, "MT50": MT50}
+
+# Meta-World's control rate: 5 MuJoCo substeps of 2.5 ms per step (checked in MetaWorldEnv).
+METAWORLD_FPS = 80.0
+
+# Bodies of the robot that carry track points: the hand and the two finger pads.
+ROBOT_TRACK_BODIES = ("hand", "rightpad", "leftpad")
+
+
+def resolve_tasks(spec: str) -> list[str]:
+    """A suite name ("MT10", "MT50", any case) or a comma-separated list of env names.
+
+    Names may omit the "-v3" suffix. Unknown names raise CareError listing the valid ones.
+    """
+    spec = (spec or "").strip()
+    if spec.upper() in TASK_SUITES:
+        return list(TASK_SUITES[spec.upper()])
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    if not names:
+        raise CareError(f"no tasks given; use a suite ({', '.join(TASK_SUITES)}) or env names like 'reach-v3'")
+    out, unknown = [], []
+    for n in names:
+        full = n if n in MT50 else f"{n}-v3"
+        if full in MT50:
+            if full not in out:
+                out.append(full)
+        else:
+            unknown.append(n)
+    if unknown:
+        raise CareError(
+            f"unknown Meta-World task(s): {', '.join(unknown)}. "
+            f"Use a suite ({', '.join(TASK_SUITES)}) or a comma-separated list of: {', '.join(MT50)}"
+        )
+    return out
+
+
+def _stable_seed(*parts: object) -> int:
+    """A seed from strings/ints that is the same in every process (unlike hash())."""
+    return zlib.crc32("/".join(map(str, parts)).encode())
+
 
 class MetaWorldEnv:
-    __init__(env_name, size=128, camera="corner", seed=0, max_steps=200)   # fast render settings
-    reset() -> image uint8 (H, W, 3), upright                             # task variation from seed
-    step(action float (4,)) -> (image, success: bool, done: bool)
-    state -> float32 obs vector (39,)
-    expert_action() -> float32 (4,)                                        # scripted policy
-    track_points(points_per_body) / project_points() -> (N, 2) pixels, (N,) visible
-    close()
-"""
+    """One Meta-World v3 task, rendered from one camera.
+
+    Args:
+        env_name: a Meta-World v3 env name ("drawer-close-v3").
+        size: square image side in pixels.
+        camera: model camera; a camera whose image would be upside down ("corner", "corner2",
+            ...) is turned by 180 degrees, images and track coordinates alike.
+        seed: seed used by `reset()` when none is given.
+        max_steps: `done` becomes True after this many steps.
+        tracks: keep a depth image from each render so `project_points()` is free.
+        points_per_body: track points sampled on each tracked body (robot hand and finger
+            pads, and the task's movable object bodies).
+
+    The task variation (object and goal positions) is a function of the reset seed alone:
+    Meta-World's own sampler draws it from a generator seeded with it, after the simulator
+    state has been fully reset, so an episode does not depend on what ran before it.
+    Success does not end an episode; the caller decides (see care.data.collect).
+    """
+
+    def __init__(
+        self,
+        env_name: str,
+        size: int = 128,
+        camera: str = "corner",
+        seed: int = 0,
+        max_steps: int = 200,
+        tracks: bool = False,
+        points_per_body: int = 8,
+    ):
+        import mujoco
+        from metaworld.env_dict import ALL_V3_ENVIRONMENTS, ML1_ARGS_KWARGS
+        from metaworld.policies import ENV_POLICY_MAP
+
+        from care.envs.camera import CameraView, apply_fast_render_settings
+        from care.envs.points import sample_body_points
+
+        if env_name not in ALL_V3_ENVIRONMENTS:
+            resolve_tasks(env_name)  # raises with the list of valid names
+            raise CareError(f"unknown Meta-World task: {env_name}")
+        self._mj = mujoco
+        self.env_name = env_name
+        self.size = int(size)
+        self.camera = camera
+        self.seed = int(seed)
+        self.max_steps = int(max_steps)
+        self.tracks_enabled = bool(tracks)
+
+        env = ALL_V3_ENVIRONMENTS[env_name]()  # no gymnasium renderer: we render ourselves
+        # Multi-task (MT) setting: the goal is part of the observation; the experts read it.
+        env._partially_observable = False
+        env.__dict__.pop("sawyer_observation_space", None)  # cached for the old setting
+        kwargs = {k: v for k, v in ML1_ARGS_KWARGS[env_name]["kwargs"].items() if k != "task_id"}
+        env._set_task_inner(**kwargs)
+        env._set_task_called = True
+        # Variation drawn from env.np_random (seeded per reset), not frozen task vectors.
+        env._freeze_rand_vec = False
+        env.seeded_rand_vec = True
+        env.max_path_length = 1 << 30  # our own step limit; Meta-World's would raise
+        self._env = env
+        self.model, self.data = env.model, env.data
+        apply_fast_render_settings(self.model)
+        self.view = CameraView(self.model, camera, self.size, rotate180=self._upside_down(camera))
+        self._policy = ENV_POLICY_MAP[env_name]()
+        self.fps = 1.0 / float(env.dt)
+        if abs(self.fps - METAWORLD_FPS) > 1e-6:
+            raise CareError(f"{env_name}: control rate {self.fps} Hz, expected {METAWORLD_FPS}; update METAWORLD_FPS")
+
+        bodies = [self._body_id(n) for n in ROBOT_TRACK_BODIES] + self._object_bodies()
+        self.points = sample_body_points(
+            self.model, bodies, points_per_body, seed=_stable_seed(env_name, points_per_body)
+        )
+        # names of the bodies that carry points (a body without a visible geom gets none)
+        self.track_bodies = [
+            mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_BODY, b) or f"body{b}"
+            for b in dict.fromkeys(self.points.body.tolist())
+        ]
+
+        self._obs: np.ndarray | None = None
+        self._image: np.ndarray | None = None
+        self._depth: np.ndarray | None = None
+        self._info: dict = {}
+        self.t = 0
+
+    # ------------------------------------------------------------------ bodies
+
+    def _body_id(self, name: str) -> int:
+        b = self._mj.mj_name2id(self.model, self._mj.mjtObj.mjOBJ_BODY, name)
+        if b < 0:
+            raise CareError(f"{self.env_name}: body {name!r} not found in the model")
+        return b
+
+    def _upside_down(self, camera: str) -> bool:
+        """Meta-World's "corner" cameras have their image-up axis pointing down in the world,
+        so MuJoCo renders them upside down: those get turned by 180 degrees."""
+        cam = self._mj.mj_name2id(self.model, self._mj.mjtObj.mjOBJ_CAMERA, camera)
+        if cam < 0:
+            return False  # CameraView reports the unknown camera
+        self._mj.mj_forward(self.model, self.data)
+        return bool(self.data.cam_xmat[cam].reshape(3, 3)[2, 1] < 0)  # world z of the camera's y axis
+
+    def _object_bodies(self) -> list[int]:
+        """Bodies of the task's objects that can move: outside the robot, with a joint on
+        their path to the world (a free puck, a drawer on its slide, a door on its hinge)."""
+        m = self.model
+        robot_root = self._body_id("base")
+        mocap = self._body_id("mocap")
+
+        def ancestors(b: int):
+            while b != 0:
+                yield b
+                b = m.body_parentid[b]
+
+        out = []
+        for b in range(1, m.nbody):
+            chain = list(ancestors(b))
+            if robot_root in chain or mocap in chain:
+                continue
+            if any(m.body_jntnum[a] > 0 for a in chain):
+                out.append(b)
+        return out
+
+    # ------------------------------------------------------------------ episode
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Start an episode whose variation is a function of `seed`; -> image (H, W, 3)."""
+        seed = self.seed if seed is None else int(seed)
+        self._mj.mj_resetData(self.model, self.data)  # no warm-start or state carried over
+        self._env.seed(seed)
+        obs, _ = self._env.reset()
+        # Meta-World moves goal sites in the model after its last kinematics pass: recompute,
+        # or the first frame shows the previous episode's goal marker.
+        self._mj.mj_forward(self.model, self.data)
+        self._obs = np.asarray(obs, np.float64)
+        self._info = {"success": False}
+        self.t = 0
+        self._render()
+        return self._image
+
+    def step(self, action) -> tuple[np.ndarray, bool, bool]:
+        """Apply a (4,) action in [-1, 1] (clipped); -> (image, success, done)."""
+        if self._obs is None:
+            raise RuntimeError("MetaWorldEnv.step called before reset()")
+        if self.t >= self.max_steps:
+            raise RuntimeError(f"episode is over ({self.max_steps} steps); call reset()")
+        a = np.clip(np.asarray(action, np.float64).reshape(4), -1.0, 1.0)
+        obs, _reward, _term, _trunc, info = self._env.step(a)
+        self._obs = np.asarray(obs, np.float64)
+        self._info = info
+        self.t += 1
+        self._render()
+        return self._image, bool(info.get("success", False)), self.t >= self.max_steps
+
+    def expert_action(self) -> np.ndarray:
+        """The scripted Meta-World policy's action for the current state, float32 (4,)."""
+        if self._obs is None:
+            raise RuntimeError("MetaWorldEnv.expert_action called before reset()")
+        with warnings.catch_warnings():  # the experts warn that their gains exceed [-1, 1]
+            warnings.simplefilter("ignore", UserWarning)
+            return np.asarray(self._policy.get_action(self._obs), np.float32)
+
+    def _render(self) -> None:
+        self._image, self._depth = self.view.render(self.data, depth=self.tracks_enabled)
+
+    @property
+    def image(self) -> np.ndarray:
+        """The latest rendered frame, uint8 (H, W, 3)."""
+        return self._image
+
+    @property
+    def state(self) -> np.ndarray:
+        """Meta-World's 39-d observation: hand xyz, gripper, objects, previous frame, goal."""
+        return self._obs.astype(np.float32)
+
+    @property
+    def info(self) -> dict:
+        return self._info
+
+    @property
+    def instructions(self) -> list[str]:
+        return instructions_for(self.env_name)
+
+    @property
+    def num_points(self) -> int:
+        return len(self.points)
+
+    # ------------------------------------------------------------------ tracks
+
+    def project(self, points_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """World points (M, 3) -> pixel (x, y) (M, 2) and view depth (M,), image convention."""
+        return self.view.project(self.data, points_world)
+
+    def project_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """The track points now: pixel (x, y) float32 (N, 2) and visible bool (N,).
+
+        Visible = in front of the camera, inside the image, and not behind the surface the
+        last render saw at that pixel (a depth test against the same camera's depth).
+        """
+        if self._obs is None:
+            raise RuntimeError("MetaWorldEnv.project_points called before reset()")
+        if self._depth is None:
+            _, self._depth = self.view.render(self.data, depth=True)
+        xy, depth = self.view.project(self.data, self.points.world(self.data))
+        return xy, self.view.visibility(xy, depth, self._depth)
+
+    def close(self) -> None:
+        self.view.close()
+        self._env.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
