@@ -42,6 +42,9 @@ class CollectConfig:
             diversity); the executed, clipped action is what is recorded.
         detour_prob: per-step probability of starting a short random detour.
         detour_steps: length of a detour, in steps.
+        pix_fmt: video pixel format. yuv444p keeps full colour resolution, so the stored
+            frames match what the policy sees live (yuv420p, LeRobot's default, costs ~3-4
+            grey levels at 64², more on small details like Meta-World's button).
         overwrite: replace an existing `out` folder.
     """
 
@@ -60,6 +63,7 @@ class CollectConfig:
     action_noise: float = 0.0
     detour_prob: float = 0.0
     detour_steps: int = 6
+    pix_fmt: str = "yuv444p"
     overwrite: bool = False
 
     def __post_init__(self):
@@ -228,6 +232,13 @@ class ModelConfig:
             matches (e.g. /14 DINOv2 at 112² for a 8x8 grid).
         siglip, dino: the two towers; vision_feature_layer: which block's output is used
             (-1 last, -2 second-to-last as in Prismatic); later blocks are dropped.
+        vision_token_merge: m; every m x m block of patch features is concatenated into one LLM
+            token (space-to-depth, as InternVL's pixel shuffle): m² fewer tokens, no feature
+            dropped. 1 is Prismatic's one token per patch. The frame decoder always sees all patches.
+        future_tokens: what the inverse view reads for o_{t+n}: "frames" (its vision tokens) or
+            "delta" (its tokens minus o_t's, as CoMo's [F_t, F_{t+n} − F_t]): the same information,
+            but the change is explicit; with "frames" the latent of a from-scratch tiny model
+            did not wake up (see care.models.latent_vlm).
         freeze_vision: do not train the towers (sensible with pretrained ones).
     LLM:
         llm_path: local dir of a pretrained Llama + its tokenizer; None builds one from the
@@ -261,6 +272,8 @@ class ModelConfig:
     siglip: ViTConfig = field(default_factory=ViTConfig)
     dino: ViTConfig = field(default_factory=ViTConfig)
     vision_feature_layer: int = -1  # from-scratch towers: the last block; -2 (Prismatic) for pretrained
+    vision_token_merge: int = 2  # m x m patches -> one LLM token: 16 tokens per frame at 128² (CPU budget)
+    future_tokens: str = "delta"  # inverse view reads tokens(o_t+n) - tokens(o_t) (CoMo-style) | "frames"
     freeze_vision: bool = False
     # --- LLM (a transformers Llama) ---
     llm_path: str | None = None
@@ -280,7 +293,7 @@ class ModelConfig:
     decoder_heads: int = 4
     point_mode: str = "classification"
     point_bins: int = 64
-    point_max_disp: float = 0.25  # R / image side: ±32 px at 128², 1-px bins with 64 bins
+    point_max_disp: float = 0.125  # R / image side: ±16 px at 128², 0.5-px bins with 64 bins
     fourier_freqs: int = 6
     # --- objective ---
     objective: str = "multitask"
@@ -295,6 +308,8 @@ class ModelConfig:
             raise ValueError(f"objective must be multitask|frame|point, got {self.objective!r}")
         if self.point_mode not in ("classification", "regression"):
             raise ValueError(f"point_mode must be classification|regression, got {self.point_mode!r}")
+        if self.future_tokens not in ("frames", "delta"):
+            raise ValueError(f"future_tokens must be frames|delta, got {self.future_tokens!r}")
         if self.target_encoder not in ("ema", "frozen"):
             raise ValueError(f"target_encoder must be ema|frozen, got {self.target_encoder!r}")
         if self.image_size % self.patch_size:
@@ -303,6 +318,12 @@ class ModelConfig:
             )
         if self.hidden_size % self.num_heads:
             raise ValueError(f"hidden_size ({self.hidden_size}) must divide by num_heads ({self.num_heads})")
+        grid = self.image_size // self.patch_size
+        if self.vision_token_merge < 1 or grid % self.vision_token_merge:
+            raise ValueError(
+                f"vision_token_merge ({self.vision_token_merge}) must be >= 1 and divide the patch grid "
+                f"({self.image_size} / {self.patch_size} = {grid})"
+            )
         if self.decoder_width % self.decoder_heads:
             raise ValueError(
                 f"decoder_width ({self.decoder_width}) must divide by decoder_heads ({self.decoder_heads})"
@@ -438,7 +459,8 @@ class FinetuneConfig:
         freeze_vision: keep the vision towers and projector fixed (LoRA then only touches the
             LLM); False trains them fully.
         episodes_per_task: labelled episodes per task, chosen reproducibly by `seed`
-            (`select_episodes_per_task`); None uses every episode (the label-supervised reference).
+            (`select_episodes_per_task`) among the successful ones when the dataset records
+            success; None uses every (successful) episode: the label-supervised reference.
         chunk_size: H actions predicted at once; 1 reproduces the paper. `care eval` executes the
             chunk open loop or with temporal ensembling (EvalConfig.execution).
         head_layers, head_width, head_dropout: the residual MLP action head.

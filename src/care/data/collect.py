@@ -259,7 +259,11 @@ def collect_dataset(cfg: CollectConfig) -> CollectSummary:
     start = time.perf_counter()
     with atomic_dir(cfg.out, overwrite=cfg.overwrite) as tmp:
         writer = LeRobotDatasetWriter(
-            tmp, fps=METAWORLD_FPS, robot_type="sawyer", names={"action": ACTION_NAMES, "observation.state": STATE_NAMES}
+            tmp,
+            fps=METAWORLD_FPS,
+            robot_type="sawyer",
+            pix_fmt=cfg.pix_fmt,
+            names={"action": ACTION_NAMES, "observation.state": STATE_NAMES},
         )
         bar = tqdm(total=len(specs), unit="ep", desc="collect", dynamic_ncols=True, file=sys.stderr)
         try:

@@ -200,6 +200,7 @@ class LeRobotDatasetWriter:
         *,
         gop: int = V.DEFAULT_GOP,
         codec: str = V.DEFAULT_CODEC,
+        pix_fmt: str = "yuv420p",
         names: dict[str, list[str]] | None = None,
         data_file_size_mb: float = DEFAULT_DATA_FILE_SIZE_IN_MB,
         video_file_size_mb: float = DEFAULT_VIDEO_FILE_SIZE_IN_MB,
@@ -208,7 +209,7 @@ class LeRobotDatasetWriter:
         self.root = Path(root)
         self.fps = int(fps) if float(fps).is_integer() else float(fps)
         self.robot_type = robot_type
-        self.video_kw = {"crf": crf, "gop": gop, "codec": codec}
+        self.video_kw = {"crf": crf, "gop": gop, "codec": codec, "pix_fmt": pix_fmt}
         self.names = dict(names or {})
         self.data_file_size_mb = data_file_size_mb
         self.video_file_size_mb = video_file_size_mb
