@@ -1,0 +1,249 @@
+"""`care eval`: roll a fine-tuned policy out in Meta-World and report success per task.
+
+    care eval --policy runs/care_tiny_ft --tasks MT10 --episodes-per-task 20 --seed 1000 \
+              --output-dir runs/eval
+
+Episode i of every task resets the simulator with seed `cfg.seed + i`; those seeds must not be
+among the seeds of the episodes the policy was fine-tuned on (checked from the policy folder).
+Rollouts run in `cfg.workers` spawned processes, each holding one copy of the policy and one
+simulator; a tqdm bar counts finished episodes.
+
+Outputs in `cfg.output_dir`:
+    eval_info.json   LeRobot-like: "per_episode", "per_task", "overall", "video_paths", "policy"
+    eval.md          success per task as a Markdown table
+    success.png      bar chart of success per task
+    videos/<task>/episode_<i>.mp4   the first `videos_per_task` episodes of each task
+    config.yaml      the resolved EvalConfig
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from care.configs import EvalConfig
+from care.errors import ConfigError
+
+# --- one rollout job, and the worker that runs it ------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Job:
+    task: str
+    episode: int
+    seed: int
+    instruction: str
+    record: bool
+
+
+_WORKER: dict = {}  # per-process: policy, env, settings
+
+
+def _worker_init(settings: dict) -> None:
+    import torch
+
+    torch.set_num_threads(settings["threads"])
+    from care.policy import CarePolicy
+
+    _WORKER.clear()
+    _WORKER.update(settings)
+    _WORKER["policy"] = CarePolicy.from_pretrained(
+        settings["policy_dir"],
+        execution=settings["execution"],
+        n_action_steps=settings["n_action_steps"],
+        ensemble_decay=settings["ensemble_decay"],
+        device=settings["device"],
+    )
+    _WORKER["env"], _WORKER["env_name"] = None, None
+
+
+def _env_for(task: str):
+    """The worker's simulator for `task` (made once per task, the previous one closed)."""
+    if _WORKER["env_name"] != task:
+        from care.envs.metaworld import MetaWorldEnv
+
+        if _WORKER["env"] is not None:
+            _WORKER["env"].close()
+        _WORKER["env"] = MetaWorldEnv(
+            task, size=_WORKER["size"], camera=_WORKER["camera"], max_steps=_WORKER["max_steps"]
+        )
+        _WORKER["env_name"] = task
+    return _WORKER["env"]
+
+
+def _run_job(job: _Job) -> dict:
+    from care.evaluation.rollout import run_episode
+    from care.evaluation.video import write_mp4
+
+    env = _env_for(job.task)
+    res = run_episode(env, _WORKER["policy"], job.instruction, job.seed, _WORKER["max_steps"], record=job.record)
+    res.task, res.episode = job.task, job.episode
+    if job.record and res.frames:
+        path = Path(_WORKER["video_dir"]) / job.task / f"episode_{job.episode:03d}.mp4"
+        write_mp4(path, np.stack(res.frames), fps=_WORKER["video_fps"])
+        res.video_path = str(path)
+    return res.to_dict()
+
+
+def _worker_close() -> None:
+    if _WORKER.get("env") is not None:
+        _WORKER["env"].close()
+    _WORKER.clear()
+
+
+# --- aggregation ----------------------------------------------------------------------------
+
+
+def aggregate(episodes: list[dict], tasks: list[str]) -> dict:
+    """Per-task and overall success (%), mean episode length, mean summed reward when known."""
+
+    def _stats(rows: list[dict]) -> dict:
+        rewards = [r["sum_reward"] for r in rows if r["sum_reward"] is not None]
+        return {
+            "n_episodes": len(rows),
+            "pc_success": 100.0 * float(np.mean([r["success"] for r in rows])) if rows else float("nan"),
+            "avg_episode_length": float(np.mean([r["length"] for r in rows])) if rows else float("nan"),
+            "avg_sum_reward": float(np.mean(rewards)) if rewards else None,
+        }
+
+    per_task = []
+    for task in tasks:
+        rows = sorted((r for r in episodes if r["task"] == task), key=lambda r: r["episode_ix"])
+        per_task.append(
+            {
+                "task": task,
+                **_stats(rows),
+                "successes": [bool(r["success"]) for r in rows],
+                "seeds": [r["seed"] for r in rows],
+                "video_paths": [r["video_path"] for r in rows if r["video_path"]],
+            }
+        )
+    return {"per_task": per_task, "overall": _stats(episodes)}
+
+
+# --- the command ----------------------------------------------------------------------------
+
+
+def _jobs(cfg: EvalConfig, tasks: list[str]) -> list[_Job]:
+    from care.envs.metaworld import instruction_for
+
+    # the paraphrase is chosen by the seed, exactly as `care collect` chooses it
+    return [
+        _Job(task, i, cfg.seed + i, instruction_for(task, cfg.seed + i), i < cfg.videos_per_task)
+        for task in tasks
+        for i in range(cfg.episodes_per_task)
+    ]
+
+
+def _check_seeds(meta: dict, jobs: list[_Job]) -> None:
+    train_seeds: dict = meta.get("train_seeds") or {}
+    clashes = sorted({(j.task, j.seed) for j in jobs if j.seed in set(train_seeds.get(j.task, []))})
+    if clashes:
+        shown = ", ".join(f"{t} seed {s}" for t, s in clashes[:5])
+        raise ConfigError(
+            f"evaluation seeds overlap the policy's training episodes ({shown}{', ...' if len(clashes) > 5 else ''}); "
+            "pass a --seed beyond the collection seeds (e.g. --seed 1000)"
+        )
+
+
+def _recorded_size(meta: dict, policy: Path) -> int:
+    h, w = meta["frame_hw"]
+    if h != w:
+        raise ConfigError(f"{policy} was trained on {w}x{h} frames; Meta-World renders square ones: pass --size")
+    return int(h)
+
+
+def evaluate(cfg: EvalConfig) -> int:
+    from care.cli import save_config
+    from care.envs.metaworld import resolve_tasks
+    from care.evaluation.report import plot_success, write_markdown
+    from care.policy import read_policy_meta
+
+    if cfg.suite != "metaworld":
+        raise ConfigError(f"suite {cfg.suite!r} is not supported by `care eval` yet; use --suite metaworld")
+    meta = read_policy_meta(cfg.policy)  # fails early, with a clear message, on a bad folder
+    tasks = resolve_tasks(cfg.tasks)
+    H = int(meta["chunk_size"])
+    if cfg.n_action_steps is not None and not 1 <= cfg.n_action_steps <= H:
+        raise ConfigError(f"--n-action-steps={cfg.n_action_steps}, but {cfg.policy} predicts chunks of {H}: use 1..{H}")
+    jobs = _jobs(cfg, tasks)
+    _check_seeds(meta, jobs)
+    unseen = [t for t in tasks if meta.get("train_seeds") and t not in meta["train_seeds"]]
+    if unseen:
+        print(f"care eval: note: {cfg.policy} saw no labelled episode of {', '.join(unseen)}")
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out)
+
+    workers = min(cfg.workers, len(jobs))
+    settings = {
+        "policy_dir": str(cfg.policy),
+        "execution": cfg.execution,
+        "n_action_steps": cfg.n_action_steps,
+        "ensemble_decay": cfg.ensemble_decay,
+        "device": cfg.device,
+        "size": cfg.size or _recorded_size(meta, cfg.policy),
+        "camera": cfg.camera or meta["camera"],
+        "max_steps": cfg.max_steps,
+        "video_dir": str(out / "videos"),
+        "video_fps": cfg.video_fps,
+        "threads": max(1, (os.cpu_count() or 1) // workers),
+    }
+    os.environ.setdefault("MUJOCO_GL", "egl")  # inherited by spawned workers
+    t0 = time.perf_counter()
+    results: list[dict] = []
+    bar = tqdm(total=len(jobs), desc="eval", unit="ep", dynamic_ncols=True)
+    if workers == 1:
+        _worker_init(settings)
+        try:
+            for job in jobs:
+                results.append(_run_job(job))
+                bar.update(1)
+                bar.set_postfix(success=f"{100 * np.mean([r['success'] for r in results]):.0f}%")
+        finally:
+            _worker_close()
+    else:
+        ctx = mp.get_context("spawn")  # fork + MuJoCo/EGL + torch threads do not mix
+        # a worker's consecutive jobs share a simulator: hand out jobs in task-sized runs
+        with ctx.Pool(workers, initializer=_worker_init, initargs=(settings,)) as pool:
+            for r in pool.imap_unordered(_run_job, jobs, chunksize=max(1, cfg.episodes_per_task // workers)):
+                results.append(r)
+                bar.update(1)
+                bar.set_postfix(success=f"{100 * np.mean([x['success'] for x in results]):.0f}%")
+    bar.close()
+    eval_s = time.perf_counter() - t0
+
+    info = aggregate(results, tasks)
+    info["overall"].update({"eval_s": round(eval_s, 2), "eval_ep_s": round(eval_s / max(1, len(jobs)), 3)})
+    info["per_episode"] = sorted(results, key=lambda r: (tasks.index(r["task"]), r["episode_ix"]))
+    info["video_paths"] = [p for row in info["per_task"] for p in row["video_paths"]]
+    info["policy"] = {"path": str(cfg.policy), **{k: meta.get(k) for k in ("chunk_size", "pretrained", "episodes_per_task")}}
+    info["config"] = {
+        "execution": cfg.execution,
+        "n_action_steps": cfg.n_action_steps,
+        "ensemble_decay": cfg.ensemble_decay,
+        "max_steps": cfg.max_steps,
+        "seed": cfg.seed,
+        "episodes_per_task": cfg.episodes_per_task,
+        "size": settings["size"],
+        "camera": settings["camera"],
+    }
+    tmp = out / ".eval_info.json.tmp"
+    tmp.write_text(json.dumps(info, indent=2))
+    os.replace(tmp, out / "eval_info.json")
+    title = f"Success rate — {cfg.policy} ({cfg.episodes_per_task} episodes per task, seeds {cfg.seed}+)"
+    write_markdown(info, out / "eval.md", title=title)
+    plot_success(info, out / "success.png", title=str(cfg.policy))
+
+    from care.evaluation.report import markdown_table
+
+    print(markdown_table(info))
+    print(f"eval: {len(jobs)} episodes in {eval_s:.1f}s; results in {out}/eval_info.json, videos in {out}/videos")
+    return 0

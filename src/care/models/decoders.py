@@ -1,0 +1,209 @@
+"""The two decoders that read the latent action z (DESIGN §3, paper §2.2).
+
+    frame decoder: queries = o_t vision features (B,P,D) ─┐ blocks of          ┌─► Δ features (B,P,Dt)
+                                                           ├ [self-attn,        │  + target(o_t)
+    point decoder: queries = Fourier(x_t, y_t)   (B,N,F) ─┘  cross-attn to z,   └─► per-axis logits over
+                                                             MLP]                   displacement bins (B,N,2,nb)
+                                                                                    (or a (B,N,2) regression)
+
+Both predict the *change* from t to t+n and their output layers start at zero, so at init
+they predict exactly "nothing moves" (DESIGN §3: zero-init outputs helped the latent wake
+up). Deviations from the paper, and why:
+- the frame decoder outputs target(o_{t+n}) − target(o_t) added to the (stop-gradient) target
+  features of o_t: the baseline "next = current" is then the starting point, and all capacity
+  goes to the change, which is what z should carry;
+- the point decoder classifies the *displacement* per axis over bins in [−R, R] (R =
+  point_max_disp · image side), not the absolute coordinate over the image: 64 bins over a
+  128-px image are 2 px wide, coarser than the motion to see; soft (two-hot) labels keep
+  sub-bin precision and the prediction is the softmax-weighted bin centre.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from care.configs import ModelConfig
+
+
+def _init_linear(fc: nn.Linear, std: float | None = None) -> None:
+    nn.init.normal_(fc.weight, std=std if std is not None else 1.0 / math.sqrt(fc.in_features))
+    if fc.bias is not None:
+        nn.init.zeros_(fc.bias)
+
+
+class Attention(nn.Module):
+    """Multi-head attention via F.scaled_dot_product_attention; self- or cross- (context given)."""
+
+    def __init__(self, dim: int, heads: int, context_dim: int | None = None):
+        super().__init__()
+        assert dim % heads == 0, f"width {dim} must divide by heads {heads}"
+        self.heads = heads
+        self.q = nn.Linear(dim, dim)
+        # no key bias: it shifts all of a query's logits equally, softmax ignores it, and its
+        # gradient is float noise that Adam would turn into random steps
+        self.k = nn.Linear(context_dim or dim, dim, bias=False)
+        self.v = nn.Linear(context_dim or dim, dim)
+        self.proj = nn.Linear(dim, dim)
+        for fc in (self.q, self.k, self.v, self.proj):
+            _init_linear(fc)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                key_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B,T,C); context (B,S,Cc) or None (self); key_mask (B,S) bool, True = attend."""
+        B, T, C = x.shape
+        ctx = x if context is None else context
+        q = self.q(x).view(B, T, self.heads, C // self.heads).transpose(1, 2)  # (B, nh, T, hs)
+        k, v = self.k(ctx), self.v(ctx)
+        k = k.view(B, ctx.shape[1], self.heads, C // self.heads).transpose(1, 2)  # (B, nh, S, hs)
+        v = v.view(B, ctx.shape[1], self.heads, C // self.heads).transpose(1, 2)  # (B, nh, S, hs)
+        mask = None if key_mask is None else key_mask[:, None, None, :]  # (B, 1, 1, S)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, T, hs)
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
+
+
+class MLP(nn.Module):
+    def __init__(self, dim: int, mult: int = 4):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, mult * dim)
+        self.fc2 = nn.Linear(mult * dim, dim)
+        _init_linear(self.fc1)
+        _init_linear(self.fc2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class DecoderBlock(nn.Module):
+    """Pre-LN: self-attention among queries, cross-attention to z, MLP."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.ln1, self.ln2, self.ln3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.self_attn = Attention(dim, heads)
+        self.cross_attn = Attention(dim, heads)
+        self.mlp = MLP(dim)
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.self_attn(self.ln1(x), key_mask=mask)  # (B, T, C); mask: (B, T) real queries
+        x = x + self.cross_attn(self.ln2(x), z)  # z: (B, K, C)
+        return x + self.mlp(self.ln3(x))
+
+
+class LatentContext(nn.Module):
+    """z (B,K,latent_dim) -> keys/values (B,K,C) for cross-attention."""
+
+    def __init__(self, latent_dim: int, num_latents: int, dim: int):
+        super().__init__()
+        self.proj = nn.Linear(latent_dim, dim)
+        self.pos = nn.Parameter(torch.zeros(num_latents, dim))  # which of the K latents
+        self.ln = nn.LayerNorm(dim)
+        _init_linear(self.proj)
+        nn.init.normal_(self.pos, std=dim ** -0.5)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.ln(self.proj(z) + self.pos)  # (B, K, C)
+
+
+class FrameDecoder(nn.Module):
+    """o_t features + z -> predicted target features of o_{t+n}."""
+
+    def __init__(self, cfg: ModelConfig, feature_dim: int, target_dim: int, num_patches: int):
+        super().__init__()
+        C = cfg.decoder_width
+        self.inp = nn.Linear(feature_dim, C)
+        self.pos = nn.Parameter(torch.zeros(num_patches, C))
+        self.context = LatentContext(cfg.latent_dim, cfg.num_latents, C)
+        self.blocks = nn.ModuleList(DecoderBlock(C, cfg.decoder_heads) for _ in range(cfg.decoder_layers))
+        self.ln_f = nn.LayerNorm(C)
+        self.out = nn.Linear(C, target_dim)
+        _init_linear(self.inp)
+        nn.init.normal_(self.pos, std=C ** -0.5)
+        nn.init.zeros_(self.out.weight)  # start at "next = current" (DESIGN §3)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, feats: torch.Tensor, z: torch.Tensor, current_target: torch.Tensor) -> torch.Tensor:
+        """feats (B,P,D) online features of o_t; z (B,K,Dz); current_target (B,P,Dt) -> (B,P,Dt)."""
+        x = self.inp(feats) + self.pos  # (B, P, C)
+        ctx = self.context(z)  # (B, K, C)
+        for block in self.blocks:
+            x = block(x, ctx)
+        return current_target + self.out(self.ln_f(x))  # (B, P, Dt)
+
+
+class FourierEmbedding(nn.Module):
+    """(x, y) in [-1, 1] -> [sin, cos] at octave frequencies, plus the raw coordinates."""
+
+    def __init__(self, num_freqs: int):
+        super().__init__()
+        self.register_buffer("freqs", (2.0 ** torch.arange(num_freqs)) * math.pi, persistent=False)
+        self.dim = 2 + 4 * num_freqs
+
+    def forward(self, xy: torch.Tensor) -> torch.Tensor:
+        ang = xy.unsqueeze(-1) * self.freqs  # (B, N, 2, F)
+        emb = torch.cat([ang.sin(), ang.cos()], dim=-1).flatten(-2)  # (B, N, 4F)
+        return torch.cat([xy, emb], dim=-1)  # (B, N, 2 + 4F)
+
+
+class PointDecoder(nn.Module):
+    """Point coordinates at t + z -> displacement to t+n, per axis (bins or regression)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        C = cfg.decoder_width
+        self.mode = cfg.point_mode
+        self.bins = cfg.point_bins
+        self.image_size = cfg.image_size
+        self.max_disp = cfg.point_max_disp * cfg.image_size  # R, pixels
+        self.fourier = FourierEmbedding(cfg.fourier_freqs)
+        self.inp = nn.Sequential(nn.Linear(self.fourier.dim, C), nn.GELU(), nn.Linear(C, C))
+        self.context = LatentContext(cfg.latent_dim, cfg.num_latents, C)
+        self.blocks = nn.ModuleList(DecoderBlock(C, cfg.decoder_heads) for _ in range(cfg.decoder_layers))
+        self.ln_f = nn.LayerNorm(C)
+        self.out = nn.Linear(C, 2 * (self.bins if self.mode == "classification" else 1))
+        _init_linear(self.inp[0])
+        _init_linear(self.inp[2])
+        nn.init.zeros_(self.out.weight)  # uniform bins / zero displacement: "points do not move"
+        nn.init.zeros_(self.out.bias)
+        self.register_buffer("centres", torch.linspace(-self.max_disp, self.max_disp, self.bins), persistent=False)
+
+    def forward(self, points: torch.Tensor, z: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """points (B,N,2) pixels at t; z (B,K,Dz); valid (B,N) bool, False for padding (a batch
+        mixes tasks with different point counts) -> logits (B,N,2,bins) or normalised Δ (B,N,2)."""
+        xy = points / self.image_size * 2.0 - 1.0  # pixels -> [-1, 1]
+        x = self.inp(self.fourier(xy))  # (B, N, C)
+        ctx = self.context(z)
+        for block in self.blocks:
+            x = block(x, ctx, valid)
+        out = self.out(self.ln_f(x))
+        if self.mode == "classification":
+            return out.view(*out.shape[:2], 2, self.bins)  # (B, N, 2, bins)
+        return out.view(*out.shape[:2], 2)  # (B, N, 2), displacement / R
+
+    def displacement(self, out: torch.Tensor) -> torch.Tensor:
+        """Decoder output -> predicted displacement in pixels (B, N, 2)."""
+        if self.mode == "classification":
+            return (out.float().softmax(dim=-1) * self.centres).sum(dim=-1)  # expected bin centre
+        return out.float() * self.max_disp
+
+    def loss(self, out: torch.Tensor, disp: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
+        """Per-sample loss (B,): masked mean over visible points and both axes.
+
+        classification: cross-entropy against two-hot labels on the bins (softmax likelihood);
+        regression: squared error of displacement / R (Gaussian likelihood).
+        """
+        if self.mode == "classification":
+            u = (disp.clamp(-self.max_disp, self.max_disp) + self.max_disp) / (2 * self.max_disp) * (self.bins - 1)
+            lo = u.floor().clamp(max=self.bins - 2)
+            w = (u - lo).unsqueeze(-1)  # weight of the upper bin
+            logp = out.float().log_softmax(dim=-1)  # (B, N, 2, bins)
+            lo = lo.long().unsqueeze(-1)
+            nll = -((1 - w) * logp.gather(-1, lo) + w * logp.gather(-1, lo + 1)).squeeze(-1)  # (B, N, 2)
+        else:
+            nll = (out.float() - disp / self.max_disp).pow(2)  # (B, N, 2)
+        m = visible.to(nll.dtype)  # (B, N)
+        per_point = nll.mean(dim=-1)  # (B, N)
+        return (per_point * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)  # (B,)

@@ -1,0 +1,28 @@
+"""Loading `transformers` parts (SigLIP, DINOv2, Llama) from local directories only.
+
+care never fetches from a hub: a path must be a folder written by `save_pretrained`.
+A path "config-only:DIR" builds the part from DIR/config.json with fresh weights; CARE
+checkpoints use it, since their own model.safetensors holds every weight.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from care.errors import ConfigError
+
+CONFIG_ONLY = "config-only:"
+
+
+def load_hf_model(model_cls, path: str, what: str):
+    if path.startswith(CONFIG_ONLY):
+        config = model_cls.config_class.from_pretrained(path[len(CONFIG_ONLY):])
+        config._attn_implementation = "sdpa"
+        return model_cls(config)
+    p = Path(path).expanduser()
+    if not (p / "config.json").is_file():
+        raise ConfigError(
+            f"{what} weights: {p} is not a local `save_pretrained` directory (no config.json). "
+            "care never downloads weights: point the path at a folder saved with save_pretrained."
+        )
+    return model_cls.from_pretrained(str(p), attn_implementation="sdpa")

@@ -1,0 +1,314 @@
+"""`care finetune`: a latent VLM + action head trained on a few labelled episodes (paper §2.3).
+
+    care finetune --pretrained runs/care_tiny --dataset data/mt10 --episodes-per-task 5 --output-dir runs/care_tiny_ft
+    care finetune --config configs/finetune/no_pretrain.yaml ...        (same architecture, from scratch)
+    care finetune --config configs/finetune/label_supervised.yaml ...   (every episode's actions)
+    accelerate launch --num_processes 2 --cpu -m care finetune ...      (same script, DDP over gloo)
+
+What is trained: the policy view of the latent VLM feeds the K placeholder hidden states to a
+residual-MLP action head that predicts H normalised actions (L1 loss). The LLM gets LoRA
+adapters (`lora.enabled=false` trains all of it); the vision towers and projector train fully
+unless `freeze_vision`. The latent projection to z and the decoders are not used.
+
+Which data: only the `episodes_per_task` labelled episodes per task picked by
+`select_episodes_per_task(dataset, k, seed)` (successful episodes only, when the dataset
+records success) are ever read — their frames, instructions and actions. The action bounds
+(q01 / q99 per dimension) come from those episodes alone.
+
+Writes into output_dir:
+    config.yaml                the resolved FinetuneConfig
+    finetune_state.json        what fixes the weights' shapes and the data (checked on --resume)
+    checkpoints/step_*/        atomic training checkpoints (care.training.checkpoint), LoRA unmerged
+    tensorboard/, train_log.jsonl   loss, grad norm, lr, samples/s
+    the policy folder          config.json, policy_config.json, model.safetensors (LoRA merged),
+                               normalizer.json, tokenizer files (care.policy)
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from torch.utils.data._utils.collate import default_collate
+
+from care.configs import FinetuneConfig
+from care.errors import ConfigError, DatasetError
+from care.evaluation.normalize import ActionNormalizer, fit_action_normalizer
+from care.models.action_head import ActionHead, ActionHeadConfig, l1_action_loss
+from care.policy import CareVLA, apply_lora, check_state_fits, merge_lora, save_policy
+from care.training.batching import StepBatchSampler
+from care.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from care.training.loop_utils import (RunLogger, Throughput, build_optimizer, ensure_finite, grad_norm_and_clip,
+                                      make_accelerator, warmup_cosine)
+
+STATE_NAME = "finetune_state.json"
+BATCH_KEYS = ("obs", "instruction", "actions", "action_is_pad")  # nothing else reaches the model
+
+
+def collate_finetune(items: list[dict]) -> dict:
+    return default_collate([{k: it[k] for k in BATCH_KEYS} for it in items])
+
+
+# ----------------------------------------------------------------------------------------
+# Data: the labelled episodes
+# ----------------------------------------------------------------------------------------
+
+
+def labelled_episodes(ds, k: int | None, seed: int) -> list[int]:
+    """k successful episodes per task (None: all of them), chosen reproducibly by seed."""
+    from care.data.clips import select_episodes_per_task
+
+    failed = [e for e in ds.episode_indices if ds.episode_meta(e).get("success") is False]
+    episodes = select_episodes_per_task(ds, k, seed, exclude=failed)
+    if not episodes:
+        raise DatasetError(f"{ds.root}: no successful labelled episodes to fine-tune on")
+    return episodes
+
+
+def train_seeds(ds, episodes: list[int]) -> dict[str, list[int]]:
+    """{env_name or task: [collection seeds]} of the episodes a policy saw (for `care eval`)."""
+    out: dict[str, list[int]] = {}
+    for e in episodes:
+        meta = ds.episode_meta(e)
+        if meta.get("seed") is not None:
+            out.setdefault(str(meta.get("env_name") or ds.episode_task(e)), []).append(int(meta["seed"]))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+# ----------------------------------------------------------------------------------------
+# Model: pretrained or from scratch, head, LoRA, what trains
+# ----------------------------------------------------------------------------------------
+
+
+def build_vlm(cfg: FinetuneConfig, instructions: list[str], out: Path, accelerator):
+    """The latent VLM: from a `care pretrain` folder, or built from `cfg.model` ("none")."""
+    from care.models.latent_vlm import LatentVLM
+    from care.models.tokenizer import build_tokenizer, load_tokenizer
+
+    if str(cfg.pretrained).lower() != "none":
+        from care.models.care import CareModel
+
+        path = Path(cfg.pretrained)
+        if (path / "policy_config.json").is_file():
+            raise ConfigError(f"{path} is already a fine-tuned policy; --pretrained takes a `care pretrain` folder")
+        return CareModel.from_pretrained(path).vlm  # decoders and target encoder are dropped
+    if cfg.resume and (out / "tokenizer.json").is_file():
+        tokenizer = load_tokenizer(out)
+    else:  # trained on the labelled episodes' instructions only; deterministic in every process
+        tokenizer = build_tokenizer(cfg.model, instructions)
+    if accelerator.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        tokenizer.save_pretrained(str(out))
+    return LatentVLM(cfg.model, tokenizer)
+
+
+def build_policy_model(cfg: FinetuneConfig, vlm, action_dim: int) -> CareVLA:
+    head = ActionHead(ActionHeadConfig(
+        input_dim=vlm.hidden_size, num_latents=vlm.cfg.num_latents, action_dim=action_dim,
+        chunk_size=cfg.chunk_size, width=cfg.head_width, num_blocks=cfg.head_layers, dropout=cfg.head_dropout,
+    ))
+    model = CareVLA(vlm, head)
+    model.requires_grad_(True)
+    if cfg.lora.enabled:
+        apply_lora(model, cfg.lora)  # freezes the LLM's base weights
+    if cfg.freeze_vision or vlm.cfg.freeze_vision:
+        vlm.vision.requires_grad_(False)
+        vlm.projector.requires_grad_(False)
+    # z = latent_proj(hidden) is the pretraining target; the head reads `hidden` itself, so the
+    # projection gets no gradient (and would trip DDP's unused-parameter check)
+    vlm.latent_proj.requires_grad_(False)
+    return model
+
+
+def run_signature(cfg: FinetuneConfig, model_cfg, episodes: list[int]) -> dict:
+    """What fixes the weights' names and shapes and the data: a resumed run must match it."""
+    return {
+        "pretrained": str(cfg.pretrained),
+        "model": dataclasses.asdict(model_cfg),
+        "chunk_size": cfg.chunk_size,
+        "head_layers": cfg.head_layers,
+        "head_width": cfg.head_width,
+        "lora": {"enabled": cfg.lora.enabled, "rank": cfg.lora.rank,
+                 "target_modules": list(cfg.lora.target_modules)} if cfg.lora.enabled else {"enabled": False},
+        "dataset": str(cfg.dataset),
+        "episodes": episodes,
+        "action_quantiles": list(cfg.action_quantiles),
+    }
+
+
+def _diff(a, b, prefix="") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in _diff(a.get(k), b.get(k), f"{prefix}{k}.")]
+    return [] if a == b else [f"{prefix.rstrip('.')}: {_short(a)} (checkpoint) vs {_short(b)} (now)"]
+
+
+def _short(v) -> str:
+    s = repr(v)
+    return s if len(s) < 60 else s[:57] + "..."
+
+
+def check_resume(out: Path, signature: dict) -> None:
+    file = out / STATE_NAME
+    if not file.is_file():
+        return
+    saved = json.loads(file.read_text())["signature"]
+    diff = _diff(saved, json.loads(json.dumps(signature)))
+    if diff:
+        raise ConfigError(
+            f"--resume: the checkpoints in {out} were made with another fine-tuning config: "
+            + "; ".join(diff[:6]) + (f" (+{len(diff) - 6} more)" if len(diff) > 6 else "")
+            + ". Resume with the original config, or choose a new --output-dir."
+        )
+
+
+# ----------------------------------------------------------------------------------------
+# The command
+# ----------------------------------------------------------------------------------------
+
+
+def finetune(cfg: FinetuneConfig) -> int:
+    from care.cli import save_config
+    from care.data.clips import ClipDataset
+    from care.data.lerobot import LeRobotDataset
+
+    acc = make_accelerator(cfg.mixed_precision, cfg.seed)
+    out = Path(cfg.output_dir)
+    if not cfg.resume and (latest_checkpoint(out / "checkpoints") or (out / "policy_config.json").is_file()):
+        raise ConfigError(  # as LeRobot: never train over a finished or interrupted run by accident
+            f"{out} already holds a fine-tuning run; pass --resume to continue it, "
+            "or choose another --output-dir (or delete this one)"
+        )
+    ds = LeRobotDataset(cfg.dataset)
+    if not ds.has_actions:
+        raise DatasetError(f"{cfg.dataset}: this dataset has no actions; fine-tuning needs labelled episodes")
+    episodes = labelled_episodes(ds, cfg.episodes_per_task, cfg.seed)
+    instructions = [ds.episode_task(e) for e in episodes]
+
+    vlm = build_vlm(cfg, instructions, out, acc)
+    model_cfg = vlm.cfg
+    signature = run_signature(cfg, model_cfg, episodes)
+    if cfg.resume:
+        check_resume(out, signature)
+    if acc.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out)
+        (out / STATE_NAME).write_text(json.dumps({"signature": signature}, indent=2))
+
+    clip = cfg.clip
+    if clip.image_size is not None and clip.image_size != model_cfg.image_size:
+        raise ConfigError(
+            f"clip.image_size={clip.image_size} but the model takes {model_cfg.image_size}² images: "
+            "leave clip.image_size unset (frames are resized to the model's size)"
+        )
+    clip = dataclasses.replace(clip, image_size=model_cfg.image_size)
+    train_ds = ClipDataset(ds, frame_interval=0, action_horizon=cfg.chunk_size, clip=clip, episodes=episodes,
+                           require_actions=True)
+    normalizer = fit_action_normalizer([ds.episode_actions(e) for e in episodes], *cfg.action_quantiles)
+    model = build_policy_model(cfg, vlm, normalizer.action_dim)
+
+    meta = {
+        "pretrained": str(cfg.pretrained),
+        "dataset": str(cfg.dataset),
+        "episodes_per_task": cfg.episodes_per_task,
+        "camera": train_ds.camera,
+        "frame_hw": list(train_ds.stored_hw),  # (H, W) as recorded: `care eval` renders at this size
+        "fps": ds.fps,
+        "train_episodes": episodes,
+        "train_seeds": train_seeds(ds, episodes),
+        "lora": dataclasses.asdict(cfg.lora) if cfg.lora.enabled else None,
+    }
+    run_finetuning(cfg, model, normalizer, train_ds, acc, meta)
+    return 0
+
+
+def run_finetuning(cfg: FinetuneConfig, model: CareVLA, normalizer: ActionNormalizer, train_ds, acc,
+                   meta: dict) -> float:
+    """The loop (the tests call it on micro datasets); returns the last logged loss."""
+    out = Path(cfg.output_dir)
+    ckpt_root = out / "checkpoints"
+    sampler_kw = dict(num_items=len(train_ds), batch_size=cfg.batch_size, num_processes=acc.num_processes,
+                      process_index=acc.process_index, seed=cfg.seed)
+    optimizer = build_optimizer(model, cfg.optim)
+    scheduler = warmup_cosine(optimizer, cfg.optim.warmup_steps, cfg.steps, cfg.optim.min_lr_ratio)
+    start = 0
+    ckpt = latest_checkpoint(ckpt_root) if cfg.resume else None
+    if cfg.resume and ckpt is None and acc.is_main_process:
+        print(f"care finetune: --resume: no checkpoint under {ckpt_root}, starting from step 0")
+    if ckpt is not None:
+        from safetensors.torch import load_file
+
+        check_state_fits(model, load_file(str(ckpt / "model.safetensors")), str(ckpt / "model.safetensors"),
+                         hint="Resume with the config that made it, or choose a new --output-dir.")
+        start = int(load_checkpoint(ckpt, model, optimizer, scheduler, acc)["step"])
+    model = model.to(acc.device)
+    ddp_model, optimizer = acc.prepare(model, optimizer)
+    net = acc.unwrap_model(ddp_model)
+
+    loader = DataLoader(
+        train_ds,
+        batch_sampler=StepBatchSampler(**sampler_kw, start_step=start, num_steps=max(cfg.steps - start, 0)),
+        num_workers=cfg.num_workers,
+        collate_fn=collate_finetune,
+    )
+    n_train = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    n_all = sum(p.numel() for p in net.parameters())
+    log = RunLogger(out, cfg.steps, start, enabled=acc.is_main_process, desc="finetune")
+    log.write(
+        f"care finetune: {n_train / 1e6:.2f}M of {n_all / 1e6:.2f}M parameters trainable"
+        f"{' (LoRA on the LLM)' if cfg.lora.enabled else ''}, {len(meta['train_episodes'])} labelled episodes, "
+        f"{len(train_ds)} samples, chunk {cfg.chunk_size}, {acc.num_processes} process(es)"
+        + (f", resumed at step {start}" if start else "")
+    )
+    hint = "Lower --optim.lr or raise --optim.warmup-steps, then resume with --resume."
+
+    window, n_window, last_loss = {"loss": 0.0, "grad_norm": 0.0}, 0, float("nan")
+    speed = Throughput()
+    step = start
+    ddp_model.train()
+    for step, batch in zip(range(start, cfg.steps), loader):
+        obs = batch["obs"].to(acc.device)
+        target = normalizer.normalize(batch["actions"].to(acc.device))  # (B, H, A) in [-1, 1]
+        with acc.autocast():
+            pred = ddp_model(obs, batch["instruction"])  # (B, H, A)
+        loss = l1_action_loss(pred.float(), target, batch["action_is_pad"].to(acc.device))
+        ensure_finite(acc, loss, step, "loss", hint)
+        acc.backward(loss)
+        gnorm = grad_norm_and_clip(acc, ddp_model.parameters(), cfg.optim.grad_clip)
+        ensure_finite(acc, gnorm, step, "gradient norm", hint)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        speed.add(cfg.batch_size * acc.num_processes)
+        window["loss"] += float(loss.detach())
+        window["grad_norm"] += float(gnorm)
+        n_window += 1
+        done = step + 1
+        if done % max(cfg.log_every, 1) == 0 or done == cfg.steps:
+            vals = torch.tensor([window["loss"] / n_window, window["grad_norm"] / n_window], dtype=torch.float64,
+                                device=acc.device)
+            if acc.num_processes > 1:
+                vals = acc.reduce(vals, reduction="mean")
+            last_loss = float(vals[0])
+            log.scalars(done, {"l1": last_loss, "grad_norm": float(vals[1]), "lr": scheduler.get_last_lr()[0],
+                               "samples_per_s": speed.rate()})
+            log.progress(0, l1=last_loss)
+            window, n_window = {"loss": 0.0, "grad_norm": 0.0}, 0
+        log.progress(1)
+        if cfg.save_every and done % cfg.save_every == 0 and done < cfg.steps:
+            speed.pause(lambda: save_checkpoint(ckpt_root, done, net, optimizer, scheduler, {}, acc,
+                                                cfg.keep_checkpoints))
+
+    final_step = max(step + 1, start) if cfg.steps > start else start
+    if cfg.save_every and final_step > start:
+        save_checkpoint(ckpt_root, final_step, net, optimizer, scheduler, {}, acc, cfg.keep_checkpoints)
+    if acc.is_main_process:
+        deploy = merge_lora(copy.deepcopy(net).cpu().eval())  # the training copy keeps its adapters
+        save_policy(out, deploy, normalizer, {**meta, "steps": final_step, "final_l1": last_loss})
+        log.write(f"care finetune: policy saved to {out} (load it with CarePolicy.from_pretrained)")
+    acc.wait_for_everyone()
+    log.close()
+    return last_loss

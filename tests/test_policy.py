@@ -1,0 +1,159 @@
+"""CarePolicy: batched / unbatched actions, the chunk queue, resizing, LoRA merge, bad folders."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from care.configs import FinetuneConfig, LoRAConfig
+from care.data.clips import resize_frames
+from care.errors import ConfigError
+from care.evaluation.normalize import fit_action_normalizer
+from care.models.care import CareModel
+from care.models.latent_vlm import LatentVLM
+from care.models.presets import get_preset
+from care.models.tokenizer import train_bpe_tokenizer
+from care.policy import CarePolicy, CareVLA, has_lora, merge_lora, save_policy
+from care.training.finetune import build_policy_model
+
+INSTR = ["close the drawer", "press the button from the top"]
+META = {"camera": "corner", "frame_hw": [48, 48], "train_seeds": {}, "pretrained": "none"}
+
+
+def micro_model(chunk_size=3, lora=True, seed=0) -> CareVLA:
+    torch.manual_seed(seed)
+    mcfg = get_preset("micro")
+    vlm = LatentVLM(mcfg, train_bpe_tokenizer(INSTR, mcfg.vocab_size))
+    cfg = FinetuneConfig(pretrained="none", chunk_size=chunk_size, head_width=32,
+                         lora=LoRAConfig(enabled=lora, rank=4, alpha=8))
+    model = build_policy_model(cfg, vlm, action_dim=4)
+    with torch.no_grad():  # move every weight off its init so LoRA's B != 0 and the head is not ~0
+        for n, p in model.named_parameters():
+            if "lora_B" in n or n.startswith("head.out_proj"):
+                p.normal_(0, 0.3)
+    return model.eval()
+
+
+def normalizer():
+    rng = np.random.default_rng(0)
+    return fit_action_normalizer(rng.uniform(-1, 1, size=(500, 4)) * np.array([1.0, 0.5, 2.0, 0.0]))
+
+
+@pytest.fixture(scope="module")
+def policy_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("policy")
+    save_policy(out, merge_lora(micro_model()), normalizer(), META)
+    return out
+
+
+def images(B=2, size=48, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, size=(B, size, size, 3), dtype=np.uint8)
+
+
+def test_unbatched_and_batched_agree(policy_dir):
+    policy = CarePolicy.from_pretrained(policy_dir)
+    imgs = images(2)
+    batched = policy.select_action(imgs, INSTR)
+    assert batched.shape == (2, 4) and batched.dtype == np.float32
+    for i in range(2):
+        policy.reset()
+        one = policy.select_action(imgs[i], INSTR[i])
+        assert one.shape == (4,)
+        np.testing.assert_allclose(one, batched[i], atol=1e-5)
+    norm = policy.normalizer
+    assert np.all(batched >= norm.low - 1e-6) and np.all(batched <= norm.high + 1e-6)
+    assert np.all(batched[:, 3] == norm.low[3])  # the zero-width dim un-normalises to its constant
+    with pytest.raises(ValueError, match="without reset"):
+        policy.select_action(imgs, INSTR)  # batch of 2 after a batch of 1
+    with pytest.raises(ValueError, match="instruction"):
+        policy.select_action(imgs[0], INSTR)
+
+
+def test_chunk_queue_plans_every_H_calls_and_ensemble_every_call(policy_dir):
+    for execution, expected_calls in (("chunk", 3), ("ensemble", 7)):
+        policy = CarePolicy.from_pretrained(policy_dir, execution=execution)
+        calls = []
+        forward = policy.model.forward
+        policy.model.forward = lambda obs, instr: calls.append(1) or forward(obs, instr)
+        img = images(1)[0]
+        chunk = policy.predict_chunk(img[None], INSTR[:1])[0]  # (H=3, A): what the queue holds
+        calls.clear()
+        policy.reset()
+        out = [policy.select_action(img, INSTR[0]) for _ in range(7)]
+        assert len(calls) == expected_calls, execution
+        if execution == "chunk":  # same image: each chunk is the same, executed in order
+            for t in range(7):
+                np.testing.assert_allclose(out[t], chunk[t % 3], atol=1e-5)
+        else:  # same prediction every step: blending identical predictions changes nothing
+            np.testing.assert_allclose(out[0], chunk[0], atol=1e-5)
+            w = np.exp(-0.1 * np.arange(3))
+            np.testing.assert_allclose(out[4], (w * chunk[::-1, :].T).sum(-1) / w.sum(), atol=1e-5)
+
+
+def test_images_are_resized_like_the_training_clips(policy_dir):
+    policy = CarePolicy.from_pretrained(policy_dir)
+    seen = []
+    forward = policy.model.forward
+    policy.model.forward = lambda obs, instr: seen.append(obs.clone()) or forward(obs, instr)
+    img = images(1, size=48)[0]
+    policy.select_action(img, INSTR[0])
+    assert seen[0].shape == (1, 3, 32, 32) and seen[0].dtype == torch.uint8
+    expected = torch.from_numpy(resize_frames(img[None], 32).transpose(0, 3, 1, 2).copy())
+    assert torch.equal(seen[0], expected)
+    with pytest.raises(ValueError, match="uint8"):
+        policy.select_action(img.astype(np.float32), INSTR[0])
+
+
+def test_lora_merge_gives_the_same_actions(tmp_path):
+    model = micro_model(lora=True)
+    assert has_lora(model)
+    obs = torch.from_numpy(images(3, size=32).transpose(0, 3, 1, 2).copy())
+    instr = [INSTR[0], INSTR[1], INSTR[0]]
+    with torch.no_grad():
+        unmerged = model(obs, instr)
+        merged_model = merge_lora(copy.deepcopy(model))
+        assert not has_lora(merged_model)
+        merged = merged_model(obs, instr)
+    assert (unmerged - model.head(model.vlm.encode(obs, instr)[1])).abs().max() == 0
+    torch.testing.assert_close(merged, unmerged, atol=1e-5, rtol=0)
+    # the adapters do matter: without them the actions differ
+    with torch.no_grad(), model.vlm.llm.disable_adapter():
+        assert (model(obs, instr) - unmerged).abs().max() > 1e-3
+    # and the saved, merged policy reproduces the unmerged training model
+    norm = normalizer()
+    save_policy(tmp_path, merged_model, norm, META)
+    policy = CarePolicy.from_pretrained(tmp_path)
+    got = policy.predict_chunk(obs.permute(0, 2, 3, 1).numpy(), instr)
+    np.testing.assert_allclose(got, norm.unnormalize(unmerged.numpy().astype(np.float64)), atol=1e-5)
+
+
+def test_bad_folders_error_clearly(tmp_path, policy_dir):
+    with pytest.raises(ConfigError, match="not found"):
+        CarePolicy.from_pretrained(tmp_path / "missing")
+    # a pretraining checkpoint is not a policy
+    mcfg = get_preset("micro")
+    CareModel(mcfg, train_bpe_tokenizer(INSTR, mcfg.vocab_size)).save_pretrained(tmp_path / "pre")
+    with pytest.raises(ConfigError, match="not a policy.*care finetune --pretrained"):
+        CarePolicy.from_pretrained(tmp_path / "pre")
+    # weights from a run with another config (chunk size 5 vs 3)
+    other = tmp_path / "other"
+    save_policy(other, merge_lora(micro_model(chunk_size=5)), normalizer(), META)
+    mixed = tmp_path / "mixed"
+    import shutil
+
+    shutil.copytree(policy_dir, mixed)
+    shutil.copy(other / "model.safetensors", mixed / "model.safetensors")
+    with pytest.raises(ConfigError, match=r"does not fit.*head\.out_proj.*re-run `care finetune`"):
+        CarePolicy.from_pretrained(mixed)
+    # a head that does not fit the VLM it sits on
+    meta = json.loads((policy_dir / "policy_config.json").read_text())
+    meta["head"]["input_dim"] += 1
+    shutil.copytree(policy_dir, tmp_path / "mixed2")
+    (tmp_path / "mixed2" / "policy_config.json").write_text(json.dumps(meta))
+    with pytest.raises(ConfigError, match="mixes files of two runs"):
+        CarePolicy.from_pretrained(tmp_path / "mixed2")

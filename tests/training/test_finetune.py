@@ -1,0 +1,150 @@
+"""Micro fine-tuning end to end: outputs, labelled episodes only, resume, errors, a 1-episode eval."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from care.cli import main, parse_config
+from care.configs import EvalConfig, FinetuneConfig, LoRAConfig
+from care.data.clips import select_episodes_per_task
+from care.data.lerobot import LeRobotDataset
+from care.errors import ConfigError
+from care.models.care import CareModel
+from care.models.presets import get_preset
+from care.models.tokenizer import train_bpe_tokenizer
+from care.policy import CarePolicy
+from care.training import finetune as F
+
+
+def micro_config(root, out, **kw) -> FinetuneConfig:
+    cfg = parse_config(FinetuneConfig, ["--config", "configs/finetune/care_micro.yaml"])
+    cfg = dataclasses.replace(cfg, dataset=root, output_dir=out, steps=8, log_every=1, save_every=0)
+    return dataclasses.replace(cfg, **kw)
+
+
+def read_log(out) -> dict[int, dict]:
+    rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines() if line.strip()]
+    return {r["step"]: r for r in rows}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    from helpers import make_dataset
+
+    # 6 episodes, 2 tasks (seeds 0..5; seeds 2 and 5 are marked failed)
+    return make_dataset(tmp_path_factory.mktemp("data"), episodes=6, T=16, size=32, with_tracks=False)
+
+
+def test_finetune_writes_a_policy_from_labelled_episodes_only(dataset, tmp_path, monkeypatch):
+    read = []
+    real = LeRobotDataset.episode_actions
+    monkeypatch.setattr(LeRobotDataset, "episode_actions", lambda self, ep: read.append(int(ep)) or real(self, ep))
+    out = tmp_path / "run"
+    cfg = micro_config(dataset, out, steps=12, episodes_per_task=1)
+    assert F.finetune(cfg) == 0
+
+    ds = LeRobotDataset(dataset)
+    failed = [e for e in ds.episode_indices if not ds.episode_meta(e)["success"]]
+    chosen = select_episodes_per_task(ds, 1, cfg.seed, exclude=failed)
+    assert len(chosen) == 2 and set(read) == set(chosen)  # nothing else was read for actions
+    names = {p.name for p in out.iterdir()}
+    assert {"config.yaml", "config.json", "policy_config.json", "model.safetensors", "normalizer.json",
+            "tokenizer.json", "train_log.jsonl", "tensorboard", "finetune_state.json"} <= names
+    meta = json.loads((out / "policy_config.json").read_text())
+    assert meta["train_episodes"] == chosen and meta["chunk_size"] == 2 and meta["frame_hw"] == [32, 32]
+    assert meta["train_seeds"] == {ds.episode_meta(e)["env_name"]: [ds.episode_meta(e)["seed"]] for e in chosen}
+    # the action bounds are the labelled episodes' percentiles
+    acts = np.concatenate([real(ds, e) for e in chosen]).astype(np.float64)
+    policy = CarePolicy.from_pretrained(out)
+    np.testing.assert_allclose(policy.normalizer.high, np.quantile(acts, 0.99, axis=0))
+    log = read_log(out)
+    assert set(log) == set(range(1, 13)) and {"l1", "grad_norm", "lr", "samples_per_s"} <= set(log[1])
+    assert np.mean([log[s]["l1"] for s in (10, 11, 12)]) < np.mean([log[s]["l1"] for s in (1, 2, 3)])
+    assert policy.select_action(np.zeros((32, 32, 3), np.uint8), "close the drawer").shape == (4,)
+
+
+def test_resume_reproduces_the_uninterrupted_run(dataset, tmp_path, monkeypatch):
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    F.finetune(micro_config(dataset, full, save_every=4))
+    real_save = F.save_checkpoint
+
+    def save_then_die(*a, **kw):
+        real_save(*a, **kw)
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(F, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        F.finetune(micro_config(dataset, cut, save_every=4))
+    monkeypatch.setattr(F, "save_checkpoint", real_save)
+    assert (cut / "checkpoints" / "step_00000004").is_dir() and not (cut / "model.safetensors").exists()
+    F.finetune(micro_config(dataset, cut, save_every=4, resume=True))
+    a, b = read_log(full), read_log(cut)
+    assert set(b) == set(range(1, 9))
+    for step in range(5, 9):
+        assert abs(a[step]["l1"] - b[step]["l1"]) <= 1e-6, step
+    pa, pb = CarePolicy.from_pretrained(full), CarePolicy.from_pretrained(cut)
+    for k, v in pa.model.state_dict().items():
+        torch.testing.assert_close(pb.model.state_dict()[k], v, atol=1e-6, rtol=0, msg=k)
+
+    # a finished run is not overwritten by accident
+    with pytest.raises(ConfigError, match="already holds a fine-tuning run; pass --resume"):
+        F.finetune(micro_config(dataset, cut, save_every=4))
+    # resuming with another architecture is refused with the differing fields named
+    with pytest.raises(ConfigError, match=r"another fine-tuning config: chunk_size: 2 \(checkpoint\) vs 3"):
+        F.finetune(micro_config(dataset, cut, chunk_size=3, resume=True))
+
+
+def test_from_a_pretrained_folder(dataset, tmp_path, capsys):
+    mcfg = get_preset("micro")
+    torch.manual_seed(1)
+    pre = CareModel(mcfg, train_bpe_tokenizer(["close the drawer", "press the button from the top"], mcfg.vocab_size))
+    pre.save_pretrained(tmp_path / "pre")
+    out = tmp_path / "ft"
+    # through the command line, as a user runs it
+    assert main(["finetune", "--config", "configs/finetune/care_micro.yaml", "--pretrained", str(tmp_path / "pre"),
+                 "--dataset", str(dataset), "--output-dir", str(out), "--steps", "4"]) == 0
+    policy = CarePolicy.from_pretrained(out)
+    got, want = policy.model.vlm.state_dict(), pre.vlm.state_dict()
+    # LoRA leaves what it does not target untouched: the pretrained weights were loaded
+    for k in ("llm.embed_tokens.weight", "llm.norm.weight", "llm.layers.0.input_layernorm.weight", "latent_proj.weight"):
+        assert torch.equal(got[k], want[k]), k
+    # ... and the merged adapters changed the targeted ones
+    assert not torch.equal(got["llm.layers.0.self_attn.q_proj.weight"], want["llm.layers.0.self_attn.q_proj.weight"])
+    # vision trained fully (freeze_vision=False)
+    vk = next(k for k in want if k.startswith("vision.") and want[k].ndim == 2)
+    assert not torch.equal(got[vk], want[vk])
+    with pytest.raises(ConfigError, match="already a fine-tuned policy"):
+        F.finetune(micro_config(dataset, tmp_path / "ft2", pretrained=str(out)))
+    # errors reach the user as one line, exit code 2
+    assert main(["eval", "--policy", str(tmp_path / "pre")]) == 2
+    assert "not a policy" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_micro_finetune_then_one_episode_eval(dataset, tmp_path):
+    pytest.importorskip("metaworld")
+    from care.evaluation.evaluate import evaluate
+
+    out = tmp_path / "ft"
+    F.finetune(micro_config(dataset, out, steps=2, lora=LoRAConfig(enabled=False)))
+    ev = tmp_path / "eval"
+    cfg = EvalConfig(policy=out, tasks="drawer-close-v3", episodes_per_task=1, max_steps=6, workers=1,
+                     videos_per_task=1, output_dir=ev)
+    assert evaluate(cfg) == 0
+    info = json.loads((ev / "eval_info.json").read_text())
+    assert {"per_task", "overall", "per_episode", "video_paths"} <= set(info)
+    assert {"pc_success", "n_episodes", "avg_episode_length"} <= set(info["overall"])
+    row = info["per_task"][0]
+    assert row["task"] == "drawer-close-v3" and row["n_episodes"] == 1 and row["seeds"] == [1000]
+    assert 1 <= info["per_episode"][0]["length"] <= 6
+    assert len(info["video_paths"]) == 1 and (ev / "videos" / "drawer-close-v3" / "episode_000.mp4").stat().st_size > 0
+    assert (ev / "eval.md").read_text().count("drawer-close-v3") == 1
+    assert (ev / "success.png").is_file() and (ev / "config.yaml").is_file()
+    # evaluation seeds that the policy was trained on are refused
+    with pytest.raises(ConfigError, match="overlap the policy's training episodes"):
+        evaluate(dataclasses.replace(cfg, seed=0))

@@ -1,0 +1,175 @@
+"""Micro pretraining end to end on a synthetic dataset (tests/helpers.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+
+from care.cli import main
+from care.configs import PretrainConfig
+from care.errors import DatasetError
+from care.models.care import CareModel
+from care.models.presets import get_preset
+from care.training import pretrain as P
+from care.training.loop_utils import TrainingDiverged
+
+
+def micro_config(root, out, **kw) -> PretrainConfig:
+    model_kw = kw.pop("model_kw", {})
+    cfg = PretrainConfig(
+        dataset=root, output_dir=out, model=dataclasses.replace(get_preset("micro"), **model_kw),
+        frame_interval=2, steps=20, batch_size=8, num_workers=0, log_every=1, val_every=0, val_batches=2,
+        save_every=0, seed=0,
+    )
+    cfg.optim.lr, cfg.optim.warmup_steps, cfg.optim.log_var_lr = 2e-3, 3, 2e-2
+    cfg.clip.val_episodes_per_task = 1
+    return dataclasses.replace(cfg, **kw)
+
+
+def read_log(out, split="train") -> dict[int, dict]:
+    rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines() if line.strip()]
+    return {r["step"]: r for r in rows if r["split"] == split}
+
+
+def mean(rows, key, steps):
+    return sum(rows[s][key] for s in steps) / len(steps)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    from helpers import make_dataset
+
+    return make_dataset(tmp_path_factory.mktemp("data"), episodes=6, T=24, size=32)
+
+
+def test_micro_pretraining_loss_falls_uwl_moves_and_writes_outputs(dataset, tmp_path):
+    out = tmp_path / "run"
+    cfg = micro_config(dataset, out, steps=40, val_every=20, save_every=20, keep_checkpoints=1)
+    assert P.pretrain(cfg) == 0
+    log = read_log(out)
+    assert set(log) == set(range(1, 41))
+    for key in ("loss_point", "loss_frame"):
+        assert mean(log, key, range(36, 41)) < mean(log, key, range(1, 6)), key
+    for key in ("log_var_point", "log_var_frame"):  # the uncertainty weights move
+        assert abs(log[40][key] - log[1][key]) > 0.05, key
+    assert {"grad_norm", "lr", "samples_per_s", "sigma_frame", "sigma_point", "loss_latent"} <= set(log[1])
+    assert log[1]["lr"] < log[3]["lr"] and log[40]["lr"] < log[10]["lr"]  # warm-up, then cosine
+    # outputs
+    names = {p.name for p in out.iterdir()}
+    assert {"config.yaml", "config.json", "model.safetensors", "tokenizer.json", "train_log.jsonl",
+            "val_metrics.json", "tensorboard", "checkpoints"} <= names
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step_00000040"]  # keep_checkpoints=1
+    assert any((out / "tensorboard").iterdir())
+    val = json.loads((out / "val_metrics.json").read_text())
+    assert [h["step"] for h in val["history"]] == [20, 40]
+    for k in ("point_epe", "point_epe_no_motion", "point_epe_shuffled", "point_epe_policy", "frame_mse",
+              "frame_mse_copy", "frame_mse_shuffled", "z_spread", "view_mse"):
+        assert math.isfinite(val["final"][k]), k
+    assert val["final"]["point_epe_no_motion"] > 0.3  # the synthetic pattern does drift
+    model = CareModel.from_pretrained(out)
+    assert int(model.num_updates) == 40
+
+
+@pytest.mark.parametrize("objective", ["frame", "point"])
+def test_single_objectives_train(dataset, tmp_path, objective):
+    out = tmp_path / objective
+    P.pretrain(micro_config(dataset, out, steps=16, model_kw={"objective": objective}))
+    log = read_log(out)
+    key = f"loss_{objective}"
+    other = "loss_point" if objective == "frame" else "loss_frame"
+    assert mean(log, key, range(13, 17)) < mean(log, key, range(1, 5))
+    assert other not in log[1]
+
+
+def test_resume_reproduces_the_uninterrupted_losses(dataset, tmp_path, monkeypatch):
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    P.pretrain(micro_config(dataset, full, steps=8, save_every=4))
+
+    real_save = P.save_checkpoint
+
+    def save_then_die(*a, **kw):
+        path = real_save(*a, **kw)
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(P, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        P.pretrain(micro_config(dataset, cut, steps=8, save_every=4))
+    monkeypatch.setattr(P, "save_checkpoint", real_save)
+    assert (cut / "checkpoints" / "step_00000004").is_dir()
+    P.pretrain(micro_config(dataset, cut, steps=8, save_every=4, resume=True))
+
+    a, b = read_log(full), read_log(cut)
+    assert set(b) == set(range(1, 9))
+    for step in range(5, 9):
+        for key in ("loss", "loss_frame", "loss_point", "loss_latent", "log_var_point", "grad_norm"):
+            assert abs(a[step][key] - b[step][key]) <= 1e-6, (step, key, a[step][key], b[step][key])
+    wa = CareModel.from_pretrained(full).state_dict()
+    wb = CareModel.from_pretrained(cut).state_dict()
+    for k in wa:
+        torch.testing.assert_close(wb[k], wa[k], atol=1e-6, rtol=0, msg=k)
+
+
+def test_dataset_without_tracks(tmp_path, make_dataset):
+    root = make_dataset(episodes=4, T=16, size=32, with_tracks=False)
+    for objective in ("multitask", "point"):
+        with pytest.raises(DatasetError, match=r"care track .*objective=frame"):
+            P.pretrain(micro_config(root, tmp_path / objective, steps=2, model_kw={"objective": objective}))
+    assert P.pretrain(micro_config(root, tmp_path / "frame", steps=2, model_kw={"objective": "frame"})) == 0
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(dataset, tmp_path, monkeypatch):
+    real_forward = CareModel.forward
+    calls = {"n": 0}
+
+    def forward(self, batch):
+        out = real_forward(self, batch)
+        calls["n"] += 1
+        if calls["n"] >= 6:
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(CareModel, "forward", forward)
+    out = tmp_path / "nan"
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 6.*step_00000004"):
+        P.pretrain(micro_config(dataset, out, steps=10, save_every=2, keep_checkpoints=5))
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_00000002", "step_00000004"]
+    assert not (out / "model.safetensors").exists()
+
+
+def test_cli_pretrain_with_the_micro_yaml(dataset, tmp_path, capsys):
+    out = tmp_path / "cli"
+    rc = main(["pretrain", "--config", "configs/pretrain/care_micro.yaml", "--dataset", str(dataset),
+               "--output-dir", str(out), "--steps", "3", "--val-every", "0", "--save-every", "0"])
+    assert rc == 0 and (out / "model.safetensors").is_file() and (out / "config.yaml").is_file()
+    assert "preset: micro" in (out / "config.yaml").read_text()
+
+
+def test_time_limit_stops_cleanly(dataset, tmp_path):
+    out = tmp_path / "limited"
+    assert P.pretrain(micro_config(dataset, out, steps=50, save_every=10, val_every=0, time_limit_minutes=0.0)) == 0
+    assert int(CareModel.from_pretrained(out).num_updates) == 1  # stopped after the first step
+    assert [p.name for p in (out / "checkpoints").iterdir()] == ["step_00000001"]
+    assert json.loads((out / "val_metrics.json").read_text())["final"]["step"] == 1
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    """Accelerate keeps one mixed-precision setting per process; a CLI run never changes it,
+    a test that does must reset it (before, and after for the tests that follow)."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state()
+    yield
+    AcceleratorState._reset_state()
+
+
+def test_bf16_autocast_and_gradient_checkpointing_run(dataset, tmp_path, fresh_accelerate_state):
+    out = tmp_path / "bf16"
+    cfg = micro_config(dataset, out, steps=3, mixed_precision="bf16", gradient_checkpointing=True)
+    assert P.pretrain(cfg) == 0
+    log = read_log(out)
+    assert all(math.isfinite(log[s]["loss"]) for s in (1, 2, 3))
