@@ -6,6 +6,9 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
+# Idle OpenMP threads sleep instead of spinning: spinning threads starve other processes
+# (eval workers, data loaders, a second job) on small CPUs.
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: setup demo test test-fast clean
 
