@@ -162,7 +162,7 @@ def test_uncertainty_weighting():
     lf, lp = torch.tensor(0.5), torch.tensor(2.0)
     total = uwl({"frame": lf, "point": lp})
     expect = 0.5 * math.exp(-math.log(0.5)) * 0.5 + 0.5 * math.log(0.5) + math.exp(-math.log(2.0)) * 2.0 + 0.5 * math.log(2.0)
-    assert math.isclose(float(total), expect, rel_tol=1e-6)
+    assert math.isclose(total.item(), expect, rel_tol=1e-6)
     total.backward()
     # at s = log L: Gaussian is at its optimum, softmax wants s to rise (towards log 2L)
     assert abs(float(uwl.log_vars["frame"].grad)) < 1e-6

@@ -11,7 +11,7 @@ import torch
 from care.configs import ViTConfig
 from care.errors import ConfigError
 from care.models.care import CareModel
-from test_models import INSTR, make_batch, micro_cfg, tok_for
+from test_models import make_batch, micro_cfg, tok_for
 
 
 def _outputs(m: CareModel, b: dict) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch
@@ -11,6 +10,16 @@ from care.configs import OptimConfig
 from care.training.batching import StepBatchSampler, collate_clips
 from care.training.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from care.training.loop_utils import build_optimizer, warmup_cosine
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """Micro models run single-threaded (see tests/models/conftest.py: spinning OpenMP threads on a
+    shared CPU made these tests 10-20x slower)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def test_step_sampler_is_a_function_of_seed_and_step():

@@ -18,6 +18,16 @@ from care.training import pretrain as P
 from care.training.loop_utils import TrainingDiverged
 
 
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """Micro models run single-threaded (see tests/models/conftest.py: spinning OpenMP threads on a
+    shared CPU made these tests 10-20x slower)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def micro_config(root, out, **kw) -> PretrainConfig:
     model_kw = kw.pop("model_kw", {})
     cfg = PretrainConfig(
@@ -92,7 +102,7 @@ def test_resume_reproduces_the_uninterrupted_losses(dataset, tmp_path, monkeypat
     real_save = P.save_checkpoint
 
     def save_then_die(*a, **kw):
-        path = real_save(*a, **kw)
+        real_save(*a, **kw)
         raise KeyboardInterrupt("killed")
 
     monkeypatch.setattr(P, "save_checkpoint", save_then_die)

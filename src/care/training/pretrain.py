@@ -187,7 +187,6 @@ def run_pretraining(cfg: PretrainConfig, model, train_ds, val_ds, acc) -> dict:
     window: dict[str, float] = {}
     n_window = 0
     speed = Throughput()
-    metrics: dict = {}
     step = start
     ddp_model.train()
     for step, batch in zip(range(start, cfg.steps), loader):
