@@ -12,12 +12,14 @@ DATA="${DATA:-data/demo}"
 RUNS="${RUNS:-runs/demo}"
 TASKS="${TASKS:-MT10}"
 EPISODES="${EPISODES:-10}"
-PRETRAIN_STEPS="${PRETRAIN_STEPS:-1500}"
-FINETUNE_STEPS="${FINETUNE_STEPS:-1000}"
+PRETRAIN_STEPS="${PRETRAIN_STEPS:-600}"
+PRETRAIN_MINUTES="${PRETRAIN_MINUTES:-9}"   # wall-clock budget: the demo fits in ~20 min on 2 cores
+FINETUNE_STEPS="${FINETUNE_STEPS:-600}"
 LABELLED="${LABELLED:-5}"
 EVAL_EPISODES="${EVAL_EPISODES:-5}"
 
 start=$(date +%s)
+rm -rf "$RUNS"  # the demo's own runs: a re-run starts them afresh (the dataset is kept)
 stamp() { echo "[demo +$(( $(date +%s) - start ))s] $*"; }
 
 if [ ! -f "$DATA/meta/info.json" ]; then
@@ -31,7 +33,7 @@ $CARE dataset info "$DATA"
 
 stamp "2/4 CARE pretraining (no action labels read)"
 $CARE pretrain --config configs/pretrain/care_tiny.yaml --dataset "$DATA" \
-  --output-dir "$RUNS/pretrain" --steps "$PRETRAIN_STEPS"
+  --output-dir "$RUNS/pretrain" --steps "$PRETRAIN_STEPS" --time-limit-minutes "$PRETRAIN_MINUTES"
 
 stamp "3/4 fine-tuning on $LABELLED labelled episodes per task"
 $CARE finetune --config configs/finetune/care_tiny.yaml --pretrained "$RUNS/pretrain" \

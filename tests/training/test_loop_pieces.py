@@ -101,3 +101,26 @@ def test_optimizer_groups_and_schedule():
         sched.step()
     assert lrs[0] == pytest.approx(1e-3 / 4) and lrs[3] == pytest.approx(1e-3)
     assert all(a >= b for a, b in zip(lrs[3:], lrs[4:])) and lrs[-1] == pytest.approx(1e-4, rel=0.1)
+
+
+def test_checkpoint_rng_state_round_trips_without_unpickling(tmp_path):
+    """RNG states are saved in a form torch.load(weights_only=True) accepts, and restored exactly."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from care.training.checkpoint import load_checkpoint, save_checkpoint
+
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.randn(4, 3)).sum().backward()
+    opt.step()
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)
+    path = save_checkpoint(tmp_path, 7, model, opt, sched)
+    expected = (random.random(), np.random.rand(), torch.rand(1).item())
+    random.seed(9), np.random.seed(9), torch.manual_seed(9)
+    state = load_checkpoint(path, model, opt, sched)
+    assert state["step"] == 7
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == expected
