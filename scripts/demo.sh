@@ -43,6 +43,5 @@ stamp "4/4 evaluating in Meta-World on held-out seeds"
 $CARE eval --policy "$RUNS/finetune" --tasks "$TASKS" --episodes-per-task "$EVAL_EPISODES" \
   --seed 1000 --output-dir "$RUNS/eval"
 
-stamp "done"
-cat "$RUNS/eval/eval.md"
+stamp "done: the success table is above; eval_info.json, eval.md and success.png are in $RUNS/eval"
 echo "rollout videos: $RUNS/eval/videos/   TensorBoard: .venv/bin/tensorboard --logdir $RUNS"
