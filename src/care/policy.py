@@ -34,10 +34,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from care.data.io import atomic_write_json
 from care.errors import ConfigError
 from care.evaluation.chunking import ChunkExecutor
 from care.evaluation.normalize import ActionNormalizer
 from care.models.action_head import ActionHead, ActionHeadConfig
+from care.models.care import check_state_fits
 
 POLICY_CONFIG_NAME = "policy_config.json"
 MODEL_CONFIG_NAME = "config.json"
@@ -87,30 +89,9 @@ def merge_lora(model: CareVLA) -> CareVLA:
     return model
 
 
-def check_state_fits(model: nn.Module, state: dict, source: str, hint: str = "") -> None:
-    """ConfigError naming every missing, unexpected or mis-shaped tensor (before any copy)."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-              for k in sorted(own.keys() & state.keys()) if own[k].shape != state[k].shape]
-    if missing or unexpected or shapes:
-        def head(xs):
-            return ", ".join(xs[:6]) + (f" (+{len(xs) - 6} more)" if len(xs) > 6 else "")
-        problems = [p for p in (missing and f"missing {head(missing)}", unexpected and f"unexpected {head(unexpected)}",
-                                shapes and f"shape mismatch (saved vs expected) {head(shapes)}") if p]
-        raise ConfigError(f"{source} does not fit the model its config describes: {'; '.join(problems)}. {hint}".strip())
-
-
 # ----------------------------------------------------------------------------------------
 # Saving and reading policy folders
 # ----------------------------------------------------------------------------------------
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def save_policy(out_dir: str | Path, model: CareVLA, normalizer: ActionNormalizer, meta: dict) -> Path:
@@ -122,12 +103,12 @@ def save_policy(out_dir: str | Path, model: CareVLA, normalizer: ActionNormalize
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg = model.vlm.cfg
-    _atomic_write_text(out / MODEL_CONFIG_NAME, json.dumps(dataclasses.asdict(cfg), indent=2))
+    atomic_write_json(out / MODEL_CONFIG_NAME, dataclasses.asdict(cfg), indent=2)
     meta = {"format_version": FORMAT_VERSION, "head": model.head.config.to_dict(), **meta}
     meta.setdefault("chunk_size", model.head.config.chunk_size)
     meta.setdefault("action_dim", model.head.config.action_dim)
     meta.setdefault("image_size", cfg.image_size)
-    _atomic_write_text(out / POLICY_CONFIG_NAME, json.dumps(meta, indent=2))
+    atomic_write_json(out / POLICY_CONFIG_NAME, meta, indent=2)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     tmp = out / (WEIGHTS_NAME + ".tmp")
     save_file(state, str(tmp), metadata={"format": "pt", "care": "CarePolicy"})
@@ -170,7 +151,7 @@ def load_policy_model(path: str | Path, map_location: str | torch.device = "cpu"
     """(model, normaliser, meta) of a policy folder, every tensor checked before loading."""
     from safetensors.torch import load_file
 
-    from care.models.care import _with_saved_hf_parts, model_config_from_dict
+    from care.models.care import model_config_from_dict, with_saved_hf_parts
     from care.models.latent_vlm import LatentVLM
     from care.models.tokenizer import load_tokenizer
 
@@ -180,7 +161,7 @@ def load_policy_model(path: str | Path, map_location: str | torch.device = "cpu"
         if not (path / name).is_file():
             raise ConfigError(f"{path}: policy folder is incomplete, {name} is missing (re-run `care finetune`)")
     saved = model_config_from_dict(json.loads((path / MODEL_CONFIG_NAME).read_text()))
-    build = _with_saved_hf_parts(saved, path / "hf") if (path / "hf").is_dir() else saved
+    build = with_saved_hf_parts(saved, path / "hf") if (path / "hf").is_dir() else saved
     vlm = LatentVLM(build, load_tokenizer(path))
     vlm.cfg = saved
     head_cfg = ActionHeadConfig(**meta["head"])

@@ -12,16 +12,6 @@ from care.training.checkpoint import latest_checkpoint, list_checkpoints, load_c
 from care.training.loop_utils import build_optimizer, warmup_cosine
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Micro models run single-threaded (see tests/models/conftest.py: spinning OpenMP threads on a
-    shared CPU made these tests 10-20x slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_step_sampler_is_a_function_of_seed_and_step():
     s = StepBatchSampler(10, batch_size=4, seed=3, num_steps=6)
     batches = list(s)

@@ -19,16 +19,6 @@ from safetensors.torch import load_file
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Micro models run single-threaded (see tests/models/conftest.py: spinning OpenMP threads on a
-    shared CPU made these tests 10-20x slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

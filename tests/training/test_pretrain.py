@@ -18,16 +18,6 @@ from care.training import pretrain as P
 from care.training.loop_utils import TrainingDiverged
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Micro models run single-threaded (see tests/models/conftest.py: spinning OpenMP threads on a
-    shared CPU made these tests 10-20x slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def micro_config(root, out, **kw) -> PretrainConfig:
     model_kw = kw.pop("model_kw", {})
     cfg = PretrainConfig(

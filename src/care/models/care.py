@@ -26,6 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from care.configs import ModelConfig, ViTConfig
+from care.data.io import atomic_write_json
 from care.errors import ConfigError
 from care.models.decoders import FrameDecoder, PointDecoder
 from care.models.latent_vlm import LatentVLM
@@ -161,7 +162,7 @@ class CareModel(nn.Module):
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(out / CONFIG_NAME, json.dumps(dataclasses.asdict(self.cfg), indent=2))
+        atomic_write_json(out / CONFIG_NAME, dataclasses.asdict(self.cfg), indent=2)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         tmp = out / (WEIGHTS_NAME + ".tmp")
         save_file(state, str(tmp), metadata={"format": "pt", "care": "CareModel"})
@@ -204,7 +205,7 @@ class CareModel(nn.Module):
         # parts that came from local pretrained dirs are rebuilt from their saved configs
         build_cfg = saved
         if (path / "hf").is_dir():
-            build_cfg = _with_saved_hf_parts(saved, path / "hf")
+            build_cfg = with_saved_hf_parts(saved, path / "hf")
         model = cls(build_cfg, load_tokenizer(path))
         model.cfg = saved
         model.vlm.cfg = saved
@@ -216,20 +217,7 @@ class CareModel(nn.Module):
         from safetensors.torch import load_file
 
         state = load_file(str(file), device=str(map_location))
-        own = self.state_dict()
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        shapes = [f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
-                  for k in own.keys() & state.keys() if own[k].shape != state[k].shape]
-        if missing or unexpected or shapes:
-            def head(xs):
-                return ", ".join(xs[:8]) + (f" (+{len(xs) - 8} more)" if len(xs) > 8 else "")
-            raise ConfigError(
-                f"{file} does not fit this model: "
-                + "; ".join(x for x in [missing and f"missing {head(missing)}",
-                                        unexpected and f"unexpected {head(unexpected)}",
-                                        shapes and f"shape mismatch {head(shapes)}"] if x)
-            )
+        check_state_fits(self, state, str(file))
         self.load_state_dict(state)
 
 
@@ -272,7 +260,22 @@ def config_diff(a: ModelConfig, b: ModelConfig, ignore: set[str] = NON_ARCHITECT
     return [f"{k}: {fa[k]!r} != {fb[k]!r}" for k in fa if k not in ignore and fa[k] != fb.get(k)]
 
 
-def _with_saved_hf_parts(cfg: ModelConfig, hf_dir: Path) -> ModelConfig:
+def check_state_fits(model: nn.Module, state: dict, source: str, hint: str = "") -> None:
+    """ConfigError naming every missing, unexpected or mis-shaped tensor (before any copy)."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f"{k}: {tuple(state[k].shape)} vs {tuple(own[k].shape)}"
+              for k in sorted(own.keys() & state.keys()) if own[k].shape != state[k].shape]
+    if missing or unexpected or shapes:
+        def head(xs):
+            return ", ".join(xs[:6]) + (f" (+{len(xs) - 6} more)" if len(xs) > 6 else "")
+        problems = [p for p in (missing and f"missing {head(missing)}", unexpected and f"unexpected {head(unexpected)}",
+                                shapes and f"shape mismatch (saved vs expected) {head(shapes)}") if p]
+        raise ConfigError(f"{source} does not fit the model its config describes: {'; '.join(problems)}. {hint}".strip())
+
+
+def with_saved_hf_parts(cfg: ModelConfig, hf_dir: Path) -> ModelConfig:
     """Point the pretrained paths at the checkpoint's hf/<part> configs (weights come from
     model.safetensors, so the original directories are not needed)."""
     c = dataclasses.replace(cfg)
@@ -283,9 +286,3 @@ def _with_saved_hf_parts(cfg: ModelConfig, hf_dir: Path) -> ModelConfig:
     if (hf_dir / "llm").is_dir():
         c = dataclasses.replace(c, llm_path=f"config-only:{hf_dir / 'llm'}")
     return c
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

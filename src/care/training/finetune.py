@@ -39,7 +39,8 @@ from care.configs import FinetuneConfig
 from care.errors import ConfigError, DatasetError
 from care.evaluation.normalize import ActionNormalizer, fit_action_normalizer
 from care.models.action_head import ActionHead, ActionHeadConfig, l1_action_loss
-from care.policy import CareVLA, apply_lora, check_state_fits, merge_lora, save_policy
+from care.models.care import check_state_fits
+from care.policy import CareVLA, apply_lora, merge_lora, save_policy
 from care.training.batching import StepBatchSampler
 from care.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from care.training.loop_utils import (RunLogger, Throughput, build_optimizer, ensure_finite, grad_norm_and_clip,
