@@ -45,6 +45,7 @@ COMMANDS: dict[str, tuple[type, str, str | None]] = {
     "pretrain": (C.PretrainConfig, "care.training.pretrain:pretrain", None),
     "finetune": (C.FinetuneConfig, "care.training.finetune:finetune", None),
     "eval": (C.EvalConfig, "care.evaluation.evaluate:evaluate", None),
+    "eval compare": (C.CompareConfig, "care.evaluation.compare:compare", None),
 }
 
 
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name = argv[0]
     rest = argv[1:]
-    if name not in COMMANDS and rest and f"{name} {rest[0]}" in COMMANDS:
+    if rest and f"{name} {rest[0]}" in COMMANDS:  # two-word commands first ("eval compare")
         name, rest = f"{name} {rest[0]}", rest[1:]
     if name not in COMMANDS:
         print(f"care: unknown command {' '.join(argv[:2])!r}\n\n{_usage()}", file=sys.stderr)

@@ -577,3 +577,24 @@ class EvalConfig:
             raise ValueError(f"videos_per_task must be >= 0, got {self.videos_per_task}")
         if self.ensemble_decay < 0:
             raise ValueError(f"ensemble_decay must be >= 0, got {self.ensemble_decay}")
+
+
+@dataclass
+class CompareConfig:
+    """`care eval compare`: success per task, mean +- std over training seeds, per method.
+
+    Args:
+        methods: label -> glob of `care eval` output folders, one folder per training seed
+            (e.g. {"CARE": "runs/cmp/care_s*_eval"}). Every folder of every method must have
+            evaluated the same tasks on the same episode seeds, or the comparison is refused.
+        output_dir: where compare.md, compare.json and compare.png go.
+        title: heading of the Markdown table and the plot.
+    """
+
+    methods: dict[str, str] = field(default_factory=dict)
+    output_dir: Path = Path("runs/compare")
+    title: str = "Success rate (%), mean ± std over training seeds"
+
+    def __post_init__(self):
+        if not self.methods:
+            raise ValueError('methods is empty: give --methods \'{"label": "runs/x_s*_eval", ...}\'')

@@ -1,0 +1,159 @@
+"""`care eval compare`: the paper's comparison table, mean +- std over training seeds.
+
+    care eval compare --config configs/eval/compare_mt10.yaml
+    care eval compare --methods '{"CARE": "runs/cmp/care_s*_eval", "scratch": "runs/cmp/none_s*_eval"}'
+
+Each method is a glob of `care eval` output folders, one per training seed. For every method
+and task the success rate of each seed is read from its `eval_info.json`; the table gives the
+mean and the sample standard deviation (ddof = 1) over seeds, and the overall row does the same
+with each seed's overall rate. The comparison is refused unless every folder evaluated the same
+tasks on the same episode seeds, with the same step limit and execution: otherwise the columns
+would not be measured on the same episodes.
+
+Outputs in `cfg.output_dir`: compare.md, compare.json (every number behind the table) and
+compare.png (bars = mean, whiskers = std, dots = seeds).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+import numpy as np
+
+from care.configs import CompareConfig
+from care.data.io import atomic_write_json, read_json
+from care.errors import ConfigError
+
+# eval settings that must agree for two evaluations to be comparable
+_SAME = ("max_steps", "execution", "n_action_steps", "size", "camera")
+
+
+def _episode_key(info: dict) -> tuple:
+    return tuple((r["task"], tuple(r["seeds"])) for r in info["per_task"])
+
+
+def load_method(label: str, pattern: str) -> list[tuple[Path, dict]]:
+    """The (folder, eval_info) pairs of one method, sorted by folder name."""
+    dirs = sorted(Path(p) for p in glob.glob(pattern) if Path(p).is_dir())
+    if not dirs:
+        raise ConfigError(f"method {label!r}: no folder matches {pattern!r}")
+    out = []
+    for d in dirs:
+        info = read_json(d / "eval_info.json")  # names the file when missing or malformed
+        if "per_task" not in info or "overall" not in info:
+            raise ConfigError(f"{d / 'eval_info.json'}: not a `care eval` output (no per_task/overall)")
+        out.append((d, info))
+    return out
+
+
+def summarize(runs: dict[str, list[tuple[Path, dict]]]) -> dict:
+    """Per method: per-task and overall success of each seed, their mean and std."""
+    ref_dir, ref = next(iter(runs.values()))[0]
+    ref_key, ref_cfg = _episode_key(ref), ref.get("config", {})
+    for label, pairs in runs.items():
+        for d, info in pairs:
+            if _episode_key(info) != ref_key:
+                raise ConfigError(
+                    f"{d} ({label}) was evaluated on other tasks or episode seeds than {ref_dir}: "
+                    "re-run `care eval` with the same --tasks, --episodes-per-task and --seed"
+                )
+            cfg = info.get("config", {})
+            diff = [k for k in _SAME if cfg.get(k) != ref_cfg.get(k)]
+            if diff:
+                raise ConfigError(
+                    f"{d} ({label}) differs from {ref_dir} in eval settings {diff}: "
+                    + ", ".join(f"{k}={cfg.get(k)!r} vs {ref_cfg.get(k)!r}" for k in diff)
+                )
+    tasks = [t for t, _ in ref_key]
+    methods = {}
+    for label, pairs in runs.items():
+        per_task = np.array([[r["pc_success"] for r in info["per_task"]] for _, info in pairs])  # (S, T)
+        overall = np.array([info["overall"]["pc_success"] for _, info in pairs])  # (S,)
+        ddof = 1 if len(pairs) > 1 else 0
+        methods[label] = {
+            "runs": [str(d) for d, _ in pairs],
+            "policies": [info.get("policy", {}).get("path") for _, info in pairs],
+            "n_seeds": len(pairs),
+            "per_task": {
+                t: {"seeds": per_task[:, i].tolist(), "mean": float(per_task[:, i].mean()),
+                    "std": float(per_task[:, i].std(ddof=ddof))}
+                for i, t in enumerate(tasks)
+            },
+            "overall": {"seeds": overall.tolist(), "mean": float(overall.mean()), "std": float(overall.std(ddof=ddof))},
+        }
+    episodes = ref["per_task"][0]["n_episodes"]
+    return {"tasks": tasks, "episodes_per_task": episodes, "eval_config": ref_cfg, "methods": methods}
+
+
+def _cell(stats: dict) -> str:
+    return f"{stats['mean']:.1f} ± {stats['std']:.1f}" if len(stats["seeds"]) > 1 else f"{stats['mean']:.1f}"
+
+
+def markdown(summary: dict, title: str | None = None) -> str:
+    labels = list(summary["methods"])
+    ms = summary["methods"]
+    lines = [f"# {title}", ""] if title else []
+    lines += ["| Task | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
+    for t in summary["tasks"]:
+        lines.append(f"| {t} | " + " | ".join(_cell(ms[m]["per_task"][t]) for m in labels) + " |")
+    lines.append("| **Overall** | " + " | ".join(f"**{_cell(ms[m]['overall'])}**" for m in labels) + " |")
+    lines.append("| seeds (overall each) | " + " | ".join(
+        ", ".join(f"{v:.1f}" for v in ms[m]["overall"]["seeds"]) for m in labels) + " |")
+    n_seeds = sorted({ms[m]["n_seeds"] for m in labels})
+    lines += ["", f"{summary['episodes_per_task']} evaluation episodes per task and seed; "
+              f"{'/'.join(map(str, n_seeds))} training seed(s) per method; ± is the sample std over seeds.", ""]
+    for m in labels:
+        lines.append(f"- {m}: " + ", ".join(f"`{r}`" for r in ms[m]["runs"]))
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: dict, path: Path, title: str | None = None) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels, ms = list(summary["methods"]), summary["methods"]
+    groups = summary["tasks"] + ["overall"]
+    x = np.arange(len(groups))
+    w = 0.8 / len(labels)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(groups) + 2), 4.0))
+    for j, m in enumerate(labels):
+        stats = [ms[m]["per_task"][t] for t in summary["tasks"]] + [ms[m]["overall"]]
+        xs = x - 0.4 + w * (j + 0.5)
+        ax.bar(xs, [s["mean"] for s in stats], w, yerr=[s["std"] for s in stats], capsize=2,
+               label=m, color=f"C{j}", alpha=0.85)
+        for xi, s in zip(xs, stats):  # the seeds themselves
+            ax.scatter([xi] * len(s["seeds"]), s["seeds"], s=6, color="k", zorder=3)
+    ax.set_xticks(x)
+    ax.set_xticklabels(groups, rotation=35, ha="right", fontsize=8)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("success (%)")
+    ax.legend(fontsize=8, ncols=min(4, len(labels)), loc="upper left")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def compare(cfg: CompareConfig) -> dict:
+    runs = {label: load_method(label, pattern) for label, pattern in cfg.methods.items()}
+    summary = summarize(runs)
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "compare.json", summary)
+    text = markdown(summary, cfg.title)
+    tmp = out / ".compare.md.tmp"
+    tmp.write_text(text)
+    os.replace(tmp, out / "compare.md")
+    plot(summary, out / "compare.png", cfg.title)
+    print(text)
+    print(f"wrote {out / 'compare.md'}, {out / 'compare.json'}, {out / 'compare.png'}")
+    return summary
