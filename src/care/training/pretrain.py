@@ -248,5 +248,6 @@ def run_pretraining(cfg: PretrainConfig, model, train_ds, val_ds, acc) -> dict:
     if acc.is_main_process:
         net.save_pretrained(out)
     acc.wait_for_everyone()
+    log.write(f"care pretrain: model saved to {out} (fine-tune it with `care finetune --pretrained {out}`)")
     log.close()
     return metrics
