@@ -137,7 +137,7 @@ def parse_config(config_cls: type, argv: list[str], positional: str | None = Non
         path = None
         if layers:
             path = Path(tmp) / "config.yaml"
-            path.write_text(yaml.safe_dump(layers))
+            path.write_text(yaml.safe_dump(layers, sort_keys=False))  # keep the order of mappings (methods)
         try:
             return draccus.parse(config_class=config_cls, config_path=path, args=args, exit_on_error=False)
         except argparse.ArgumentError as e:

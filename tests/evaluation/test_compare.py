@@ -70,3 +70,14 @@ def test_cli_errors_name_the_problem(tmp_path, capsys):
     assert "broken_eval/eval_info.json" in err and "malformed JSON" in err
     assert main(["eval", "compare"]) == 2
     assert "methods is empty" in capsys.readouterr().err
+
+
+def test_yaml_config_keeps_the_order_of_methods(tmp_path):
+    for name in ("zeta", "alpha", "mid"):
+        _write_eval(tmp_path / f"{name}_s0_eval", {"reach-v3": [1, 0]})
+    cfg = tmp_path / "cmp.yaml"
+    cfg.write_text("methods:\n" + "".join(f"  {n}: {tmp_path}/{n}_s*_eval\n" for n in ("zeta", "alpha", "mid"))
+                   + f"output_dir: {tmp_path / 'out'}\n")
+    assert main(["eval", "compare", "--config", str(cfg)]) == 0
+    header = (tmp_path / "out" / "compare.md").read_text().splitlines()[2]
+    assert header == "| Task | zeta | alpha | mid |"
