@@ -119,7 +119,7 @@ def plot(summary: dict, path: Path, title: str | None = None) -> Path:
     groups = summary["tasks"] + ["overall"]
     x = np.arange(len(groups))
     w = 0.8 / len(labels)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(groups) + 2), 4.0))
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.13 * len(labels) * len(groups) + 3.0), 4.4))
     for j, m in enumerate(labels):
         stats = [ms[m]["per_task"][t] for t in summary["tasks"]] + [ms[m]["overall"]]
         xs = x - 0.4 + w * (j + 0.5)
@@ -129,11 +129,11 @@ def plot(summary: dict, path: Path, title: str | None = None) -> Path:
             ax.scatter([xi] * len(s["seeds"]), s["seeds"], s=6, color="k", zorder=3)
     ax.set_xticks(x)
     ax.set_xticklabels(groups, rotation=35, ha="right", fontsize=8)
-    ax.set_ylim(0, 105)
+    ax.set_ylim(0, 110)
     ax.set_ylabel("success (%)")
-    ax.legend(fontsize=8, ncols=min(4, len(labels)), loc="upper left")
+    ax.legend(fontsize=8, ncols=min(3, len(labels)), loc="lower left", bbox_to_anchor=(0, 1.01), frameon=False)
     if title:
-        ax.set_title(title, fontsize=10)
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp.png")
