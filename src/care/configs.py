@@ -587,11 +587,14 @@ class CompareConfig:
         methods: label -> glob of `care eval` output folders, one folder per training seed
             (e.g. {"CARE": "runs/cmp/care_s*_eval"}). Every folder of every method must have
             evaluated the same tasks on the same episode seeds, or the comparison is refused.
+        reference: a method label to compare every other method with, paired by seed and by
+            episode (difference per seed, episodes won/lost, sign-test p); None: no pairing.
         output_dir: where compare.md, compare.json and compare.png go.
         title: heading of the Markdown table and the plot.
     """
 
     methods: dict[str, str] = field(default_factory=dict)
+    reference: str | None = None
     output_dir: Path = Path("runs/compare")
     title: str = "Success rate (%), mean ± std over training seeds"
 

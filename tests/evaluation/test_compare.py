@@ -81,3 +81,28 @@ def test_yaml_config_keeps_the_order_of_methods(tmp_path):
     assert main(["eval", "compare", "--config", str(cfg)]) == 0
     header = (tmp_path / "out" / "compare.md").read_text().splitlines()[2]
     assert header == "| Task | zeta | alpha | mid |"
+
+
+def test_paired_with_a_reference(tmp_path):
+    from care.evaluation.compare import sign_test_p
+
+    # seed 0: A wins episode 1 and 2, loses episode 3; seed 1: A wins episode 0
+    _write_eval(tmp_path / "ref_s0_eval", {"reach-v3": [1, 0, 0, 1]})
+    _write_eval(tmp_path / "a_s0_eval", {"reach-v3": [1, 1, 1, 0]})
+    _write_eval(tmp_path / "ref_s1_eval", {"reach-v3": [0, 0, 0, 0]})
+    _write_eval(tmp_path / "a_s1_eval", {"reach-v3": [1, 0, 0, 0]})
+    cfg = CompareConfig(methods={"A": str(tmp_path / "a_s*"), "ref": str(tmp_path / "ref_s*")},
+                        reference="ref", output_dir=tmp_path / "o")
+    pr = compare(cfg)["paired"]["A"]
+    assert pr["diff_seeds"] == [25.0, 25.0] and pr["diff_mean"] == 25.0 and pr["diff_std"] == 0.0
+    assert (pr["wins"], pr["losses"]) == (3, 1)
+    assert pr["p_sign_test"] == pytest.approx(2 * (1 + 4) / 16)  # n=4, min(b, c)=1
+    assert sign_test_p(0, 0) == 1.0 and sign_test_p(10, 0) == pytest.approx(2 / 1024)
+    assert "| A | +25.0 ± 0.0 | +25.0, +25.0 | 3 / 1 | 0.625 |" in (tmp_path / "o" / "compare.md").read_text()
+
+    with pytest.raises(CareError, match="reference 'nope' is not one of the methods"):
+        compare(CompareConfig(methods=cfg.methods, reference="nope", output_dir=tmp_path / "o"))
+    _write_eval(tmp_path / "b_s0_eval", {"reach-v3": [1, 1, 1, 0]})
+    with pytest.raises(CareError, match="'B' has 1 seed folder.*reference 'ref' has 2"):
+        compare(CompareConfig(methods={"B": str(tmp_path / "b_s*"), "ref": str(tmp_path / "ref_s*")},
+                              reference="ref", output_dir=tmp_path / "o"))

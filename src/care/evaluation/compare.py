@@ -10,6 +10,13 @@ with each seed's overall rate. The comparison is refused unless every folder eva
 tasks on the same episode seeds, with the same step limit and execution: otherwise the columns
 would not be measured on the same episodes.
 
+With `reference` set, every other method is also compared with it *paired*: seed k of one
+method against seed k of the reference (folders are paired in sorted order, so name them
+`..._s0_eval`, `..._s1_eval`, ...), and episode by episode, since both rolled out from the same
+simulator seeds. The table gives the mean +- std of the per-seed differences and the counts of
+discordant episodes (this method succeeded where the reference failed, and the converse) with
+the exact two-sided sign-test (McNemar) p-value.
+
 Outputs in `cfg.output_dir`: compare.md, compare.json (every number behind the table) and
 compare.png (bars = mean, whiskers = std, dots = seeds).
 """
@@ -17,6 +24,7 @@ compare.png (bars = mean, whiskers = std, dots = seeds).
 from __future__ import annotations
 
 import glob
+import math
 import os
 from pathlib import Path
 
@@ -48,8 +56,49 @@ def load_method(label: str, pattern: str) -> list[tuple[Path, dict]]:
     return out
 
 
-def summarize(runs: dict[str, list[tuple[Path, dict]]]) -> dict:
-    """Per method: per-task and overall success of each seed, their mean and std."""
+def sign_test_p(b: int, c: int) -> float:
+    """Exact two-sided sign test (McNemar) on b vs c discordant pairs: P(as or more lopsided | p=1/2)."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+def _outcomes(info: dict) -> dict:
+    return {(r["task"], seed): bool(ok) for r in info["per_task"] for seed, ok in zip(r["seeds"], r["successes"])}
+
+
+def paired(runs: dict[str, list[tuple[Path, dict]]], reference: str) -> dict:
+    """Every method against `reference`, seed k with seed k, episode with episode."""
+    if reference not in runs:
+        raise ConfigError(f"reference {reference!r} is not one of the methods {list(runs)}")
+    ref = runs[reference]
+    out = {}
+    for label, pairs in runs.items():
+        if label == reference:
+            continue
+        if len(pairs) != len(ref):
+            raise ConfigError(
+                f"paired comparison: {label!r} has {len(pairs)} seed folder(s), reference {reference!r} "
+                f"has {len(ref)}; pairing is by sorted folder order, so give both the same seeds"
+            )
+        diffs, better, worse = [], 0, 0
+        for (_, a), (_, r) in zip(pairs, ref):
+            diffs.append(a["overall"]["pc_success"] - r["overall"]["pc_success"])
+            oa, orf = _outcomes(a), _outcomes(r)
+            better += sum(oa[k] and not orf[k] for k in oa)
+            worse += sum(orf[k] and not oa[k] for k in oa)
+        d = np.array(diffs)
+        out[label] = {"diff_seeds": d.tolist(), "diff_mean": float(d.mean()),
+                      "diff_std": float(d.std(ddof=1 if len(d) > 1 else 0)),
+                      "wins": int(better), "losses": int(worse), "p_sign_test": sign_test_p(better, worse)}
+    return out
+
+
+def summarize(runs: dict[str, list[tuple[Path, dict]]], reference: str | None = None) -> dict:
+    """Per method: per-task and overall success of each seed, their mean and std (and the
+    paired comparison with `reference`, if given)."""
     ref_dir, ref = next(iter(runs.values()))[0]
     ref_key, ref_cfg = _episode_key(ref), ref.get("config", {})
     for label, pairs in runs.items():
@@ -84,7 +133,11 @@ def summarize(runs: dict[str, list[tuple[Path, dict]]]) -> dict:
             "overall": {"seeds": overall.tolist(), "mean": float(overall.mean()), "std": float(overall.std(ddof=ddof))},
         }
     episodes = ref["per_task"][0]["n_episodes"]
-    return {"tasks": tasks, "episodes_per_task": episodes, "eval_config": ref_cfg, "methods": methods}
+    summary = {"tasks": tasks, "episodes_per_task": episodes, "eval_config": ref_cfg, "methods": methods}
+    if reference is not None:
+        summary["reference"] = reference
+        summary["paired"] = paired(runs, reference)
+    return summary
 
 
 def _cell(stats: dict) -> str:
@@ -106,6 +159,15 @@ def markdown(summary: dict, title: str | None = None) -> str:
               f"{'/'.join(map(str, n_seeds))} training seed(s) per method; ± is the sample std over seeds.", ""]
     for m in labels:
         lines.append(f"- {m}: " + ", ".join(f"`{r}`" for r in ms[m]["runs"]))
+    if summary.get("paired"):
+        ref = summary["reference"]
+        lines += ["", f"Paired with **{ref}** (seed k with seed k, episode with episode):", "",
+                  "| Method | Δ overall (points) | Δ per seed | episodes won / lost | sign-test p |",
+                  "|---|---:|---|---:|---:|"]
+        for m, pr in summary["paired"].items():
+            lines.append(f"| {m} | {pr['diff_mean']:+.1f} ± {pr['diff_std']:.1f} | "
+                         + ", ".join(f"{v:+.1f}" for v in pr["diff_seeds"])
+                         + f" | {pr['wins']} / {pr['losses']} | {pr['p_sign_test']:.3g} |")
     return "\n".join(lines) + "\n"
 
 
@@ -145,7 +207,7 @@ def plot(summary: dict, path: Path, title: str | None = None) -> Path:
 
 def compare(cfg: CompareConfig) -> dict:
     runs = {label: load_method(label, pattern) for label, pattern in cfg.methods.items()}
-    summary = summarize(runs)
+    summary = summarize(runs, cfg.reference)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "compare.json", summary)
