@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import glob
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
 from care.configs import CompareConfig
-from care.data.io import atomic_write_json, read_json
+from care.data.io import atomic_write_bytes, atomic_write_json, read_json
 from care.errors import ConfigError
+from care.evaluation.report import save_figure
 
 # eval settings that must agree for two evaluations to be comparable
 _SAME = ("max_steps", "execution", "n_action_steps", "size", "camera")
@@ -196,13 +196,7 @@ def plot(summary: dict, path: Path, title: str | None = None) -> Path:
     ax.legend(fontsize=8, ncols=min(3, len(labels)), loc="lower left", bbox_to_anchor=(0, 1.01), frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path)
 
 
 def compare(cfg: CompareConfig) -> dict:
@@ -212,9 +206,7 @@ def compare(cfg: CompareConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "compare.json", summary)
     text = markdown(summary, cfg.title)
-    tmp = out / ".compare.md.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, out / "compare.md")
+    atomic_write_bytes(out / "compare.md", text.encode("utf-8"))
     plot(summary, out / "compare.png", cfg.title)
     print(text)
     print(f"wrote {out / 'compare.md'}, {out / 'compare.json'}, {out / 'compare.png'}")

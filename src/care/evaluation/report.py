@@ -56,10 +56,17 @@ def plot_success(info: dict, path: Path, title: str | None = None) -> Path:
     ax.set_ylabel("success (%)")
     if title:
         ax.set_title(title, fontsize=10)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: Path, dpi: int = 120) -> Path:
+    """Lay out, save as PNG atomically (temporary file, then rename), and close a figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    fig.savefig(tmp, dpi=dpi)
     plt.close(fig)
     os.replace(tmp, path)
     return path
