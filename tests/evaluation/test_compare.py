@@ -106,3 +106,11 @@ def test_paired_with_a_reference(tmp_path):
     with pytest.raises(CareError, match="'B' has 1 seed folder.*reference 'ref' has 2"):
         compare(CompareConfig(methods={"B": str(tmp_path / "b_s*"), "ref": str(tmp_path / "ref_s*")},
                               reference="ref", output_dir=tmp_path / "o"))
+
+
+def test_seed_folders_pair_in_natural_order(tmp_path):
+    from care.evaluation.compare import load_method
+
+    for s in (10, 2, 1):
+        _write_eval(tmp_path / f"m_s{s}_eval", {"reach-v3": [1]})
+    assert [d.name for d, _ in load_method("m", str(tmp_path / "m_s*_eval"))] == ["m_s1_eval", "m_s2_eval", "m_s10_eval"]

@@ -11,8 +11,8 @@ tasks on the same episode seeds, with the same step limit and execution: otherwi
 would not be measured on the same episodes.
 
 With `reference` set, every other method is also compared with it *paired*: seed k of one
-method against seed k of the reference (folders are paired in sorted order, so name them
-`..._s0_eval`, `..._s1_eval`, ...), and episode by episode, since both rolled out from the same
+method against seed k of the reference (folders are paired in natural sort order, numbers
+compared as numbers, so name them `..._s0_eval`, `..._s1_eval`, ..., `..._s10_eval`), and episode by episode, since both rolled out from the same
 simulator seeds. The table gives the mean +- std of the per-seed differences and the counts of
 discordant episodes (this method succeeded where the reference failed, and the converse) with
 the exact two-sided sign-test (McNemar) p-value.
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import glob
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -42,9 +43,13 @@ def _episode_key(info: dict) -> tuple:
     return tuple((r["task"], tuple(r["seeds"])) for r in info["per_task"])
 
 
+def _natural_key(path: Path) -> list:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(path))]
+
+
 def load_method(label: str, pattern: str) -> list[tuple[Path, dict]]:
-    """The (folder, eval_info) pairs of one method, sorted by folder name."""
-    dirs = sorted(Path(p) for p in glob.glob(pattern) if Path(p).is_dir())
+    """The (folder, eval_info) pairs of one method, in natural order (s2 before s10)."""
+    dirs = sorted((Path(p) for p in glob.glob(pattern) if Path(p).is_dir()), key=_natural_key)
     if not dirs:
         raise ConfigError(f"method {label!r}: no folder matches {pattern!r}")
     out = []
@@ -81,7 +86,7 @@ def paired(runs: dict[str, list[tuple[Path, dict]]], reference: str) -> dict:
         if len(pairs) != len(ref):
             raise ConfigError(
                 f"paired comparison: {label!r} has {len(pairs)} seed folder(s), reference {reference!r} "
-                f"has {len(ref)}; pairing is by sorted folder order, so give both the same seeds"
+                f"has {len(ref)}; pairing is by folder order (s0, s1, ...), so give both the same seeds"
             )
         diffs, better, worse = [], 0, 0
         for (_, a), (_, r) in zip(pairs, ref):
