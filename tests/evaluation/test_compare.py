@@ -12,14 +12,14 @@ from care.evaluation.compare import compare
 from care.evaluation.evaluate import aggregate
 
 
-def _write_eval(path, successes: dict, seed0=1000, max_steps=200):
+def _write_eval(path, successes: dict, seed0=1000, max_steps=200, execution="chunk"):
     rows = []
     for task, succ in successes.items():
         for i, s in enumerate(succ):
             rows.append({"task": task, "episode_ix": i, "seed": seed0 + i, "success": bool(s),
                          "length": 10 if s else max_steps, "sum_reward": None, "video_path": None})
     info = aggregate(rows, list(successes))
-    info["config"] = {"max_steps": max_steps, "execution": "chunk", "n_action_steps": None,
+    info["config"] = {"max_steps": max_steps, "execution": execution, "n_action_steps": None,
                       "size": 128, "camera": "corner", "seed": seed0}
     info["policy"] = {"path": str(path).replace("_eval", "")}
     path.mkdir(parents=True)
@@ -58,6 +58,11 @@ def test_refuses_evaluations_on_other_episodes(tmp_path):
     cfg = CompareConfig(methods={"a": str(tmp_path / "a_s*"), "c": str(tmp_path / "c_s*")}, output_dir=tmp_path / "o")
     with pytest.raises(CareError, match=r"c_s0_eval.*max_steps=100 vs 200"):
         compare(cfg)
+    # how chunks are executed is part of the method: comparable
+    _write_eval(tmp_path / "e_s0_eval", {"reach-v3": [1, 1]}, execution="ensemble")
+    cfg = CompareConfig(methods={"a": str(tmp_path / "a_s*"), "e": str(tmp_path / "e_s*")}, output_dir=tmp_path / "o")
+    assert compare(cfg)["methods"]["e"]["execution"] == ["ensemble"]
+    assert "- e (ensemble execution): " in (tmp_path / "o" / "compare.md").read_text()
 
 
 def test_cli_errors_name_the_problem(tmp_path, capsys):

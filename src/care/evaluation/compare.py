@@ -7,8 +7,9 @@ Each method is a glob of `care eval` output folders, one per training seed. For 
 and task the success rate of each seed is read from its `eval_info.json`; the table gives the
 mean and the sample standard deviation (ddof = 1) over seeds, and the overall row does the same
 with each seed's overall rate. The comparison is refused unless every folder evaluated the same
-tasks on the same episode seeds, with the same step limit and execution: otherwise the columns
-would not be measured on the same episodes.
+tasks on the same episode seeds, with the same step limit and observations (size, camera):
+otherwise the columns would not be measured on the same episodes. How a policy executes its
+chunks (`--execution`, `--n-action-steps`) belongs to the method and may differ.
 
 With `reference` set, every other method is also compared with it *paired*: seed k of one
 method against seed k of the reference (folders are paired in natural sort order, numbers
@@ -35,8 +36,9 @@ from care.data.io import atomic_write_bytes, atomic_write_json, read_json
 from care.errors import ConfigError
 from care.evaluation.report import save_figure
 
-# eval settings that must agree for two evaluations to be comparable
-_SAME = ("max_steps", "execution", "n_action_steps", "size", "camera")
+# eval settings that must agree for two evaluations to be comparable (how actions are executed,
+# "execution" and "n_action_steps", is part of a method and may differ)
+_SAME = ("max_steps", "size", "camera")
 
 
 def _episode_key(info: dict) -> tuple:
@@ -129,6 +131,7 @@ def summarize(runs: dict[str, list[tuple[Path, dict]]], reference: str | None = 
         methods[label] = {
             "runs": [str(d) for d, _ in pairs],
             "policies": [info.get("policy", {}).get("path") for _, info in pairs],
+            "execution": sorted({str(info.get("config", {}).get("execution")) for _, info in pairs}),
             "n_seeds": len(pairs),
             "per_task": {
                 t: {"seeds": per_task[:, i].tolist(), "mean": float(per_task[:, i].mean()),
@@ -163,7 +166,7 @@ def markdown(summary: dict, title: str | None = None) -> str:
     lines += ["", f"{summary['episodes_per_task']} evaluation episodes per task and seed; "
               f"{'/'.join(map(str, n_seeds))} training seed(s) per method; ± is the sample std over seeds.", ""]
     for m in labels:
-        lines.append(f"- {m}: " + ", ".join(f"`{r}`" for r in ms[m]["runs"]))
+        lines.append(f"- {m} ({'/'.join(ms[m]['execution'])} execution): " + ", ".join(f"`{r}`" for r in ms[m]["runs"]))
     if summary.get("paired"):
         ref = summary["reference"]
         lines += ["", f"Paired with **{ref}** (seed k with seed k, episode with episode):", "",
