@@ -57,3 +57,14 @@ def test_bare_bool_flag_means_true_and_positional_still_works():
     assert cfg.overwrite is False
     cfg = parse_config(C.PretrainConfig, ["--resume"])
     assert cfg.resume is True
+
+
+def test_string_flags_stay_text():
+    """draccus reads flag values as YAML: a colon must not turn a title into a mapping."""
+    from care.configs import CompareConfig
+
+    cfg = parse_config(CompareConfig, ["--methods", '{"a": "x_s*"}', "--title", "MT10: chunk vs ensemble",
+                                       "--reference=null"])
+    assert cfg.title == "MT10: chunk vs ensemble" and cfg.reference is None
+    cfg = parse_config(CompareConfig, ["--methods", '{"a": "x_s*"}', "--title=say \"hi\": 1", "--reference", "a"])
+    assert cfg.title == 'say "hi": 1' and cfg.reference == "a"

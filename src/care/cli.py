@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import json
 import os
 import sys
 import tempfile
@@ -52,29 +53,45 @@ COMMANDS: dict[str, tuple[type, str, str | None]] = {
 _BOOL_WORDS = {"true", "false", "yes", "no", "1", "0", "on", "off"}
 
 
-def _bool_fields(config_cls: type, prefix: str = "") -> set[str]:
-    """Dotted names of the bool fields, so that a bare `--overwrite` means `--overwrite=true`."""
+def _typed_fields(config_cls: type, types: tuple[str, ...], prefix: str = "") -> set[str]:
+    """Dotted names of the fields annotated with one of `types` (nested configs included)."""
     names = set()
     for f in dataclasses.fields(config_cls):
         t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-        if t == "bool":
+        if t in types:
             names.add(prefix + f.name)
         elif dataclasses.is_dataclass(f.default_factory if callable(f.default_factory) else None):
-            names |= _bool_fields(f.default_factory, prefix + f.name + ".")
+            names |= _typed_fields(f.default_factory, types, prefix + f.name + ".")
     return names
 
 
+def _bool_fields(config_cls: type) -> set[str]:
+    """Bool fields, so that a bare `--overwrite` means `--overwrite=true`."""
+    return _typed_fields(config_cls, ("bool",))
+
+
+def _str_fields(config_cls: type) -> set[str]:
+    """String fields: draccus reads flag values as YAML, so `--title "MT10: x"` would become a
+    mapping; their values are passed on quoted (except null/none for optional ones)."""
+    return _typed_fields(config_cls, ("str", "str | None", "Optional[str]"))
+
+
 def _normalise_flags(
-    args: list[str], positional: str | None, bools: set[str] = frozenset()
+    args: list[str], positional: str | None, bools: set[str] = frozenset(), strs: set[str] = frozenset()
 ) -> tuple[list[str], Path | None]:
     """`--output-dir x` -> `--output_dir x`; bare `--flag` -> `--flag=true` for bool fields;
-    pull out `--config`; map a positional to a flag."""
+    string values quoted for YAML; pull out `--config`; map a positional to a flag."""
     out, config_path, i = [], None, 0
     while i < len(args):
         a = args[i]
         if a.startswith("--"):
             name, eq, value = a[2:].partition("=")
             name = name.replace("-", "_")
+            if name in strs and not eq and i + 1 < len(args):
+                value, eq = args[i + 1], "="
+                i += 1
+            if name in strs and eq and value.lower() not in ("null", "none", "~"):
+                value = json.dumps(value)  # a JSON string is a YAML string: "a: b" stays text
             if name in ("config", "config_path"):
                 if eq:
                     config_path = Path(value)
@@ -118,7 +135,7 @@ def _preset_name(args: list[str], yaml_dict: dict) -> str | None:
 
 def parse_config(config_cls: type, argv: list[str], positional: str | None = None) -> Any:
     """Build a config from defaults < preset < YAML < flags (see module docstring)."""
-    args, config_path = _normalise_flags(list(argv), positional, _bool_fields(config_cls))
+    args, config_path = _normalise_flags(list(argv), positional, _bool_fields(config_cls), _str_fields(config_cls))
     layers: dict = {}
     yaml_dict: dict = {}
     if config_path is not None:
