@@ -33,3 +33,22 @@ def make_dataset(tmp_path):
 def micro_dataset(tmp_path):
     """A 2-episode, 2-task dataset with actions, state and tracks (T=30, 32x32, 10 fps)."""
     return _make_dataset(tmp_path, episodes=2, T=30, size=32)
+
+
+_SINGLE_THREAD_FOLDERS = {"models", "training"}
+
+
+@pytest.fixture(autouse=True)
+def _single_thread(request):
+    """Micro models (tests/models, tests/training) run single-threaded: on a shared CPU, torch's
+    spinning OpenMP threads made these tests 10-20x slower (3 min instead of 10 s), and micro
+    tensors gain nothing from a second thread."""
+    if Path(str(request.path)).parent.name not in _SINGLE_THREAD_FOLDERS:
+        yield
+        return
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -13,7 +13,7 @@ uninterrupted run got, and 2 processes with b each see the same samples as 1 wit
 from __future__ import annotations
 
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 from torch.utils.data._utils.collate import default_collate
 
 
@@ -61,6 +61,14 @@ class StepBatchSampler(Sampler[list[int]]):
         if self.num_steps is None:
             raise TypeError("an endless StepBatchSampler has no length")
         return self.num_steps
+
+
+def step_loader(dataset: Dataset, sampler_kw: dict, start_step: int, total_steps: int, num_workers: int,
+                collate_fn) -> DataLoader:
+    """The training loader: this process's batches for steps start_step .. total_steps - 1
+    (`sampler_kw`: StepBatchSampler's num_items, batch_size, num_processes, process_index, seed)."""
+    sampler = StepBatchSampler(**sampler_kw, start_step=start_step, num_steps=max(total_steps - start_step, 0))
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=collate_fn)
 
 
 def collate_clips(items: list[dict]) -> dict:

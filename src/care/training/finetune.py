@@ -32,7 +32,6 @@ import json
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 from torch.utils.data._utils.collate import default_collate
 
 from care.configs import FinetuneConfig
@@ -41,7 +40,7 @@ from care.evaluation.normalize import ActionNormalizer, fit_action_normalizer
 from care.models.action_head import ActionHead, ActionHeadConfig, l1_action_loss
 from care.models.care import check_state_fits
 from care.policy import CareVLA, apply_lora, merge_lora, save_policy
-from care.training.batching import StepBatchSampler
+from care.training.batching import step_loader
 from care.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from care.training.loop_utils import (RunLogger, Throughput, build_optimizer, ensure_finite, grad_norm_and_clip,
                                       make_accelerator, warmup_cosine)
@@ -249,12 +248,7 @@ def run_finetuning(cfg: FinetuneConfig, model: CareVLA, normalizer: ActionNormal
     ddp_model, optimizer = acc.prepare(model, optimizer)
     net = acc.unwrap_model(ddp_model)
 
-    loader = DataLoader(
-        train_ds,
-        batch_sampler=StepBatchSampler(**sampler_kw, start_step=start, num_steps=max(cfg.steps - start, 0)),
-        num_workers=cfg.num_workers,
-        collate_fn=collate_finetune,
-    )
+    loader = step_loader(train_ds, sampler_kw, start, cfg.steps, cfg.num_workers, collate_finetune)
     n_train = sum(p.numel() for p in net.parameters() if p.requires_grad)
     n_all = sum(p.numel() for p in net.parameters())
     log = RunLogger(out, cfg.steps, start, enabled=acc.is_main_process, desc="finetune")

@@ -32,11 +32,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from care.configs import PretrainConfig
 from care.errors import ConfigError, DatasetError
-from care.training.batching import StepBatchSampler, collate_clips
+from care.training.batching import StepBatchSampler, collate_clips, step_loader
 from care.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from care.training.diagnostics import latent_diagnostics
 from care.training.loop_utils import (RunLogger, Throughput, build_optimizer, ensure_finite, grad_norm_and_clip,
@@ -147,12 +146,7 @@ def run_pretraining(cfg: PretrainConfig, model, train_ds, val_ds, acc) -> dict:
     ddp_model, optimizer = acc.prepare(model, optimizer)
     net = acc.unwrap_model(ddp_model)
 
-    loader = DataLoader(
-        train_ds,
-        batch_sampler=StepBatchSampler(**sampler_kw, start_step=start, num_steps=max(cfg.steps - start, 0)),
-        num_workers=cfg.num_workers,
-        collate_fn=collate_pretrain,
-    )
+    loader = step_loader(train_ds, sampler_kw, start, cfg.steps, cfg.num_workers, collate_pretrain)
     val_index = _val_batches(val_ds, cfg.batch_size, cfg.val_batches) if acc.is_main_process else []
     val_path = out / "val_metrics.json"
     history = []
