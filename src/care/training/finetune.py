@@ -42,8 +42,8 @@ from care.models.care import check_state_fits
 from care.policy import CareVLA, apply_lora, merge_lora, save_policy
 from care.training.batching import step_loader
 from care.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from care.training.loop_utils import (RunLogger, Throughput, build_optimizer, ensure_finite, grad_norm_and_clip,
-                                      make_accelerator, warmup_cosine)
+from care.training.loop_utils import (RunLogger, Throughput, build_optimizer, make_accelerator,
+                                      optimizer_step, warmup_cosine)
 
 STATE_NAME = "finetune_state.json"
 BATCH_KEYS = ("obs", "instruction", "actions", "action_is_pad")  # nothing else reaches the model
@@ -270,13 +270,7 @@ def run_finetuning(cfg: FinetuneConfig, model: CareVLA, normalizer: ActionNormal
         with acc.autocast():
             pred = ddp_model(obs, batch["instruction"])  # (B, H, A)
         loss = l1_action_loss(pred.float(), target, batch["action_is_pad"].to(acc.device))
-        ensure_finite(acc, loss, step, "loss", hint)
-        acc.backward(loss)
-        gnorm = grad_norm_and_clip(acc, ddp_model.parameters(), cfg.optim.grad_clip)
-        ensure_finite(acc, gnorm, step, "gradient norm", hint)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        gnorm = optimizer_step(acc, ddp_model, loss, optimizer, scheduler, step, cfg.optim.grad_clip, hint)
         speed.add(cfg.batch_size * acc.num_processes)
         window["loss"] += float(loss.detach())
         window["grad_norm"] += float(gnorm)

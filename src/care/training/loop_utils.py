@@ -106,6 +106,20 @@ def ensure_finite(accelerator, value: torch.Tensor, step: int, what: str, hint: 
         raise TrainingDiverged(f"the {what} became {float(value.detach()):.4g} at step {step + 1}; the run stopped. {hint}")
 
 
+def optimizer_step(accelerator, model: torch.nn.Module, loss: torch.Tensor, optimizer, scheduler, step: int,
+                   grad_clip: float, hint: str) -> torch.Tensor:
+    """One training update: check the loss, backward, clip, check the gradient norm, step the
+    optimiser and the schedule, clear the gradients. Returns the gradient norm before clipping."""
+    ensure_finite(accelerator, loss, step, "loss", hint)
+    accelerator.backward(loss)
+    gnorm = grad_norm_and_clip(accelerator, model.parameters(), grad_clip)
+    ensure_finite(accelerator, gnorm, step, "gradient norm", hint)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return gnorm
+
+
 class RunLogger:
     """Main-process logging: TensorBoard (<out>/tensorboard), <out>/train_log.jsonl, tqdm."""
 

@@ -38,8 +38,8 @@ from care.errors import ConfigError, DatasetError
 from care.training.batching import StepBatchSampler, collate_clips, step_loader
 from care.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from care.training.diagnostics import latent_diagnostics
-from care.training.loop_utils import (RunLogger, Throughput, build_optimizer, ensure_finite, grad_norm_and_clip,
-                                      make_accelerator, warmup_cosine)
+from care.training.loop_utils import (RunLogger, Throughput, build_optimizer, make_accelerator,
+                                      optimizer_step, warmup_cosine)
 
 LABEL_KEYS = ("actions", "action_is_pad", "state")  # never reach the model during pretraining
 
@@ -188,13 +188,7 @@ def run_pretraining(cfg: PretrainConfig, model, train_ds, val_ds, acc) -> dict:
         with acc.autocast():
             res = ddp_model(batch)
         loss = res["loss"]
-        ensure_finite(acc, loss, step, "loss", hint)
-        acc.backward(loss)
-        gnorm = grad_norm_and_clip(acc, ddp_model.parameters(), cfg.optim.grad_clip)
-        ensure_finite(acc, gnorm, step, "gradient norm", hint)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        gnorm = optimizer_step(acc, ddp_model, loss, optimizer, scheduler, step, cfg.optim.grad_clip, hint)
         net.after_optimizer_step()
         speed.add(cfg.batch_size * acc.num_processes)
 
