@@ -1,5 +1,5 @@
 # One command sets up and runs the main job, one sets up and runs the tests.
-# Both create .venv if it is missing. torch is pinned to the local CPU wheel (DESIGN §8).
+# Both create .venv if it is missing. torch is pinned to the local CPU wheel (docs/DESIGN.md §8).
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin

@@ -31,7 +31,7 @@ def bench_env(task: str, size: int, steps: int, tracks: bool, render_only: bool 
     from care.envs.metaworld import MetaWorldEnv
 
     env = MetaWorldEnv(task, size=size, tracks=tracks, max_steps=10**6)
-    env.reset(0)
+    env.reset(seed=0)
     for _ in range(10):  # warm up
         env.step(env.expert_action())
     t0, c0 = time.perf_counter(), time.process_time()
@@ -40,7 +40,7 @@ def bench_env(task: str, size: int, steps: int, tracks: bool, render_only: bool 
             env.view.render(env.data, depth=False)
             continue
         if i % 150 == 0:
-            env.reset(i)
+            env.reset(seed=i)
         env.step(env.expert_action())
         if tracks:
             env.project_points()
@@ -52,10 +52,13 @@ def bench_env(task: str, size: int, steps: int, tracks: bool, render_only: bool 
 def bench_collect(tasks: str, size: int, episodes: int) -> tuple[float, float]:
     from care.configs import CollectConfig
     from care.data.collect import collect_dataset
+    from care.envs.configs import MetaWorldEnvConfig
 
     tmp = Path(tempfile.mkdtemp())
     try:
-        cfg = CollectConfig(tasks=tasks, episodes_per_task=episodes, size=size, workers=1, out=tmp / "ds")
+        cfg = CollectConfig(
+            env=MetaWorldEnvConfig(tasks=tasks, size=size), episodes_per_task=episodes, workers=1, output_dir=tmp / "ds"
+        )
         c0 = time.process_time()
         s = collect_dataset(cfg)
         return s.fps, s.frames / (time.process_time() - c0)

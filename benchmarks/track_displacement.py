@@ -1,4 +1,4 @@
-"""How far do ground-truth track points move over n env steps? (DESIGN §3: choose the frame
+"""How far do ground-truth track points move over n env steps? (docs/DESIGN.md §3: choose the frame
 interval n and the image size from this.)
 
     MUJOCO_GL=egl .venv/bin/python benchmarks/track_displacement.py --size 128 --episodes 3
@@ -36,6 +36,7 @@ def displacements(tracks: np.ndarray, visible: np.ndarray, n: int) -> np.ndarray
 def main() -> None:
     from care.configs import CollectConfig
     from care.data.collect import EpisodeRunner, episode_specs
+    from care.envs.configs import MetaWorldEnvConfig
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tasks", default=DEFAULT_TASKS)
@@ -48,7 +49,7 @@ def main() -> None:
     a = p.parse_args()
     ns = [int(x) for x in a.ns.split(",")]
     cfg = CollectConfig(
-        tasks=a.tasks, episodes_per_task=a.episodes, size=a.size, workers=1, out=Path("unused"),
+        env=MetaWorldEnvConfig(tasks=a.tasks, size=a.size), episodes_per_task=a.episodes, workers=1, output_dir=Path("unused"),
         action_noise=a.action_noise, detour_prob=a.detour_prob,
     )  # fmt: skip
     runner = EpisodeRunner(cfg, max_envs=1)

@@ -6,7 +6,7 @@ On a dataset collected with `care collect` (ground-truth tracks: points fixed on
 projected through the camera, visibility by depth test), every tracker starts from the
 ground-truth positions and is scored against the ground truth:
 
-  * interval n (the pretraining frame interval, DESIGN §3): windows o_t .. o_{t+n}, t every
+  * interval n (the pretraining frame interval, docs/DESIGN.md §3): windows o_t .. o_{t+n}, t every
     `--stride` frames (default n); queries are the points visible at t, the score is taken
     at t+n only (the pair the point decoder learns from).
   * whole episode: TAP-Vid's "query first" protocol: each point is queried on the first
@@ -156,7 +156,7 @@ def main(argv=None) -> int:
         if m == "static":
             trackers[m] = static_tracker
         else:
-            trackers[m] = make_tracker(TrackConfig(root=args.dataset, method=m, klt=klt, cotracker=cot))[0]
+            trackers[m] = make_tracker(TrackConfig(dataset=args.dataset, tracker={"klt": klt, "cotracker": cot}[m]))[0]
 
     protocols = [f"n={n}" for n in args.intervals] + ([] if args.no_whole else ["episode"])
     scores = {(m, p): Score() for m in methods for p in protocols}

@@ -24,8 +24,8 @@ stamp() { echo "[demo +$(( $(date +%s) - start ))s] $*"; }
 
 if [ ! -f "$DATA/meta/info.json" ]; then
   stamp "1/4 collecting $EPISODES expert episodes per task of $TASKS (videos, states, actions, point tracks)"
-  $CARE collect --tasks "$TASKS" --episodes-per-task "$EPISODES" --size 128 --workers 2 \
-    --action-noise 0.1 --detour-prob 0.02 --seed 0 --out "$DATA"
+  $CARE collect --env.type metaworld --env.tasks "$TASKS" --env.size 128 --episodes-per-task "$EPISODES" \
+    --workers 2 --action-noise 0.1 --detour-prob 0.02 --seed 0 --output-dir "$DATA"
 else
   stamp "1/4 dataset $DATA already collected"
 fi
@@ -40,8 +40,8 @@ $CARE finetune --config configs/finetune/care_tiny.yaml --pretrained "$RUNS/pret
   --dataset "$DATA" --episodes-per-task "$LABELLED" --output-dir "$RUNS/finetune" --steps "$FINETUNE_STEPS"
 
 stamp "4/4 evaluating in Meta-World on held-out seeds"
-$CARE eval --policy "$RUNS/finetune" --tasks "$TASKS" --episodes-per-task "$EVAL_EPISODES" \
-  --seed 1000 --output-dir "$RUNS/eval"
+$CARE eval --policy "$RUNS/finetune" --env.tasks "$TASKS" --episodes-per-task "$EVAL_EPISODES" \
+  --seed 1000 --output-dir "$RUNS/eval" --overwrite
 
 stamp "done: the success table is above; eval_info.json, eval.md and success.png are in $RUNS/eval"
 echo "rollout videos: $RUNS/eval/videos/   TensorBoard: .venv/bin/tensorboard --logdir $RUNS"

@@ -12,8 +12,22 @@ import numpy as np
 
 from care.data.lerobot import Episode, LeRobotDatasetWriter
 
+# the repository root: tests name its files (configs/..., benchmarks/...) through it, never
+# relative to the working directory, so they pass from any directory
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
 TASKS = ("close the drawer", "press the button from the top")
 ENV_NAMES = ("drawer-close-v3", "button-press-topdown-v3")
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (the OS picks it), for a process group's rendezvous:
+    a fixed port collides with another run of the same test or anything else listening."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def synthetic_frames(T: int, size: int, seed: int = 0, width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -91,3 +105,17 @@ def make_dataset(
         writer.add_episode(ep)
     writer.finalize()
     return root
+
+
+def micro_configs(**kw):
+    """(ModelConfig, CareConfig) of the micro preset; each keyword goes to the config that has
+    the field (the latent VLM's or CARE's own)."""
+    import dataclasses
+
+    from care.methods.care.configuration_care import CareConfig
+    from care.presets import get_preset
+
+    model, method = get_preset("micro"), CareConfig().preset("micro")
+    mk = {k: v for k, v in kw.items() if k in {f.name for f in dataclasses.fields(model)}}
+    ck = {k: v for k, v in kw.items() if k not in mk}
+    return dataclasses.replace(model, **mk), dataclasses.replace(method, **ck)

@@ -6,15 +6,23 @@ import pytest
 import yaml
 
 from care import configs as C
-from care.cli import main, parse_config, save_config
+from care.cli import main, parse_config
+from care.configs import save_config
 from care.errors import ConfigError
 
 
 def test_dashed_flags_and_nested_overrides():
-    cfg = parse_config(C.CollectConfig, ["--episodes-per-task", "5", "--out", "x", "--tasks=reach-v3"])
-    assert cfg.episodes_per_task == 5 and cfg.out == Path("x") and cfg.tasks == "reach-v3"
-    cfg = parse_config(C.TrackConfig, ["data/d", "--grid", "8", "--klt.window=21"], positional="root")
-    assert cfg.root == Path("data/d") and cfg.grid == 8 and cfg.klt.window == 21
+    cfg = parse_config(C.CollectConfig, ["--episodes-per-task", "5", "--output-dir", "x", "--env.tasks=reach-v3"])
+    assert cfg.episodes_per_task == 5 and cfg.output_dir == Path("x") and cfg.env.tasks == "reach-v3"
+    cfg = parse_config(C.TrackConfig, ["data/d", "--grid", "8", "--tracker.window=21"], positional="dataset")
+    assert cfg.dataset == Path("data/d") and cfg.grid == 8 and cfg.tracker.type == "klt" and cfg.tracker.window == 21
+    # each tracker has only its own fields
+    cfg = parse_config(C.TrackConfig, ["data/d", "--tracker.type", "cotracker", "--tracker.repo-dir", "/x"],
+                       positional="dataset")
+    assert isinstance(cfg.tracker, C.CoTrackerConfig) and cfg.tracker.repo_dir == Path("/x")
+    with pytest.raises(ConfigError):
+        parse_config(C.TrackConfig, ["data/d", "--tracker.type", "cotracker", "--tracker.window", "3"],
+                     positional="dataset")
 
 
 def test_yaml_then_flags_precedence(tmp_path):
@@ -51,9 +59,9 @@ def test_unknown_flag_is_a_clear_error(capsys):
 
 
 def test_bare_bool_flag_means_true_and_positional_still_works():
-    cfg = parse_config(C.TrackConfig, ["--overwrite", "data/d"], positional="root")
-    assert cfg.overwrite is True and cfg.root == Path("data/d")
-    cfg = parse_config(C.TrackConfig, ["data/d", "--overwrite", "false"], positional="root")
+    cfg = parse_config(C.TrackConfig, ["--overwrite", "data/d"], positional="dataset")
+    assert cfg.overwrite is True and cfg.dataset == Path("data/d")
+    cfg = parse_config(C.TrackConfig, ["data/d", "--overwrite", "false"], positional="dataset")
     assert cfg.overwrite is False
     cfg = parse_config(C.PretrainConfig, ["--resume"])
     assert cfg.resume is True
@@ -68,3 +76,95 @@ def test_string_flags_stay_text():
     assert cfg.title == "MT10: chunk vs ensemble" and cfg.reference is None
     cfg = parse_config(CompareConfig, ["--methods", '{"a": "x_s*"}', "--title=say \"hi\": 1", "--reference", "a"])
     assert cfg.title == 'say "hi": 1' and cfg.reference == "a"
+
+
+def test_env_is_chosen_by_type():
+    """`--env.type` picks the simulator (LeRobot-style); without it the default (metaworld) is used,
+    its fields are set with dotted flags, and string values stay text."""
+    from care.envs.configs import MetaWorldEnvConfig
+
+    cfg = parse_config(C.CollectConfig, ["--env.type=metaworld", "--env.tasks", "reach-v3,push-v3",
+                                         "--env.camera", "corner2", "--env.max-steps", "50"])  # fmt: skip
+    assert type(cfg.env) is MetaWorldEnvConfig and cfg.env.type == "metaworld"
+    assert (cfg.env.tasks, cfg.env.size, cfg.env.camera, cfg.env.max_steps) == ("reach-v3,push-v3", 128, "corner2", 50)
+    assert parse_config(C.CollectConfig, ["--env.tasks=reach-v3,push-v3", "--env.camera=corner2",
+                                          "--env.max_steps=50"]) == cfg  # fmt: skip
+    # care eval: size and camera stay None ("as the policy was trained") unless given
+    ev = parse_config(C.EvalConfig, ["--env.type", "metaworld", "--env.tasks", "reach-v3"])
+    assert (ev.env.size, ev.env.camera, ev.env.max_steps) == (None, None, 200)
+    assert parse_config(C.EvalConfig, ["--env.size=64", "--env.camera=corner3"]).env.size == 64
+    assert parse_config(C.EvalConfig, ["--env.size=null"]).env.size is None
+
+
+def test_unknown_env_type_is_a_clear_error(capsys):
+    with pytest.raises(ConfigError, match=r"env\.type.*foo.*metaworld"):
+        parse_config(C.CollectConfig, ["--env.type=foo"])
+    assert main(["eval", "--env.type", "foo"]) == 2
+    err = capsys.readouterr().err
+    assert "foo" in err and "metaworld" in err
+
+
+def test_bool_and_string_flags_inside_a_choice_field():
+    """Bare bools and quoted strings work for the fields of the default choice and of the one
+    `--<field>.type` names."""
+    import dataclasses
+
+    import draccus
+
+    @dataclasses.dataclass
+    class Sim(draccus.ChoiceRegistry):
+        @classmethod
+        def default_choice_name(cls):
+            return "a"
+
+    @Sim.register_subclass("a")
+    @dataclasses.dataclass
+    class SimA(Sim):
+        fast: bool = False
+
+    @Sim.register_subclass("b")
+    @dataclasses.dataclass
+    class SimB(Sim):
+        headless: bool = False
+        title: str = "x"
+
+    @dataclasses.dataclass
+    class Top:
+        sim: Sim = dataclasses.field(default_factory=SimA)
+        seed: int = 0
+
+    assert parse_config(Top, ["--sim.fast", "--seed", "3"]) == Top(SimA(fast=True), 3)
+    cfg = parse_config(Top, ["--sim.type", "b", "--sim.headless", "--sim.title", "MT10: x"])
+    assert cfg == Top(SimB(headless=True, title="MT10: x"))
+
+
+@pytest.mark.parametrize("command,choices", [
+    ("pretrain", ["--method.type {care", "--method.objective {multitask,frame,point}", "Literal[siglip,dinov2]",
+                  "--mixed_precision {no,bf16}"]),
+    ("track", ["--tracker.type {klt,cotracker}"]),
+    ("collect", ["--env.type {metaworld"]),
+    ("eval", ["--execution {chunk,ensemble}"]),
+])
+def test_help_lists_the_choices(command, choices, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for c in choices:
+        assert c in out, (command, c)
+
+
+def test_preset_works_from_python_too():
+    """`PretrainConfig(preset="base")` builds the base model, as `--preset base` does; a model given
+    explicitly wins, and the command line layers the preset under YAML and flags."""
+    from care.presets import get_preset
+
+    cfg = C.PretrainConfig(preset="base")
+    assert cfg.model == get_preset("base") and cfg.method.decoder_width == 384
+    own = C.ModelConfig(hidden_size=96, num_heads=4)
+    assert C.PretrainConfig(preset="base", model=own).model == own
+    assert C.FinetuneConfig(preset="micro").model == get_preset("micro")
+    flags = parse_config(C.PretrainConfig, ["--preset", "base", "--model.hidden-size", "384", "--model.num-heads", "6"])
+    assert flags.model.hidden_size == 384 and flags.model.image_size == 224 and flags.method.decoder_width == 384
+    with pytest.raises(ConfigError, match="preset"):
+        parse_config(C.PretrainConfig, ["--preset", "huge"])

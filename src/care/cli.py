@@ -1,13 +1,14 @@
 """The `care` command: one subcommand per pipeline stage.
 
-    care collect        --suite metaworld --tasks MT10 --episodes-per-task 20 --out data/mt10
-    care import-videos  --videos DIR --captions labels.json --out data/ssv2
-    care dataset info DIR | care dataset validate DIR
-    care track DIR      --method klt --grid 16
-    care viz tracks DIR --episode 0 --out tracks.mp4
+    care collect        --env.type metaworld --env.tasks MT10 --episodes-per-task 20 --output-dir data/mt10
+    care import-videos  --videos DIR --captions labels.json --output-dir data/ssv2
+    care dataset info DIR | care dataset validate DIR      (DIR: the --dataset)
+    care track DIR      --tracker.type klt --grid 16
+    care viz tracks DIR --episode 0 --output-dir outputs/viz
     care pretrain       --config configs/pretrain/care_tiny.yaml --dataset data/mt10 --output-dir runs/x
+                        [--method.type care]
     care finetune       --pretrained runs/x --dataset data/mt10 --output-dir runs/x_ft
-    care eval           --policy runs/x_ft --tasks MT10 --episodes-per-task 10
+    care eval           --policy runs/x_ft --env.tasks MT10 --episodes-per-task 10 --output-dir runs/x_eval
 
 Flags are the config dataclass fields (`care.configs`), with dots for nesting
 (`--model.hidden_size=256`); dashes and underscores are interchangeable.
@@ -21,13 +22,13 @@ import argparse
 import dataclasses
 import importlib
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import draccus
+from draccus.choice_types import ChoiceType
 from draccus.utils import DraccusException
 import yaml
 
@@ -39,10 +40,11 @@ from care.errors import CareError, ConfigError
 COMMANDS: dict[str, tuple[type, str, str | None]] = {
     "collect": (C.CollectConfig, "care.data.collect:collect", None),
     "import-videos": (C.ImportVideosConfig, "care.data.import_videos:import_videos", None),
-    "dataset info": (C.DatasetConfig, "care.data.inspect:info", "root"),
-    "dataset validate": (C.DatasetConfig, "care.data.inspect:validate", "root"),
-    "track": (C.TrackConfig, "care.tracking.run:track", "root"),
-    "viz tracks": (C.VizTracksConfig, "care.tracking.viz:viz_tracks", "root"),
+    "dataset info": (C.DatasetConfig, "care.data.inspect:info", "dataset"),
+    "dataset validate": (C.DatasetConfig, "care.data.inspect:validate", "dataset"),
+    "track": (C.TrackConfig, "care.tracking.run:track", "dataset"),
+    "viz tracks": (C.VizTracksConfig, "care.tracking.viz:viz_tracks", "dataset"),
+    "lam": (C.PretrainConfig, "care.training.lam:train_lam", None),
     "pretrain": (C.PretrainConfig, "care.training.pretrain:pretrain", None),
     "finetune": (C.FinetuneConfig, "care.training.finetune:finetune", None),
     "eval": (C.EvalConfig, "care.evaluation.evaluate:evaluate", None),
@@ -53,27 +55,47 @@ COMMANDS: dict[str, tuple[type, str, str | None]] = {
 _BOOL_WORDS = {"true", "false", "yes", "no", "1", "0", "on", "off"}
 
 
-def _typed_fields(config_cls: type, types: tuple[str, ...], prefix: str = "") -> set[str]:
-    """Dotted names of the fields annotated with one of `types` (nested configs included)."""
+def _flag_value(args: list[str], name: str) -> str | None:
+    """The value of `--<name>` (`--name=v` or `--name v`, the last one given) in raw `args`."""
+    value = None
+    for i, a in enumerate(args):
+        key, eq, v = a[2:].partition("=") if a.startswith("--") else ("", "", "")
+        if key.replace("-", "_") == name:
+            value = v if eq else args[i + 1] if i + 1 < len(args) else None
+    return value
+
+
+def _typed_fields(config_cls: type, types: tuple[str, ...], prefix: str = "", args: list[str] = ()) -> set[str]:
+    """Dotted names of the fields annotated with one of `types` (nested configs included).
+
+    A choice field (a draccus choice registry, e.g. `env`) contributes the fields of its
+    default class and, when `args` hold `--<field>.type=NAME`, those of the class named NAME.
+    """
     names = set()
     for f in dataclasses.fields(config_cls):
         t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        default = f.default_factory if callable(f.default_factory) else None
         if t in types:
             names.add(prefix + f.name)
-        elif dataclasses.is_dataclass(f.default_factory if callable(f.default_factory) else None):
-            names |= _typed_fields(f.default_factory, types, prefix + f.name + ".")
+        elif dataclasses.is_dataclass(default):
+            classes = [default]
+            chosen = _flag_value(list(args), f"{prefix}{f.name}.type") if issubclass(default, ChoiceType) else None
+            if chosen is not None and chosen in default.get_known_choices():  # else draccus reports it
+                classes.append(default.get_choice_class(chosen))
+            for cls in dict.fromkeys(classes):
+                names |= _typed_fields(cls, types, prefix + f.name + ".", args)
     return names
 
 
-def _bool_fields(config_cls: type) -> set[str]:
+def _bool_fields(config_cls: type, args: list[str] = ()) -> set[str]:
     """Bool fields, so that a bare `--overwrite` means `--overwrite=true`."""
-    return _typed_fields(config_cls, ("bool",))
+    return _typed_fields(config_cls, ("bool",), args=args)
 
 
-def _str_fields(config_cls: type) -> set[str]:
+def _str_fields(config_cls: type, args: list[str] = ()) -> set[str]:
     """String fields: draccus reads flag values as YAML, so `--title "MT10: x"` would become a
     mapping; their values are passed on quoted (except null/none for optional ones)."""
-    return _typed_fields(config_cls, ("str", "str | None", "Optional[str]"))
+    return _typed_fields(config_cls, ("str", "str | None", "Optional[str]"), args=args)
 
 
 def _normalise_flags(
@@ -125,17 +147,14 @@ def _deep_merge(base: dict, over: dict) -> dict:
 
 
 def _preset_name(args: list[str], yaml_dict: dict) -> str | None:
-    for i, a in enumerate(args):
-        if a.startswith("--preset="):
-            return a.split("=", 1)[1]
-        if a == "--preset" and i + 1 < len(args):
-            return args[i + 1]
-    return yaml_dict.get("preset")
+    return _flag_value(args, "preset") or yaml_dict.get("preset")
 
 
 def parse_config(config_cls: type, argv: list[str], positional: str | None = None) -> Any:
     """Build a config from defaults < preset < YAML < flags (see module docstring)."""
-    args, config_path = _normalise_flags(list(argv), positional, _bool_fields(config_cls), _str_fields(config_cls))
+    args, config_path = _normalise_flags(
+        list(argv), positional, _bool_fields(config_cls, argv), _str_fields(config_cls, argv)
+    )
     layers: dict = {}
     yaml_dict: dict = {}
     if config_path is not None:
@@ -145,10 +164,22 @@ def parse_config(config_cls: type, argv: list[str], positional: str | None = Non
         if not isinstance(yaml_dict, dict):
             raise CareError(f"{config_path}: expected a mapping of config fields at the top level")
     preset = _preset_name(args, yaml_dict)
-    if preset is not None and "model" in {f.name for f in dataclasses.fields(config_cls)}:
-        from care.models.presets import get_preset  # lazy: keeps `care collect` light
+    field_names = {f.name for f in dataclasses.fields(config_cls)}
+    if preset is not None and "model" in field_names:
+        from care.presets import get_preset
 
         layers = {"model": yaml.safe_load(draccus.dump(get_preset(preset)))}
+        if "method" in field_names:  # the chosen method's own sizes for this preset
+            from care.methods.base import MethodConfig
+
+            name = _flag_value(args, "method.type") or (yaml_dict.get("method") or {}).get("type") \
+                or MethodConfig.default_choice_name()
+            try:
+                method = MethodConfig.get_choice_class(name)().preset(preset)
+            except KeyError:
+                raise ConfigError(f"unknown --method.type {name!r}; choose one of "
+                                  f"{sorted(MethodConfig.get_known_choices())}") from None
+            layers["method"] = {"type": name, **yaml.safe_load(draccus.dump(method))}
     layers = _deep_merge(layers, yaml_dict)
     with tempfile.TemporaryDirectory() as tmp:
         path = None
@@ -166,18 +197,6 @@ def parse_config(config_cls: type, argv: list[str], positional: str | None = Non
                 root = root.__cause__ or root.__context__
             detail = f": {root}" if root is not e else ""
             raise ConfigError(f"{config_cls.__name__}: {e}{detail}") from e
-
-
-def save_config(cfg: Any, out_dir: Path, name: str = "config.yaml") -> Path:
-    """Write the resolved config next to a run's outputs (atomically)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / name
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w") as f:
-        draccus.dump(cfg, f)
-    os.replace(tmp, path)
-    return path
 
 
 def _resolve(target: str) -> Callable:

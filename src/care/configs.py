@@ -12,6 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
+
+import draccus
+
+from care.envs.configs import EnvConfig, MetaWorldEnvConfig
+from care.methods.base import MethodConfig
+from care.methods.care.configuration_care import CareConfig  # noqa: F401  (registers "care")
 
 # ----------------------------------------------------------------------------------------
 # Data: collection, import, inspection, clips
@@ -23,16 +30,15 @@ class CollectConfig:
     """`care collect`: roll out scripted experts in a simulator, record a LeRobot v3 dataset.
 
     Args:
-        suite: simulator suite; "metaworld" is the embedded benchmark.
-        tasks: a suite name ("MT10", "MT50") or a comma-separated list of env names
-            ("drawer-close-v3,reach-v3").
+        env: the simulator and its tasks, image size, camera and step limit
+            (`--env.type=metaworld --env.tasks=MT10 --env.size=128 --env.camera=corner
+            --env.max-steps=200`; see care.envs.configs). A size or camera left None is set
+            to the simulator's default (Meta-World: 128, "corner", rotated upright on capture)
+            when the config is built, so the saved config names what was rendered.
         episodes_per_task: episodes recorded per task (each with its own seed).
-        size: square image side in pixels.
-        camera: simulator camera name; Meta-World's "corner" is rotated upright on capture.
         workers: processes collecting in parallel; episodes are split across them.
         seed: base seed; the dataset is a deterministic function of (config, seed).
-        out: output dataset folder. Written to a temporary sibling and renamed at the end.
-        max_steps: step limit per episode.
+        output_dir: output dataset folder. Written to a temporary sibling and renamed at the end.
         post_success_steps: steps still recorded after the first success (so the end state
             is visible); the episode then ends.
         tracks: record ground-truth point tracks (points fixed on bodies, projected through
@@ -45,32 +51,27 @@ class CollectConfig:
         pix_fmt: video pixel format. yuv444p keeps full colour resolution, so the stored
             frames match what the policy sees live (yuv420p, LeRobot's default, costs ~3-4
             grey levels at 64², more on small details like Meta-World's button).
-        overwrite: replace an existing `out` folder.
+        overwrite: replace an existing `output_dir` folder.
     """
 
-    suite: str = "metaworld"
-    tasks: str = "MT10"
+    env: EnvConfig = field(default_factory=MetaWorldEnvConfig)
     episodes_per_task: int = 20
-    size: int = 128
-    camera: str = "corner"
     workers: int = 2
     seed: int = 0
-    out: Path = Path("data/mt10")
-    max_steps: int = 200
+    output_dir: Path = Path("data/mt10")
     post_success_steps: int = 10
     tracks: bool = True
     points_per_body: int = 8
     action_noise: float = 0.0
     detour_prob: float = 0.0
     detour_steps: int = 6
-    pix_fmt: str = "yuv444p"
+    pix_fmt: Literal["yuv444p", "yuv420p"] = "yuv444p"
     overwrite: bool = False
 
     def __post_init__(self):
         if self.episodes_per_task < 1:
             raise ValueError(f"episodes_per_task must be >= 1, got {self.episodes_per_task}")
-        if self.size < 16:
-            raise ValueError(f"size must be >= 16 pixels, got {self.size}")
+        self.env = self.env.with_rendering()  # the simulator's size/camera for those left None
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if not 0.0 <= self.detour_prob <= 1.0:
@@ -86,17 +87,17 @@ class ImportVideosConfig:
     Args:
         videos: folder holding the videos.
         captions: JSON file, a list of {"id": ..., "label": ...}.
-        out: output dataset folder (written to a temporary sibling, then renamed).
+        output_dir: output dataset folder (written to a temporary sibling, then renamed).
         size: resize frames to size x size (None keeps the original size; all videos must
             then share one size).
         fps: frame rate written to the dataset (None: the first video's rate).
         camera: camera key; features become `observation.images.<camera>`.
-        overwrite: replace an existing `out` folder.
+        overwrite: replace an existing `output_dir` folder.
     """
 
     videos: Path = Path("videos")
     captions: Path = Path("labels.json")
-    out: Path = Path("data/imported")
+    output_dir: Path = Path("data/imported")
     size: int | None = 128
     fps: int | None = None
     camera: str = "main"
@@ -105,9 +106,9 @@ class ImportVideosConfig:
 
 @dataclass
 class DatasetConfig:
-    """`care dataset info|validate DIR`."""
+    """`care dataset info|validate --dataset DIR` (or the folder as the one positional argument)."""
 
-    root: Path = Path("data/mt10")
+    dataset: Path = Path("data/mt10")
 
 
 @dataclass
@@ -134,7 +135,21 @@ class ClipConfig:
 
 
 @dataclass
-class KLTConfig:
+class TrackerConfig(draccus.ChoiceRegistry):
+    """A point tracker, chosen by name: `care track --tracker.type=klt|cotracker`."""
+
+    @property
+    def type(self) -> str:
+        return self.get_choice_name(self.__class__)
+
+    @classmethod
+    def default_choice_name(cls) -> str:
+        return "klt"
+
+
+@TrackerConfig.register_subclass("klt")
+@dataclass
+class KLTConfig(TrackerConfig):
     """OpenCV pyramidal Lucas-Kanade parameters."""
 
     window: int = 11  # search window side, pixels; 11 beat 15 at 128² (benchmarks/tracking_accuracy.py)
@@ -145,8 +160,9 @@ class KLTConfig:
     min_eig_threshold: float = 1e-4  # LK drops a point whose patch gradient is this flat (OpenCV's default)
 
 
+@TrackerConfig.register_subclass("cotracker")
 @dataclass
-class CoTrackerConfig:
+class CoTrackerConfig(TrackerConfig):
     """CoTracker loaded from a local hub directory (never the network)."""
 
     repo_dir: Path | None = None  # local clone holding hubconf.py
@@ -157,30 +173,31 @@ class CoTrackerConfig:
 
 @dataclass
 class TrackConfig:
-    """`care track DIR`: fill the dataset's track store for every episode."""
+    """`care track --dataset DIR`: fill the dataset's track store for every episode.
 
-    root: Path = Path("data/mt10")
-    method: str = "klt"  # klt | cotracker
+    `--tracker.type` picks the tracker (klt | cotracker); its own fields follow, e.g.
+    `--tracker.window 15` (KLT) or `--tracker.repo-dir DIR --tracker.checkpoint FILE` (CoTracker).
+    """
+
+    dataset: Path = Path("data/mt10")
+    tracker: TrackerConfig = field(default_factory=KLTConfig)
     grid: int = 16  # grid x grid query points on the first frame
     camera: str | None = None
     overwrite: bool = False
-    klt: KLTConfig = field(default_factory=KLTConfig)
-    cotracker: CoTrackerConfig = field(default_factory=CoTrackerConfig)
 
     def __post_init__(self):
-        if self.method not in ("klt", "cotracker"):
-            raise ValueError(f"method must be 'klt' or 'cotracker', got {self.method!r}")
         if self.grid < 1:
             raise ValueError(f"grid must be >= 1, got {self.grid}")
 
 
 @dataclass
 class VizTracksConfig:
-    """`care viz tracks DIR --episode 0 --out tracks.mp4`."""
+    """`care viz tracks --dataset DIR --episode 0 --output-dir viz`: writes
+    `<output_dir>/tracks_episode_<i>.mp4` and a PNG strip beside it."""
 
-    root: Path = Path("data/mt10")
+    dataset: Path = Path("data/mt10")
     episode: int = 0
-    out: Path = Path("tracks.mp4")
+    output_dir: Path = Path("outputs/viz")
     camera: str | None = None
     tail: int = 8  # frames of trail drawn behind each point
     scale: int = 4  # frames are upscaled this many times before drawing (128² is too small to see)
@@ -220,18 +237,23 @@ class ViTConfig:
 
 @dataclass
 class ModelConfig:
-    """The latent VLM (DESIGN §2) and its two decoders (DESIGN §3).
+    """The latent VLM (docs/DESIGN.md §2, paper §2.1), shared by every pretraining method.
 
-    Sizes are all here; named presets (`micro`, `tiny`, `base`, `pretrained`) live in
-    `care.models.presets`. The defaults below are `tiny` (4.3M trainable parameters at 128²).
+    What a method adds on top (CARE's decoders, a LAPA-style quantiser, ...) is its own config,
+    `--method.*` (care.methods). Sizes are all here; named presets (`micro`, `tiny`, `base`,
+    `pretrained`) live in `care.presets`. The defaults below are `tiny`.
 
     Input:
         image_size: square side the model sees; frames of another size are resized.
         patch_size: ViT patch side: (image_size / patch_size)² vision tokens per frame. A
             pretrained tower with another patch size sees the image resized so that its grid
             matches (e.g. /14 DINOv2 at 112² for a 8x8 grid).
-        siglip, dino: the two towers; vision_feature_layer: which block's output is used
-            (-1 last, -2 second-to-last as in Prismatic); later blocks are dropped.
+        vision_towers: which towers, by name from `care.models.vision.VISION_TOWERS`; their
+            patch features are concatenated channel-wise (Prismatic's DinoSigLIP is both).
+            One name makes a single-tower model.
+        siglip, dino: each tower's size or local checkpoint (read only if the tower is used).
+        vision_feature_layer: which block's output is used (-1 last, -2 second-to-last as in
+            Prismatic); later blocks are dropped.
         vision_token_merge: m; every m x m block of patch features is concatenated into one LLM
             token (space-to-depth, as InternVL's pixel shuffle): m² fewer tokens, no feature
             dropped. 1 is Prismatic's one token per patch. The frame decoder always sees all patches.
@@ -239,47 +261,31 @@ class ModelConfig:
             "delta" (its tokens minus o_t's, as CoMo's [F_t, F_{t+n} − F_t]): the same information,
             but the change is explicit; with "frames" the latent of a from-scratch tiny model
             did not wake up (see care.models.latent_vlm).
-        freeze_vision: do not train the towers (sensible with pretrained ones).
+        freeze_vision: do not train the towers (and, when fine-tuning, the projector): sensible
+            with pretrained towers. The one place this choice lives.
     LLM:
-        llm_path: local dir of a pretrained Llama + its tokenizer; None builds one from the
+        llm_path: local dir of a pretrained causal LM + its tokenizer (any `transformers`
+            AutoModel architecture: Llama, Qwen2, Mistral, ...); None builds a Llama from the
             sizes below and trains a byte-level BPE (`vocab_size` tokens at most) on the
             dataset's instructions.
         max_text_tokens: instructions are padded/truncated to this many tokens.
         init_std: std of every Llama weight when built from scratch; None = 1/sqrt(hidden_size)
-            (transformers' default 0.02 starved the latent, DESIGN §3).
+            (transformers' default 0.02 starved the latent, docs/DESIGN.md §3).
     Latent action:
         num_latents (K) placeholders, each read out as a `latent_dim` vector: z is (K, latent_dim).
-    Decoders:
-        decoder_width/layers/heads: both decoders' transformer size.
-        point_mode: classification (softmax over `point_bins` displacement bins per axis, in
-            [-R, R] with R = point_max_disp * image_size) or regression (squared error).
-        fourier_freqs: octaves of the Fourier embedding of point coordinates.
-    Objective:
-        objective: multitask (frame + point, uncertainty-weighted) | frame | point (Tab. 4).
-        target_encoder: where frame-decoder targets come from: "ema" (an EMA copy of the towers,
-            for from-scratch towers) or "frozen" (a frozen copy; with pretrained, frozen towers
-            the towers themselves).
-        ema_decay: EMA decay per optimiser step.
-        latent_loss_weight: weight of ||ẑ − stopgrad(z*)||² (policy view -> inverse view). The views
-            share the Llama, and the latent loss pulls the inverse view towards ignoring o_{t+n}
-            (DESIGN §3). Measured on MT10 (tiny, 300 steps, held-out point EPE / "no motion"):
-            weight 0 -> 0.57, 0.1 -> 0.61, 1.0 -> 0.69, while the policy view's EPE was the
-            same at 0.1 and 1.0 (3.43 vs 3.37 px): hence 0.1.
-        latent_loss_delay, latent_loss_ramp: the weight is 0 for `delay` optimiser steps, then
-            rises linearly to `latent_loss_weight` over `ramp` steps, so the inverse view learns to
-            read o_{t+n} before the policy view starts pulling on the shared weights (DESIGN §3).
     """
 
     # --- input ---
     image_size: int = 128
     patch_size: int = 16
+    vision_towers: tuple[Literal["siglip", "dinov2"], ...] = ("siglip", "dinov2")
     siglip: ViTConfig = field(default_factory=ViTConfig)
     dino: ViTConfig = field(default_factory=ViTConfig)
     vision_feature_layer: int = -1  # from-scratch towers: the last block; -2 (Prismatic) for pretrained
     vision_token_merge: int = 2  # m x m patches -> one LLM token: 16 tokens per frame at 128² (CPU budget)
-    future_tokens: str = "delta"  # inverse view reads tokens(o_t+n) - tokens(o_t) (CoMo-style) | "frames"
+    future_tokens: Literal["frames", "delta"] = "delta"  # inverse view reads tokens(o_t+n) - tokens(o_t)
     freeze_vision: bool = False
-    # --- LLM (a transformers Llama) ---
+    # --- LLM (a transformers Llama when built from scratch) ---
     llm_path: str | None = None
     hidden_size: int = 192
     num_layers: int = 4
@@ -291,31 +297,8 @@ class ModelConfig:
     # --- latent action ---
     num_latents: int = 4  # K placeholders
     latent_dim: int = 64
-    # --- decoders ---
-    decoder_width: int = 128
-    decoder_layers: int = 2
-    decoder_heads: int = 4
-    point_mode: str = "classification"
-    point_bins: int = 64
-    point_max_disp: float = 0.125  # R / image side: ±16 px at 128², 0.5-px bins with 64 bins
-    fourier_freqs: int = 6
-    # --- objective ---
-    objective: str = "multitask"
-    target_encoder: str = "ema"
-    ema_decay: float = 0.99
-    latent_loss_weight: float = 0.1  # 1.0 cost the inverse view 0.61 -> 0.69 EPE ratio (DESIGN §3 trap)
-    latent_loss_delay: int = 0
-    latent_loss_ramp: int = 300
 
     def __post_init__(self):
-        if self.objective not in ("multitask", "frame", "point"):
-            raise ValueError(f"objective must be multitask|frame|point, got {self.objective!r}")
-        if self.point_mode not in ("classification", "regression"):
-            raise ValueError(f"point_mode must be classification|regression, got {self.point_mode!r}")
-        if self.future_tokens not in ("frames", "delta"):
-            raise ValueError(f"future_tokens must be frames|delta, got {self.future_tokens!r}")
-        if self.target_encoder not in ("ema", "frozen"):
-            raise ValueError(f"target_encoder must be ema|frozen, got {self.target_encoder!r}")
         if self.image_size % self.patch_size:
             raise ValueError(
                 f"image_size ({self.image_size}) must be a multiple of patch_size ({self.patch_size})"
@@ -328,16 +311,9 @@ class ModelConfig:
                 f"vision_token_merge ({self.vision_token_merge}) must be >= 1 and divide the patch grid "
                 f"({self.image_size} / {self.patch_size} = {grid})"
             )
-        if self.decoder_width % self.decoder_heads:
-            raise ValueError(
-                f"decoder_width ({self.decoder_width}) must divide by decoder_heads ({self.decoder_heads})"
-            )
-        if self.point_bins < 2:
-            raise ValueError(f"point_bins must be >= 2, got {self.point_bins}")
-        if not 0.0 < self.point_max_disp <= 1.0:
-            raise ValueError(f"point_max_disp is a fraction of the image side in (0, 1], got {self.point_max_disp}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        self.vision_towers = tuple(self.vision_towers)
+        if not self.vision_towers or len(set(self.vision_towers)) != len(self.vision_towers):
+            raise ValueError(f"vision_towers must name one or more distinct towers, got {list(self.vision_towers)}")
         if self.num_latents < 1 or self.latent_dim < 1:
             raise ValueError(f"num_latents and latent_dim must be >= 1, got {self.num_latents}, {self.latent_dim}")
 
@@ -354,7 +330,7 @@ class OptimConfig:
     Args:
         lr: peak learning rate; the schedule decays it to `min_lr_ratio * lr` at the last step.
         weight_decay: applied to matrices only (not to biases, norms or the UWL log-variances).
-        log_var_lr: learning rate of the uncertainty weights s = log σ² (DESIGN §3: at the base
+        log_var_lr: learning rate of the uncertainty weights s = log σ² (docs/DESIGN.md §3: at the base
             rate they barely moved); same schedule shape.
         grad_clip: max global gradient norm (0 disables clipping).
     """
@@ -368,17 +344,40 @@ class OptimConfig:
     grad_clip: float = 1.0
 
 
+def apply_preset(cfg: Any) -> None:
+    """`cfg.preset` from Python: a `model` (and `method`) still at its defaults takes the preset's.
+
+    The command line layers the preset below YAML and flags itself (care.cli), so by then the
+    model differs from the defaults and nothing is replaced here.
+    """
+    if getattr(cfg, "preset", None) is None:
+        return
+    from care.presets import get_preset  # the config layer: presets are configs
+
+    if cfg.model == ModelConfig():
+        cfg.model = get_preset(cfg.preset)
+    method = getattr(cfg, "method", None)
+    if method is not None and method == type(method)():
+        cfg.method = method.preset(cfg.preset)
+
+
 @dataclass
 class PretrainConfig:
-    """`care pretrain`: CARE multi-task latent pretraining (no action labels are read).
+    """`care pretrain`: latent pretraining of the VLM by a method (no action labels are read).
 
     Args:
-        dataset: a LeRobot v3 folder; the point objective needs its track store (`care track`).
-        output_dir: receives config.yaml, checkpoints/, tensorboard/, val_metrics.json and the
-            final model (save_pretrained: config.json, model.safetensors, tokenizer).
-        preset: named model defaults (micro | tiny | base | pretrained), below YAML and flags.
+        dataset: a LeRobot v3 folder; CARE's point objective needs its track store (`care track`).
+        output_dir: receives run_config.yaml (this config), checkpoints/, tensorboard/,
+            val_metrics.json and the final model (save_pretrained: config.json = the VLM's
+            ModelConfig, method.json = the method's config, model.safetensors, tokenizer).
+        preset: named model sizes (micro | tiny | base | pretrained) for `model` and the
+            method's own sizes; below YAML and flags on the command line. From Python,
+            `PretrainConfig(preset="base")` builds the base model too (a `model` / `method`
+            left at its defaults takes the preset's).
+        method: the pretraining method, by name (`--method.type=care`, the default), with its
+            own fields (`--method.objective=point`); see care.methods.
         frame_interval: n in o_t -> o_{t+n}, in dataset frames; choose it (with the image
-            size) so tracked points move several pixels (DESIGN §3).
+            size) so tracked points move several pixels (docs/DESIGN.md §3).
         steps: optimiser steps; batch_size: samples per step *per process* (the global batch
             is batch_size x processes; the data order is a function of (seed, step, global
             batch), so 2 processes x b see the same samples as 1 process x 2b).
@@ -395,8 +394,9 @@ class PretrainConfig:
 
     dataset: Path = Path("data/mt10")
     output_dir: Path = Path("runs/care_tiny")
-    preset: str | None = None
+    preset: Literal["micro", "tiny", "base", "pretrained"] | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
+    method: MethodConfig = field(default_factory=CareConfig)
     clip: ClipConfig = field(default_factory=ClipConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     frame_interval: int = 8
@@ -404,7 +404,7 @@ class PretrainConfig:
     batch_size: int = 32
     num_workers: int = 1
     seed: int = 0
-    mixed_precision: str = "no"
+    mixed_precision: Literal["no", "bf16"] = "no"
     gradient_checkpointing: bool = False
     log_every: int = 20
     val_every: int = 250
@@ -419,8 +419,7 @@ class PretrainConfig:
             raise ValueError(f"frame_interval must be >= 1 (pretraining needs o_t and o_t+n), got {self.frame_interval}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError(f"steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
-        if self.mixed_precision not in ("no", "bf16"):
-            raise ValueError(f"mixed_precision must be no|bf16, got {self.mixed_precision!r}")
+        apply_preset(self)
 
 
 @dataclass
@@ -450,57 +449,101 @@ class LoRAConfig:
 
 
 @dataclass
+class ActionHeadConfig:
+    """The residual-MLP action head (`--head.*`; docs/DESIGN.md §4).
+
+    Args:
+        chunk_size: H actions predicted at once; 1 reproduces the paper. `care eval` executes
+            the chunk open loop or with temporal ensembling (EvalConfig.execution); the clip
+            dataset serves H future actions per sample.
+        width: hidden width of the residual MLP.
+        num_blocks: residual blocks.
+        dropout: dropout inside each block (0: none).
+    """
+
+    chunk_size: int = 1
+    width: int = 256
+    num_blocks: int = 2
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        if self.chunk_size < 1 or self.width < 1:
+            raise ValueError(f"head.chunk_size and head.width must be >= 1, got {self.chunk_size}, {self.width}")
+        if self.num_blocks < 0:
+            raise ValueError(f"head.num_blocks must be >= 0, got {self.num_blocks}")
+
+
+@dataclass
+class StateInputConfig:
+    """Proprioceptive state as a policy input (`--state.enabled`; beyond the paper).
+
+    The dataset's `observation.state` (at the frame the action is taken) is normalised to
+    [-1, 1] with the labelled episodes' q01/q99 and projected into one LLM token
+    (OpenVLA-OFT's proprio projector); `care eval` feeds the simulator's state the same way.
+
+    Args:
+        enabled: read the state.
+        names: which state dimensions, by the names in meta/info.json (`features.observation.state.names`);
+            None: every dimension. Meta-World's 39-d state also holds object and goal
+            positions; its proprioceptive part is `[hand_x,hand_y,hand_z,gripper_opening]`.
+    """
+
+    enabled: bool = False
+    names: tuple[str, ...] | None = None
+
+
+@dataclass
 class FinetuneConfig:
     """`care finetune`: train the action head (and LoRA) on a few labelled episodes.
 
     Args:
-        pretrained: a `care pretrain` output folder whose latent VLM is fine-tuned, or "none":
-            the same architecture from scratch (`preset` / `model`), with its tokenizer trained
-            on the labelled episodes' instructions — the no-pretraining reference.
-        dataset: LeRobot v3 dataset with actions. Only the labelled episodes' actions are read.
+        pretrained: a `care pretrain` output folder (of any method) whose latent VLM is
+            fine-tuned; None: the same architecture from scratch (`preset` / `model`), with its
+            tokenizer trained on the labelled episodes' instructions — the no-pretraining reference.
+        dataset: LeRobot v3 dataset with actions. Only the labelled episodes' actions are read
+            (and the validation episodes', for the held-out action error).
         output_dir: the policy folder (`CarePolicy.from_pretrained(output_dir)`), plus
-            `checkpoints/` (for --resume) and `logs/` (TensorBoard).
-        preset, model: the architecture when `pretrained` is "none"; ignored otherwise (the
-            pretrained folder's model config is used).
+            run_config.yaml, `checkpoints/` (for --resume) and `tensorboard/`.
+        preset, model: the architecture when `pretrained` is None; ignored otherwise (the
+            pretrained folder's model config is used, `freeze_vision` included).
         clip: how frames are read; `clip.image_size` is forced to the model's image size.
         lora: adapters on the LLM (lora.enabled=false trains every LLM weight).
-        freeze_vision: keep the vision towers and projector fixed (LoRA then only touches the
-            LLM); False trains them fully.
+        head: the action head (chunk size, width, blocks, dropout).
+        state: proprioceptive state as an input (off by default).
         episodes_per_task: labelled episodes per task, chosen reproducibly by `seed`
             (`select_episodes_per_task`) among the successful ones when the dataset records
-            success; None uses every (successful) episode: the label-supervised reference.
-        chunk_size: H actions predicted at once; 1 reproduces the paper. `care eval` executes the
-            chunk open loop or with temporal ensembling (EvalConfig.execution).
-        head_layers, head_width, head_dropout: the residual MLP action head.
+            success; None uses every (successful) episode but the validation ones: the
+            label-supervised reference.
+        val_episodes_per_task: labelled episodes per task never trained on, for the held-out
+            action error (L1 in the normalised range) logged every `val_every` steps; chosen
+            by `seed` after the training episodes (0: no validation).
         action_quantiles: per-dimension percentiles mapped to -1 and 1 (OpenVLA's q01/q99).
         steps, batch_size, num_workers, seed, mixed_precision: training loop.
-        log_every, save_every, keep_checkpoints, resume: as in `care pretrain`.
+        log_every, val_every, save_every, keep_checkpoints, resume: as in `care pretrain`.
     """
 
-    pretrained: str = "runs/care_tiny"
+    pretrained: Path | None = Path("runs/care_tiny")
     dataset: Path = Path("data/mt10")
     output_dir: Path = Path("runs/care_tiny_ft")
-    preset: str | None = None
+    preset: Literal["micro", "tiny", "base", "pretrained"] | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
     clip: ClipConfig = field(default_factory=ClipConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     lora: LoRAConfig = field(default_factory=LoRAConfig)
-    freeze_vision: bool = False
+    head: ActionHeadConfig = field(default_factory=ActionHeadConfig)
+    state: StateInputConfig = field(default_factory=StateInputConfig)
     # --- data ---
     episodes_per_task: int | None = 5
-    # --- action head ---
-    chunk_size: int = 1
-    head_layers: int = 2  # residual MLP blocks
-    head_width: int = 256
-    head_dropout: float = 0.0
+    val_episodes_per_task: int = 2
     action_quantiles: tuple[float, float] = (0.01, 0.99)
     # --- training loop ---
     steps: int = 2000
     batch_size: int = 32
     num_workers: int = 1
     seed: int = 0
-    mixed_precision: str = "no"
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     log_every: int = 20
+    val_every: int = 250
     save_every: int = 500
     keep_checkpoints: int = 3
     resume: bool = False
@@ -508,15 +551,14 @@ class FinetuneConfig:
     def __post_init__(self):
         if self.episodes_per_task is not None and self.episodes_per_task < 1:
             raise ValueError(f"episodes_per_task must be >= 1 or None (all), got {self.episodes_per_task}")
-        if self.chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
+        if self.val_episodes_per_task < 0:
+            raise ValueError(f"val_episodes_per_task must be >= 0, got {self.val_episodes_per_task}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError(f"steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
         lo, hi = self.action_quantiles
         if not 0.0 <= lo < hi <= 1.0:
             raise ValueError(f"action_quantiles must satisfy 0 <= low < high <= 1, got {self.action_quantiles}")
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise ValueError(f"mixed_precision must be no|bf16|fp16, got {self.mixed_precision!r}")
+        apply_preset(self)
 
 
 # ----------------------------------------------------------------------------------------
@@ -530,48 +572,46 @@ class EvalConfig:
 
     Args:
         policy: a `care finetune` output folder.
-        suite, tasks: simulator suite and a task suite name ("MT10") or comma-separated env names.
+        env: the simulator, its tasks (`--env.tasks=MT10` or comma-separated env names), image
+            size, camera and step limit (an episode ends at the first success or at
+            `env.max_steps`). `env.size` / `env.camera` left None (the default) render what
+            the policy's training data was recorded with (the policy then resizes exactly as
+            the training clips were); set them to override.
         episodes_per_task: rollouts per task; episode i of a task uses env seed `seed + i`
             (keep `seed` away from the collection seeds; a clash with the policy's training
-            seeds is an error). Use >= 20: with 10, +-15% is noise (DESIGN §3).
-        max_steps: step limit; an episode ends at the first success or here.
+            seeds is an error). Use >= 20: with 10, +-15% is noise (docs/DESIGN.md §3).
         workers: parallel rollout processes (spawned); 1 runs in this process.
         videos_per_task: the first episodes of each task saved as mp4 (0: none).
         execution: "chunk" (run the predicted chunk open loop, then re-plan) or "ensemble"
             (re-plan every step and blend overlapping chunks, ACT's temporal ensembling).
         n_action_steps: ("chunk") actions executed per chunk before re-planning; None: all H.
         ensemble_decay: k in the exp(-k*i) weights of "ensemble" (i = 0 is the oldest).
-        size, camera: rendering; None uses what the policy's training data was recorded with
-            (the policy then resizes exactly as the training clips were).
         device: torch device of the policy in each worker.
         video_fps: frame rate of the rollout videos.
-        output_dir: where eval_info.json, eval.md, success.png, videos/ and config.yaml go.
+        output_dir: where eval_info.json, eval.md, success.png, videos/ and run_config.yaml go.
+        overwrite: replace an evaluation already in output_dir (refused otherwise).
     """
 
     policy: Path = Path("runs/care_tiny_ft")
-    suite: str = "metaworld"
-    tasks: str = "MT10"
+    env: EnvConfig = field(default_factory=MetaWorldEnvConfig)  # size/camera None: as trained
     episodes_per_task: int = 10
     seed: int = 1000  # disjoint from collection seeds
-    max_steps: int = 200
     workers: int = 2
     videos_per_task: int = 2
-    execution: str = "chunk"  # chunk (open loop) | ensemble (temporal ensembling)
+    execution: Literal["chunk", "ensemble"] = "chunk"  # open loop | temporal ensembling
     n_action_steps: int | None = None
     ensemble_decay: float = 0.1  # exp(-k*i) weights, ACT-style
-    size: int | None = None
-    camera: str | None = None
     device: str = "cpu"
     video_fps: int = 30
     output_dir: Path = Path("runs/eval")
+    overwrite: bool = False  # replace an existing evaluation in output_dir
 
     def __post_init__(self):
         if self.execution not in ("chunk", "ensemble"):
             raise ValueError(f"execution must be chunk|ensemble, got {self.execution!r}")
-        if self.episodes_per_task < 1 or self.max_steps < 1 or self.workers < 1:
+        if self.episodes_per_task < 1 or self.workers < 1:  # env.max_steps: checked by the env config
             raise ValueError(
-                "episodes_per_task, max_steps and workers must be >= 1, got "
-                f"{self.episodes_per_task}, {self.max_steps}, {self.workers}"
+                f"episodes_per_task and workers must be >= 1, got {self.episodes_per_task}, {self.workers}"
             )
         if self.videos_per_task < 0:
             raise ValueError(f"videos_per_task must be >= 0, got {self.videos_per_task}")
@@ -588,7 +628,9 @@ class CompareConfig:
             (e.g. {"CARE": "runs/cmp/care_s*_eval"}). Every folder of every method must have
             evaluated the same tasks on the same episode seeds, or the comparison is refused.
         reference: a method label to compare every other method with, paired by seed and by
-            episode (difference per seed, episodes won/lost, sign-test p); None: no pairing.
+            episode. The training seed is the unit: the mean paired difference with a 95%
+            t-interval over seeds and a bootstrap over seeds and their episodes; per seed the
+            difference and episodes won/lost. None: no pairing.
         output_dir: where compare.md, compare.json and compare.png go.
         title: heading of the Markdown table and the plot.
     """
@@ -601,3 +643,102 @@ class CompareConfig:
     def __post_init__(self):
         if not self.methods:
             raise ValueError('methods is empty: give --methods \'{"label": "runs/x_s*_eval", ...}\'')
+
+
+# ----------------------------------------------------------------------------------------
+# Saving a run's resolved config
+# ----------------------------------------------------------------------------------------
+
+RUN_CONFIG_NAME = "run_config.yaml"  # the run's config; a model folder's config.json is the model's
+
+
+def save_config(cfg: Any, out_dir: Path, name: str = RUN_CONFIG_NAME) -> Path:
+    """Write the resolved config next to a run's outputs (atomically), as YAML that
+    `--config` reads back."""
+    import io as _io
+
+    from care.io import atomic_write_bytes
+
+    buf = _io.StringIO()
+    draccus.dump(cfg, buf)
+    path = Path(out_dir) / name
+    atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
+    return path
+
+
+# ----------------------------------------------------------------------------------------
+# Latent-quality probes (paper §3; docs/DESIGN.md §6)
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProbeConfig:
+    """`care probe`: LP-MSE, S-PCFC and semantic accuracy of a pretrained model's latent action.
+
+    Works on the `care pretrain` folder of any method (`PretrainedModel.action_latent`); every
+    number is measured on episodes of `dataset` that no stage of the model trained on
+    (`<model>/episodes.json`, and its stage-1 run's for two-stage methods). The settings below
+    are the same for every method unless changed, so two probe.json files are comparable when
+    their `settings` agree (care.probes).
+
+    Args:
+        model: a `care pretrain` output folder (it must hold the episodes.json the run wrote).
+        dataset: a LeRobot v3 dataset with actions (LP-MSE reads them). The pretraining
+            dataset probes its held-out ("val") episodes; another dataset (e.g. one collected
+            on `--env.tasks SHARED`, tasks that share a scene) probes all its episodes.
+        output_dir: receives probe.json, probe.md, latents.png and run_config.yaml.
+        episodes: probe these episodes only (None: every held-out episode). An episode a
+            stage of the model trained on is refused.
+        probe_test_fraction: share of each task's held-out episodes that form probe-test (at
+            least one episode per task on each side when the task has two or more; a task
+            with one held-out episode goes to probe-train). The split is seeded by `seed` and
+            by the task name alone, so it is the same for every model probed on a dataset.
+    Linear probe (LP-MSE):
+        epochs: full-batch Adam epochs of the linear layer.
+        lr: its peak learning rate (cosine-decayed to 0 over `epochs`).
+    Semantic probe:
+        semantic_epochs, semantic_lr: full-batch Adam epochs and learning rate of the
+            task classifier (a GRU over the 10-step sequences).
+    Latents:
+        batch_size: frame pairs per forward pass of the model.
+        max_clips: at most this many clips per episode for LP-MSE and for S-PCFC each
+            (evenly spaced over the episode; 0: all).
+        camera: which `observation.images.<camera>` (None: the first, as pretraining's default).
+        device: torch device of the model ("cpu", "cuda").
+        seed: the probe split, every probe's initialisation and the random-weights reference.
+        overwrite: replace a probe.json already in output_dir (refused otherwise).
+    """
+
+    model: Path = Path("runs/care_tiny")
+    dataset: Path = Path("data/mt10")
+    output_dir: Path = Path("runs/probe")
+    episodes: list[int] | None = None
+    probe_test_fraction: float = 0.5
+    # --- linear probe ---
+    epochs: int = 2000  # full-batch Adam on a convex loss: converges to the least-squares fit
+    lr: float = 1e-2
+    # --- semantic probe ---
+    semantic_epochs: int = 300
+    semantic_lr: float = 3e-3
+    # --- latents ---
+    batch_size: int = 64
+    max_clips: int = 32
+    camera: str | None = None
+    device: str = "cpu"
+    seed: int = 0
+    overwrite: bool = False
+
+    def __post_init__(self):
+        if not 0.0 < self.probe_test_fraction < 1.0:
+            raise ValueError(f"probe_test_fraction must be in (0, 1), got {self.probe_test_fraction}")
+        if self.epochs < 1 or self.semantic_epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs, semantic_epochs and batch_size must be >= 1, got "
+                             f"{self.epochs}, {self.semantic_epochs}, {self.batch_size}")
+        if self.lr <= 0 or self.semantic_lr <= 0:
+            raise ValueError(f"lr and semantic_lr must be > 0, got {self.lr}, {self.semantic_lr}")
+        if self.max_clips < 0:
+            raise ValueError(f"max_clips must be >= 0 (0: all clips), got {self.max_clips}")
+        if self.episodes is not None:
+            self.episodes = sorted({int(e) for e in self.episodes})
+            if not self.episodes:
+                raise ValueError("episodes is empty: give some episode indices, or leave it unset (all held-out ones)")

@@ -15,6 +15,7 @@ from care import cli  # noqa: E402
 from care.configs import CollectConfig  # noqa: E402
 from care.data.collect import BehaviourDiversity, collect_dataset  # noqa: E402
 from care.data.lerobot import LeRobotDataset, LeRobotDatasetWriter  # noqa: E402
+from care.envs.configs import MetaWorldEnvConfig  # noqa: E402
 from care.envs.instructions import INSTRUCTIONS  # noqa: E402
 from care.envs.metaworld import MetaWorldEnv  # noqa: E402
 from care.errors import CareError, DatasetError  # noqa: E402
@@ -22,10 +23,10 @@ from care.errors import CareError, DatasetError  # noqa: E402
 SIZE = 64
 
 
-def _cfg(out: Path, **kw) -> CollectConfig:
-    base = dict(tasks="reach-v3", episodes_per_task=1, size=SIZE, workers=1, out=out, max_steps=24, post_success_steps=3)
+def _cfg(out: Path, tasks: str = "reach-v3", max_steps: int = 24, **kw) -> CollectConfig:
+    base = dict(episodes_per_task=1, workers=1, output_dir=out, post_success_steps=3)
     base.update(kw)
-    return CollectConfig(**base)
+    return CollectConfig(env=MetaWorldEnvConfig(tasks=tasks, size=SIZE, max_steps=max_steps), **base)
 
 
 def _no_leftovers(out: Path) -> bool:
@@ -37,9 +38,9 @@ def test_dataset_holds_what_was_executed(tmp_path):
     recorded states, frames and tracks exactly: the actions are the executed ones."""
     cfg = _cfg(tmp_path / "ds", tasks="reach-v3,drawer-close-v3", max_steps=60, action_noise=0.2, detour_prob=0.1)
     summary = collect_dataset(cfg)
-    ds = LeRobotDataset(cfg.out)
+    ds = LeRobotDataset(cfg.output_dir)
     assert ds.num_episodes == summary.episodes == 2 and ds.num_frames == summary.frames
-    assert (cfg.out / "meta" / "care_collect.yaml").is_file()
+    assert (cfg.output_dir / "meta" / "care_collect.yaml").is_file()
     for ep, name in enumerate(["reach-v3", "drawer-close-v3"]):
         meta = ds.episode_meta(ep)
         assert meta["env_name"] == name and meta["seed"] == cfg.seed
@@ -54,24 +55,29 @@ def test_dataset_holds_what_was_executed(tmp_path):
         if meta["success"]:
             assert T == meta["success_step"] + 1 + cfg.post_success_steps
         else:
-            assert T == cfg.max_steps and meta["success_step"] == -1
-        with MetaWorldEnv(name, size=SIZE, tracks=True, max_steps=cfg.max_steps) as env:
-            images, success = [env.reset(meta["seed"])], False
+            assert T == cfg.env.max_steps and meta["success_step"] == -1
+        with MetaWorldEnv(name, size=SIZE, tracks=True, max_steps=cfg.env.max_steps) as env:
+            obs, _ = env.reset(seed=meta["seed"])
+            images, success = [obs["pixels"]], False
             for t in range(T):
                 np.testing.assert_array_equal(states[t], env.state)
+                np.testing.assert_array_equal(states[t], obs["agent_pos"])
                 xy, vis = env.project_points()
                 np.testing.assert_array_equal(tracks[t], xy)
                 np.testing.assert_array_equal(visible[t], vis)
-                image, s, _ = env.step(actions[t])
-                images.append(image)
-                success |= s
+                obs, _, _, _, info = env.step(actions[t])
+                images.append(obs["pixels"])
+                success |= info["is_success"]
             assert success == meta["success"]
-        # decoded video frames match the rendered ones within codec error (4:2:0 chroma at 64²),
-        # and better than the frames a few steps away do (no off-by-one in the alignment)
+        # decoded video frames match the rendered ones within codec error, and better than the
+        # frames a few steps away do (no off-by-one in the alignment). Per-frame mean abs error
+        # measured at 64², libx264 crf 18 (reach-v3 / drawer-close-v3): yuv444p, the default,
+        # 3.69 / 3.61 at most (3.20 / 3.23 on average); yuv420p 5.01 / 4.79 at most (4.60 / 4.57
+        # on average). The bound lies between: a dataset stored at 4:2:0 fails here.
         rendered = np.stack(images[:T]).astype(float)
         err = np.abs(frames.astype(float) - rendered).mean(axis=(1, 2, 3))
         shifted = np.abs(frames[3:].astype(float) - rendered[:-3]).mean(axis=(1, 2, 3))
-        assert err.max() < 8 and err[3:].mean() < shifted.mean()
+        assert err.max() < 4.3 and err[3:].mean() < shifted.mean()
     assert ds.episode_meta(0)["success"]  # the reach expert succeeds within 60 steps
     assert summary.success == {"reach-v3": [True], "drawer-close-v3": [ds.episode_meta(1)["success"]]}
 
@@ -139,7 +145,7 @@ def test_unknown_task_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(CareError, match="not-a-task"):
         collect_dataset(_cfg(out, tasks="reach-v3,not-a-task"))
     assert _no_leftovers(out)
-    assert cli.main(["collect", "--tasks", "not-a-task", "--out", str(out)]) == 2
+    assert cli.main(["collect", "--env.tasks", "not-a-task", "--output-dir", str(out)]) == 2
     err = capsys.readouterr().err
     assert "not-a-task" in err and "drawer-close-v3" in err and _no_leftovers(out)
 
@@ -151,3 +157,22 @@ def test_existing_output_needs_overwrite(tmp_path):
     with pytest.raises(DatasetError, match="overwrite"):
         collect_dataset(_cfg(out, max_steps=3))
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_env_choice_from_the_command_line(tmp_path, capsys):
+    """`--env.type=metaworld` names the simulator (the default when left out); the saved config
+    records it and rebuilds the same config; an unknown type is refused before anything runs."""
+    out = tmp_path / "ds"
+    args = ["--env.tasks=reach-v3", "--env.size", str(SIZE), "--env.max-steps=3", "--episodes-per-task=1",
+            "--workers=1", "--output-dir", str(out)]  # fmt: skip
+    cfg = cli.parse_config(CollectConfig, ["--env.type=metaworld", *args])
+    assert cfg == cli.parse_config(CollectConfig, args)
+    assert cfg.env == MetaWorldEnvConfig(tasks="reach-v3", size=SIZE, camera="corner", max_steps=3)
+    assert cli.main(["collect", "--env.type", "metaworld", *args]) == 0
+    saved = out / "meta" / "care_collect.yaml"
+    assert "type: metaworld" in saved.read_text()
+    assert cli.parse_config(CollectConfig, ["--config", str(saved)]) == cfg
+    assert LeRobotDataset(out).cameras == ["corner"] and LeRobotDataset(out).frame_shape("corner") == (SIZE, SIZE)
+    assert cli.main(["collect", "--env.type=foo", "--output-dir", str(tmp_path / "other")]) == 2
+    err = capsys.readouterr().err
+    assert "foo" in err and "metaworld" in err and _no_leftovers(tmp_path / "other")

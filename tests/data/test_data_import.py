@@ -49,7 +49,7 @@ def ssv2(tmp_path):
 def test_import_round_trip(tmp_path, ssv2):
     videos, captions, lengths = ssv2
     out = tmp_path / "ds"
-    assert import_videos(ImportVideosConfig(videos=videos, captions=captions, out=out, size=32)) == 0
+    assert import_videos(ImportVideosConfig(videos=videos, captions=captions, output_dir=out, size=32)) == 0
     ds = LeRobotDataset(out)
     assert ds.num_episodes == 3 and ds.fps == 12
     assert not ds.has_actions and not ds.has_state and not ds.has_tracks
@@ -72,7 +72,7 @@ def test_import_round_trip(tmp_path, ssv2):
 def test_import_cli_and_resampling(tmp_path, ssv2, capsys):
     videos, captions, lengths = ssv2
     out = tmp_path / "ds6"
-    rc = main(["import-videos", "--videos", str(videos), "--captions", str(captions), "--out", str(out),
+    rc = main(["import-videos", "--videos", str(videos), "--captions", str(captions), "--output-dir", str(out),
                "--size", "16", "--fps", "6"])
     assert rc == 0
     ds = LeRobotDataset(out)
@@ -88,7 +88,7 @@ def test_video_without_caption_is_an_error(tmp_path, ssv2):
     _write_video(videos / "77.mp4", frames)
     out = tmp_path / "ds"
     with pytest.raises(DatasetError, match=r"77.mp4: no caption"):
-        import_videos(ImportVideosConfig(videos=videos, captions=captions, out=out))
+        import_videos(ImportVideosConfig(videos=videos, captions=captions, output_dir=out))
     assert not out.exists()
 
 
@@ -97,7 +97,7 @@ def test_caption_without_video_is_an_error(tmp_path, ssv2):
     (videos / "33.webm").unlink()
     out = tmp_path / "ds"
     with pytest.raises(DatasetError, match=r"labels.json: 1 caption\(s\) have no video .* ids 33"):
-        import_videos(ImportVideosConfig(videos=videos, captions=captions, out=out))
+        import_videos(ImportVideosConfig(videos=videos, captions=captions, output_dir=out))
     assert not out.exists()
 
 
@@ -105,7 +105,7 @@ def test_unreadable_video_leaves_no_output(tmp_path, ssv2, capsys):
     videos, captions, _ = ssv2
     (videos / "33.webm").write_bytes(b"\x1a\x45\xdf\xa3 not really a webm" * 10)
     out = tmp_path / "ds"
-    rc = main(["import-videos", "--videos", str(videos), "--captions", str(captions), "--out", str(out)])
+    rc = main(["import-videos", "--videos", str(videos), "--captions", str(captions), "--output-dir", str(out)])
     assert rc != 0
     assert "33.webm" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.json", "videos"]  # no ds, no temporary
@@ -116,15 +116,15 @@ def test_malformed_captions_and_existing_output(tmp_path, ssv2):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"id": "2"}]))
     with pytest.raises(DatasetError, match='bad.json: entry 0 is not an object with "id" and "label"'):
-        import_videos(ImportVideosConfig(videos=videos, captions=bad, out=tmp_path / "x"))
+        import_videos(ImportVideosConfig(videos=videos, captions=bad, output_dir=tmp_path / "x"))
     bad.write_text("[{")
     with pytest.raises(DatasetError, match="bad.json: malformed JSON"):
-        import_videos(ImportVideosConfig(videos=videos, captions=bad, out=tmp_path / "x"))
+        import_videos(ImportVideosConfig(videos=videos, captions=bad, output_dir=tmp_path / "x"))
     out = tmp_path / "ds"
     out.mkdir()
     with pytest.raises(DatasetError, match="--overwrite"):
-        import_videos(ImportVideosConfig(videos=videos, captions=captions, out=out))
-    import_videos(ImportVideosConfig(videos=videos, captions=captions, out=out, size=16, overwrite=True))
+        import_videos(ImportVideosConfig(videos=videos, captions=captions, output_dir=out))
+    import_videos(ImportVideosConfig(videos=videos, captions=captions, output_dir=out, size=16, overwrite=True))
     assert LeRobotDataset(out).num_episodes == 3
 
 
@@ -133,5 +133,5 @@ def test_different_sizes_need_size(tmp_path, ssv2):
     frames, _ = synthetic_frames(5, 24, width=24)
     _write_video(videos / "2.mp4", frames)
     with pytest.raises(DatasetError, match="pass --size"):
-        import_videos(ImportVideosConfig(videos=videos, captions=captions, out=tmp_path / "o", size=None))
+        import_videos(ImportVideosConfig(videos=videos, captions=captions, output_dir=tmp_path / "o", size=None))
     assert not (tmp_path / "o").exists()

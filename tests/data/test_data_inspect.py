@@ -150,3 +150,45 @@ def test_bad_tracks(copy, capsys):
     assert rc != 0
     assert f"{store.path(1)}: 8 frames of tracks, the episode has 10" in cap.out
     assert f"{store.path(7)}: tracks for episode 7, which is not in the dataset" in cap.out
+
+
+@pytest.mark.parametrize("shape, names", [([48, 40, 3], None), ([3, 24, 32], ["channels", "height", "width"])])
+def test_video_frame_size_disagrees_with_info(copy, capsys, shape, names):
+    """meta/info.json declares another frame size than the video files hold: the loaders would
+    train on frames of the wrong size (or fail later, far from the cause)."""
+    info_path = copy / "meta/info.json"
+    info = json.loads(info_path.read_text())
+    ft = info["features"]["observation.images.corner"]
+    ft["shape"] = shape
+    if names:
+        ft["names"] = names
+    info_path.write_text(json.dumps(info))
+    declared = f"{shape[1]}x{shape[0]}" if not names else f"{shape[2]}x{shape[1]}"  # width x height
+    rc, cap = _validate(copy, capsys)
+    assert rc != 0
+    path = copy / "videos/observation.images.corner/chunk-000/file-000.mp4"
+    lines = [line for line in cap.out.splitlines() if line.startswith(f"{path}: ")]
+    assert len(lines) == 1, cap.out  # one problem per file, not one per episode in it
+    assert f"frames are 32x32 (width x height), {info_path} declares {declared}" in lines[0], lines[0]
+    assert "observation.images.corner" in lines[0]
+
+
+def test_video_frame_size_in_the_info_block(copy, capsys):
+    """The feature's `info` block (video.width / video.height) disagrees with the decoded frames."""
+    info_path = copy / "meta/info.json"
+    info = json.loads(info_path.read_text())
+    info["features"]["observation.images.corner"]["info"]["video.width"] = 64
+    info_path.write_text(json.dumps(info))
+    rc, cap = _validate(copy, capsys)
+    path = copy / "videos/observation.images.corner/chunk-000/file-000.mp4"
+    assert rc != 0 and f"{path}: frames are 32x32 (width x height), {info_path} declares 64x32" in cap.out
+
+
+def test_malformed_video_shape_in_info(copy, capsys):
+    info_path = copy / "meta/info.json"
+    info = json.loads(info_path.read_text())
+    info["features"]["observation.images.corner"]["shape"] = [32, 32]
+    info_path.write_text(json.dumps(info))
+    rc, cap = _validate(copy, capsys)
+    assert rc != 0
+    assert f"{info_path}: observation.images.corner: shape is [32, 32], not (height, width, channels)" in cap.out

@@ -1,10 +1,10 @@
-"""care.data.io: atomic folders and files."""
+"""care.io: atomic folders and files."""
 
 import json
 
 import pytest
 
-from care.data.io import atomic_dir, atomic_write_bytes, atomic_write_json, read_json
+from care.io import atomic_dir, atomic_write_bytes, atomic_write_json, read_json
 from care.errors import DatasetError
 
 

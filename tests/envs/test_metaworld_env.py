@@ -1,5 +1,6 @@
-"""MetaWorldEnv: upright images, seeded determinism, the expert, and ground-truth tracks
-checked against MuJoCo's own renderer (segmentation), not against our projection code."""
+"""MetaWorldEnv: the gymnasium API, upright images, seeded determinism, the expert, and
+ground-truth tracks checked against MuJoCo's own renderer (segmentation), not against our
+projection code."""
 
 import numpy as np
 import pytest
@@ -34,17 +35,19 @@ def _segmentation(env, opt=None, size=SIZE):
 
 
 def _rollout(env, seed, steps=25):
-    frames, actions = [env.reset(seed)], []
+    obs, _ = env.reset(seed=seed)
+    frames, actions, rewards = [obs["pixels"]], [], []
     for _ in range(steps):
         a = env.expert_action()
-        img, _, _ = env.step(a)
-        frames.append(img)
+        obs, reward, _, _, _ = env.step(a)
+        frames.append(obs["pixels"])
         actions.append(a)
-    return np.stack(frames), np.stack(actions), env.state
+        rewards.append(reward)
+    return np.stack(frames), np.stack(actions), env.state, np.array(rewards)
 
 
 def test_image_upright_and_matches_mujoco(env):
-    img = env.reset(0)
+    img = env.reset(seed=0)[0]["pixels"]
     assert img.shape == (SIZE, SIZE, 3) and img.dtype == np.uint8
     r = mujoco.Renderer(env.model, SIZE, SIZE)
     r.update_scene(env.data, camera="corner")
@@ -79,29 +82,82 @@ def test_same_seed_same_episode_different_seed_not(env):
 
 
 def test_step_contract(env):
-    env.reset(1)
+    obs, info = env.reset(seed=1)
+    assert env.observation_space.contains(obs) and info["is_success"] is False and info["seed"] == 1
     assert env.state.shape == (39,) and env.state.dtype == np.float32
+    np.testing.assert_array_equal(obs["agent_pos"], env.state)
     assert np.abs(env.state[-3:]).sum() > 0  # the goal is observed (multi-task setting)
     a = env.expert_action()
-    assert a.shape == (4,) and a.dtype == np.float32
-    done = False
-    for _ in range(env.max_steps):
-        img, success, done = env.step(a)
-        assert isinstance(success, bool)
-    assert done
+    assert a.shape == (4,) and a.dtype == np.float32  # may exceed [-1, 1]: step clips it
+    for t in range(1, env.max_steps + 1):
+        obs, reward, terminated, truncated, info = env.step(a)
+        assert env.observation_space.contains(obs)
+        assert isinstance(reward, float) and np.isfinite(reward)
+        assert terminated is False and truncated is (t == env.max_steps)
+        assert isinstance(info["is_success"], bool) and info["is_success"] == bool(info["success"])
+        np.testing.assert_array_equal(env.render(), obs["pixels"])
     with pytest.raises(RuntimeError, match="reset"):
         env.step(a)
 
 
+@pytest.mark.filterwarnings("ignore:.*infinity:UserWarning", "ignore:.*not having a spec:UserWarning")
+def test_gymnasium_api():
+    import gymnasium
+    from gymnasium import spaces
+    from gymnasium.utils.env_checker import check_env
+
+    with MetaWorldEnv("drawer-close-v3", size=SIZE, max_steps=20) as e:
+        assert isinstance(e, gymnasium.Env)
+        assert e.observation_space == spaces.Dict(
+            {
+                "pixels": spaces.Box(0, 255, (SIZE, SIZE, 3), np.uint8),
+                "agent_pos": spaces.Box(-np.inf, np.inf, (39,), np.float32),
+            }
+        )
+        assert e.action_space == spaces.Box(-1, 1, (4,), np.float32)
+        assert e.metadata == {"render_modes": ["rgb_array"], "render_fps": 80} and e.render_mode == "rgb_array"
+        check_env(e)  # warnings (unbounded state space, no spec) are fine; an error fails the test
+        # check_env's seeded resets and steps must leave seeded episodes as they were
+        obs, _ = e.reset(seed=4)
+        first = obs["pixels"].copy()
+        e.reset(seed=5)
+        np.testing.assert_array_equal(e.reset(seed=4)[0]["pixels"], first)
+
+
+def test_unseeded_resets_are_reproducible_and_differ():
+    """reset() without a seed draws the episode seed from the env's generator: the same
+    sequence after the same seeded reset (or construction seed), another episode each time,
+    and the episode is the one a reset with the drawn seed gives."""
+
+    def unseeded(e, n=3):
+        return [e.reset()[1]["seed"] for _ in range(n)]
+
+    with MetaWorldEnv("reach-v3", size=16, seed=11) as e:
+        first = unseeded(e)  # from the construction seed
+        e.reset(seed=3)
+        a = unseeded(e)
+        e.reset(seed=3)
+        b = unseeded(e)
+        e.reset(seed=4)
+        c = unseeded(e)
+        e.reset(seed=3)
+        obs, info = e.reset()
+        np.testing.assert_array_equal(e.reset(seed=info["seed"])[0]["agent_pos"], obs["agent_pos"])
+    with MetaWorldEnv("reach-v3", size=16, seed=11) as e:
+        assert unseeded(e) == first
+    assert a == b and len(set(a)) == 3 and a != c
+
+
 def test_expert_solves_reach():
     with MetaWorldEnv("reach-v3", size=SIZE, max_steps=150) as e:
-        e.reset(3)
-        success = False
-        while not success:
-            _, success, done = e.step(e.expert_action())
-            if done:
-                break
-        assert success
+        e.reset(seed=3)
+        success = truncated = False
+        rewards = []
+        while not (success or truncated):
+            _, reward, _, truncated, info = e.step(e.expert_action())
+            success = info["is_success"]
+            rewards.append(reward)
+        assert success and sum(rewards) > 0
 
 
 def test_gripper_point_track_matches_rendered_site(env):
@@ -115,7 +171,7 @@ def test_gripper_point_track_matches_rendered_site(env):
     opt.geomgroup[:] = 0  # only the marker is drawn: its pixels are the site, unoccluded
     opt.sitegroup[:] = 0
     opt.sitegroup[m.site_group[site]] = 1
-    env.reset(2)
+    env.reset(seed=2)
     checked = 0
     for t in range(30):
         env.step(env.expert_action())
@@ -135,7 +191,7 @@ def test_visible_points_lie_on_their_body():
     """Each point the depth test calls visible is drawn, by MuJoCo, as part of its own body."""
     size = 128
     with MetaWorldEnv("drawer-close-v3", size=size, tracks=True, points_per_body=16) as e:
-        e.reset(0)
+        e.reset(seed=0)
         hits = total = 0
         for t in range(40):
             e.step(e.expert_action())
@@ -162,7 +218,7 @@ def test_tracked_bodies(env):
 
 
 def test_occluded_behind_and_outside_points_are_invisible(env):
-    env.reset(0)
+    env.reset(seed=0)
     cam_pos = env.data.cam_xpos[env.view.cam_id]
     forward = -env.data.cam_xmat[env.view.cam_id].reshape(3, 3)[:, 2]  # the camera looks along -z
     pts = np.array(

@@ -1,6 +1,7 @@
 """`care eval compare`: mean +- std over seeds, refusal of unlike evaluations, CLI outputs."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -88,29 +89,126 @@ def test_yaml_config_keeps_the_order_of_methods(tmp_path):
     assert header == "| Task | zeta | alpha | mid |"
 
 
-def test_paired_with_a_reference(tmp_path):
-    from care.evaluation.compare import sign_test_p
+def _write_pair(tmp_path, label, k, won, lost, both=0, neither=0, task="reach-v3"):
+    """Seed k of method `label` and of "ref" on the same episodes: `label` wins `won` episodes
+    (succeeds where ref fails), loses `lost`, and they tie on `both` + `neither` episodes."""
+    a = [1] * won + [0] * lost + [1] * both + [0] * neither
+    r = [0] * won + [1] * lost + [1] * both + [0] * neither
+    _write_eval(tmp_path / f"{label}_s{k}_eval", {task: a})
+    if not (tmp_path / f"ref_s{k}_eval").exists():
+        _write_eval(tmp_path / f"ref_s{k}_eval", {task: r})
 
-    # seed 0: A wins episode 1 and 2, loses episode 3; seed 1: A wins episode 0
-    _write_eval(tmp_path / "ref_s0_eval", {"reach-v3": [1, 0, 0, 1]})
-    _write_eval(tmp_path / "a_s0_eval", {"reach-v3": [1, 1, 1, 0]})
-    _write_eval(tmp_path / "ref_s1_eval", {"reach-v3": [0, 0, 0, 0]})
-    _write_eval(tmp_path / "a_s1_eval", {"reach-v3": [1, 0, 0, 0]})
-    cfg = CompareConfig(methods={"A": str(tmp_path / "a_s*"), "ref": str(tmp_path / "ref_s*")},
+
+def _paired(tmp_path, label="A"):
+    cfg = CompareConfig(methods={label: str(tmp_path / f"{label}_s*"), "ref": str(tmp_path / "ref_s*")},
                         reference="ref", output_dir=tmp_path / "o")
-    pr = compare(cfg)["paired"]["A"]
+    summary = compare(cfg)
+    return summary["paired"][label], (tmp_path / "o" / "compare.md").read_text(), summary
+
+
+def test_paired_with_a_reference(tmp_path):
+    # seed 0: A wins episodes 1 and 2, loses episode 3; seed 1: A wins episode 0
+    _write_eval(tmp_path / "ref_s0_eval", {"reach-v3": [1, 0, 0, 1]})
+    _write_eval(tmp_path / "A_s0_eval", {"reach-v3": [1, 1, 1, 0]})
+    _write_eval(tmp_path / "ref_s1_eval", {"reach-v3": [0, 0, 0, 0]})
+    _write_eval(tmp_path / "A_s1_eval", {"reach-v3": [1, 0, 0, 0]})
+    pr, md, _ = _paired(tmp_path)
+    assert pr["unit"] == "training seed" and pr["n_seeds"] == 2
     assert pr["diff_seeds"] == [25.0, 25.0] and pr["diff_mean"] == 25.0 and pr["diff_std"] == 0.0
-    assert (pr["wins"], pr["losses"]) == (3, 1)
-    assert pr["p_sign_test"] == pytest.approx(2 * (1 + 4) / 16)  # n=4, min(b, c)=1
-    assert sign_test_p(0, 0) == 1.0 and sign_test_p(10, 0) == pytest.approx(2 / 1024)
-    assert "| A | +25.0 ± 0.0 | +25.0, +25.0 | 3 / 1 | 0.625 |" in (tmp_path / "o" / "compare.md").read_text()
+    # per-seed episode counts, never pooled into one test over episodes
+    assert pr["won_seeds"] == [2, 1] and pr["lost_seeds"] == [1, 0] and pr["episodes_seeds"] == [4, 4]
+    assert "p_sign_test" not in pr and "wins" not in pr and "losses" not in pr
+    assert "sign" not in md and "McNemar" not in md
+    # identical per-seed differences: a zero-width t-interval (df 1) ...
+    assert pr["t_interval"] == {"level": 0.95, "df": 1, "t": pytest.approx(12.706204736), "half_width": 0.0,
+                                "low": 25.0, "high": 25.0}
+    # ... but the episodes within each seed still vary, which the bootstrap sees
+    bs = pr["bootstrap"]
+    assert bs["resamples"] == 10_000 and bs["level"] == 0.95
+    assert bs["low"] < 25.0 < bs["high"]
+    assert "| A | +25.0 ± 0.0 | [+25.0, +25.0] | " in md
+    assert "| +25.0, +25.0 | 2 / 1, 1 / 0 |" in md
+    saved = json.loads((tmp_path / "o" / "compare.json").read_text())["paired"]["A"]
+    assert saved["won_seeds"] == [2, 1] and saved["t_interval"]["df"] == 1 and saved["bootstrap"] == bs
 
     with pytest.raises(CareError, match="reference 'nope' is not one of the methods"):
-        compare(CompareConfig(methods=cfg.methods, reference="nope", output_dir=tmp_path / "o"))
+        compare(CompareConfig(methods={"A": str(tmp_path / "A_s*"), "ref": str(tmp_path / "ref_s*")},
+                              reference="nope", output_dir=tmp_path / "o"))
     _write_eval(tmp_path / "b_s0_eval", {"reach-v3": [1, 1, 1, 0]})
     with pytest.raises(CareError, match="'B' has 1 seed folder.*reference 'ref' has 2"):
         compare(CompareConfig(methods={"B": str(tmp_path / "b_s*"), "ref": str(tmp_path / "ref_s*")},
                               reference="ref", output_dir=tmp_path / "o"))
+
+
+def test_paired_t_interval_over_seeds_by_hand(tmp_path):
+    """Per-seed differences +5, +4.5, +5.5 points (200 episodes per seed): mean 5.0, sample sd
+    0.5, and the 95% interval mean ± t(0.975, df=2) · sd / sqrt(3), t(0.975, 2) = 4.303."""
+    for k, (won, lost) in enumerate([(12, 2), (10, 1), (11, 0)]):  # (won - lost) / 200 = 5 %, 4.5 %, 5.5 %
+        _write_pair(tmp_path, "A", k, won, lost, both=20 + k, neither=200 - won - lost - 20 - k)
+    pr, md, _ = _paired(tmp_path)
+    assert pr["diff_seeds"] == pytest.approx([5.0, 4.5, 5.5])
+    assert pr["episodes_seeds"] == [200, 200, 200]
+    assert pr["won_seeds"] == [12, 10, 11] and pr["lost_seeds"] == [2, 1, 0]
+    mean = (5.0 + 4.5 + 5.5) / 3
+    sd = math.sqrt(((5.0 - mean) ** 2 + (4.5 - mean) ** 2 + (5.5 - mean) ** 2) / (3 - 1))
+    assert mean == 5.0 and sd == pytest.approx(0.5)
+    half = 4.302652730 * sd / math.sqrt(3)  # = 1.2421
+    ti = pr["t_interval"]
+    assert ti["df"] == 2 and ti["t"] == pytest.approx(4.302652730)
+    assert pr["diff_mean"] == pytest.approx(mean) and pr["diff_std"] == pytest.approx(sd)
+    assert ti["half_width"] == pytest.approx(half) and half == pytest.approx(1.2421, abs=1e-4)
+    assert (ti["low"], ti["high"]) == (pytest.approx(mean - half), pytest.approx(mean + half))
+    assert "| A | +5.0 ± 0.5 | [+3.8, +6.2] | " in md
+    assert "| +5.0, +4.5, +5.5 | 12 / 2, 10 / 1, 11 / 0 |" in md
+    bs = pr["bootstrap"]
+    assert bs["low"] < mean < bs["high"]
+    # the bootstrap also resamples the episodes of each seed: far wider than the t-interval,
+    # whose 3 seeds happen to agree closely (each seed's own episode noise is 1.6-1.8 points)
+    assert bs["high"] - bs["low"] > ti["high"] - ti["low"]
+    # a fixed RNG seed: the same interval every time
+    assert _paired(tmp_path)[0]["bootstrap"] == bs
+
+
+def test_paired_single_seed_has_no_t_interval(tmp_path):
+    """One training seed: no spread over seeds to estimate, so no t-interval (n/a, not a crash);
+    the bootstrap then only resamples episodes: for W won, L lost of n, the per-episode
+    differences (+100, -100, 0) have variance 100² (W + L) / n - Δ², and the interval is close to
+    Δ ± 1.96 · sqrt(variance / n)."""
+    won, lost, n = 30, 10, 200
+    _write_pair(tmp_path, "A", 0, won, lost, both=40, neither=n - won - lost - 40)
+    pr, md, _ = _paired(tmp_path)
+    delta = 100.0 * (won - lost) / n  # 10 points
+    assert pr["diff_seeds"] == [delta] and pr["n_seeds"] == 1
+    assert pr["t_interval"] is None and pr["diff_std"] is None
+    assert f"| A | +{delta:.1f} | n/a (1 seed) | " in md
+    se = math.sqrt((100.0**2 * (won + lost) / n - delta**2) / n)  # 3.08
+    bs = pr["bootstrap"]
+    assert bs["low"] == pytest.approx(delta - 1.96 * se, abs=0.6)
+    assert bs["high"] == pytest.approx(delta + 1.96 * se, abs=0.6)
+
+
+@pytest.mark.parametrize("won, lost, both, delta", [(6, 0, 0, 100.0), (0, 0, 6, 0.0), (0, 6, 0, -100.0)])
+def test_paired_bootstrap_is_degenerate_when_every_difference_is_the_same(tmp_path, won, lost, both, delta):
+    """Every episode of every seed has the same difference: nothing to resample, a zero-width
+    interval at that difference (and a zero-width t-interval)."""
+    for k in range(3):
+        _write_pair(tmp_path, "A", k, won, lost, both=both)
+    pr, _, _ = _paired(tmp_path)
+    assert pr["diff_seeds"] == [delta] * 3 and pr["diff_std"] == 0.0
+    assert pr["bootstrap"]["low"] == pytest.approx(delta) and pr["bootstrap"]["high"] == pytest.approx(delta)
+    assert pr["t_interval"]["low"] == pytest.approx(delta) and pr["t_interval"]["high"] == pytest.approx(delta)
+
+
+def test_t_quantiles():
+    from care.evaluation.compare import t_quantile_975
+
+    assert t_quantile_975(1) == pytest.approx(12.706, abs=1e-3) and t_quantile_975(2) == pytest.approx(4.303, abs=1e-3)
+    assert t_quantile_975(10) == pytest.approx(2.228, abs=1e-3) and t_quantile_975(30) == pytest.approx(2.042, abs=1e-3)
+    with pytest.raises(ValueError):
+        t_quantile_975(0)
+    stats = pytest.importorskip("scipy.stats")  # not a dependency; checks the table and the expansion
+    for df in list(range(1, 61)) + [80, 120, 1000, 10**6]:
+        assert t_quantile_975(df) == pytest.approx(stats.t.ppf(0.975, df), rel=1e-6), df
 
 
 def test_seed_folders_pair_in_natural_order(tmp_path):

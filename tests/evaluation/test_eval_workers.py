@@ -12,21 +12,22 @@ pytest.importorskip("metaworld")
 
 @pytest.mark.slow
 def test_spawned_workers_match_in_process(tmp_path):
-    from helpers import make_dataset
+    from helpers import REPO_ROOT, make_dataset
 
     from care.cli import parse_config
     from care.configs import EvalConfig, FinetuneConfig
+    from care.envs.configs import MetaWorldEnvConfig
     from care.evaluation.evaluate import evaluate
     from care.training.finetune import finetune
 
     root = make_dataset(tmp_path, episodes=4, T=16, size=32, with_tracks=False)
-    cfg = parse_config(FinetuneConfig, ["--config", "configs/finetune/care_micro.yaml"])
+    cfg = parse_config(FinetuneConfig, ["--config", str(REPO_ROOT / "configs/finetune/care_micro.yaml")])
     finetune(dataclasses.replace(cfg, dataset=root, output_dir=tmp_path / "ft", steps=2, save_every=0))
-    ev = EvalConfig(policy=tmp_path / "ft", tasks="drawer-close-v3,reach-v3", episodes_per_task=2, max_steps=8,
-                    videos_per_task=1, execution="ensemble", output_dir=tmp_path / "w1", workers=1)
+    ev = EvalConfig(policy=tmp_path / "ft", env=MetaWorldEnvConfig(tasks="drawer-close-v3,reach-v3", max_steps=8),
+                    episodes_per_task=2, videos_per_task=1, execution="ensemble", output_dir=tmp_path / "w1", workers=1)
     evaluate(ev)
     evaluate(dataclasses.replace(ev, workers=2, output_dir=tmp_path / "w2"))
     a, b = (json.loads((tmp_path / d / "eval_info.json").read_text()) for d in ("w1", "w2"))
-    keys = ("task", "episode_ix", "seed", "instruction", "success", "length")
+    keys = ("task", "episode_ix", "seed", "instruction", "success", "length", "sum_reward")
     assert [{k: r[k] for k in keys} for r in a["per_episode"]] == [{k: r[k] for k in keys} for r in b["per_episode"]]
     assert len(b["video_paths"]) == 2 and a["overall"]["n_episodes"] == b["overall"]["n_episodes"] == 4

@@ -4,7 +4,7 @@ import numpy as np
 
 from care.evaluation.evaluate import aggregate
 from care.evaluation.report import markdown_table, plot_success
-from care.evaluation.video import read_mp4, write_mp4
+from care.data.video import read_mp4, write_mp4
 
 
 def _episodes():

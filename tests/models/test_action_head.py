@@ -3,11 +3,12 @@
 import pytest
 import torch
 
-from care.models.action_head import ActionHead, ActionHeadConfig, l1_action_loss
+from care.configs import ActionHeadConfig
+from care.models.action_head import ActionHead, l1_action_loss
 
 
 def test_shapes_and_gradients():
-    head = ActionHead(ActionHeadConfig(input_dim=16, num_latents=3, action_dim=4, chunk_size=5, width=32))
+    head = ActionHead(ActionHeadConfig(chunk_size=5, width=32), input_dim=16, num_latents=3, action_dim=4)
     hidden = torch.randn(2, 3, 16, requires_grad=True)
     out = head(hidden)
     assert out.shape == (2, 5, 4)
@@ -33,7 +34,7 @@ def test_l1_loss_hand_computed():
 
 def test_head_fits_a_simple_map():
     torch.manual_seed(0)
-    head = ActionHead(ActionHeadConfig(input_dim=8, num_latents=2, action_dim=2, chunk_size=2, width=32))
+    head = ActionHead(ActionHeadConfig(chunk_size=2, width=32), input_dim=8, num_latents=2, action_dim=2)
     x = torch.randn(64, 2, 8)
     y = torch.tanh(x[:, :1, :2]).expand(64, 2, 2)
     opt = torch.optim.AdamW(head.parameters(), lr=3e-3)

@@ -8,19 +8,24 @@ import math
 import pytest
 import torch
 
-from care.models.care import CareModel
+from care.methods.care.modeling_care import CareModel
 from care.models.decoders import Attention, FourierEmbedding, FrameDecoder, PointDecoder
 from care.models.latent_vlm import LatentVLM
 from care.models.losses import UncertaintyWeighting
-from care.models.presets import PRESETS, get_preset
+from care.presets import PRESETS, get_preset
 from care.models.tokenizer import InstructionEncoder, load_tokenizer, train_bpe_tokenizer
 from care.models.vision import FusedMLPProjector, VisionBackbone
+from helpers import micro_configs
 
 INSTR = ["close the drawer", "press the button from the top", "open the window"]
 
 
 def micro_cfg(**kw):
-    return dataclasses.replace(get_preset("micro"), **kw)
+    return micro_configs(**kw)[0]
+
+
+def micro_method(**kw):
+    return micro_configs(**kw)[1]
 
 
 def tok_for(cfg):
@@ -94,24 +99,24 @@ def test_decoders_shapes_and_zero_init():
     cfg = micro_cfg()
     B, P, D, N = 2, 16, 64, 7
     z = torch.randn(B, cfg.num_latents, cfg.latent_dim)
-    fd = FrameDecoder(cfg, D, D, P)
+    fd = FrameDecoder(micro_method(), cfg, D, D, P)
     cur = torch.randn(B, P, D)
     out = fd(torch.randn(B, P, D), z, cur)
     assert out.shape == (B, P, D)
     torch.testing.assert_close(out, cur)  # zero-init output: starts at "next = current"
 
-    pd = PointDecoder(cfg)
+    pd = PointDecoder(micro_method(), cfg)
     pts = torch.rand(B, N, 2) * 31
     logits = pd(pts, z)
-    assert logits.shape == (B, N, 2, cfg.point_bins)
+    assert logits.shape == (B, N, 2, micro_method().point_bins)
     assert pd.displacement(logits).abs().max() < 1e-5  # starts at "points do not move"
     disp = torch.randn(B, N, 2)
     vis = torch.ones(B, N, dtype=torch.bool)
     loss = pd.loss(logits, disp, vis)
     assert loss.shape == (B,)
-    torch.testing.assert_close(loss, torch.full((B,), math.log(cfg.point_bins)))  # uniform softmax
+    torch.testing.assert_close(loss, torch.full((B,), math.log(micro_method().point_bins)))  # uniform softmax
 
-    pr = PointDecoder(micro_cfg(point_mode="regression"))
+    pr = PointDecoder(micro_method(point_mode="regression"), cfg)
     out = pr(pts, z)
     assert out.shape == (B, N, 2) and pr.displacement(out).shape == (B, N, 2)
     assert pr.loss(out, disp, vis).shape == (B,)
@@ -125,7 +130,7 @@ def test_decoders_shapes_and_zero_init():
 def test_point_loss_masks_invisible_and_padding_does_not_leak():
     cfg = micro_cfg()
     torch.manual_seed(0)
-    pd = PointDecoder(cfg)
+    pd = PointDecoder(micro_method(), cfg)
     torch.nn.init.normal_(pd.out.weight, std=0.1)  # a non-trivial decoder
     z = torch.randn(1, cfg.num_latents, cfg.latent_dim)
     pts = torch.rand(1, 4, 2) * 31
@@ -143,8 +148,7 @@ def test_point_loss_masks_invisible_and_padding_does_not_leak():
 
 
 def test_point_classification_two_hot_is_sub_bin():
-    cfg = micro_cfg(point_bins=5, point_max_disp=0.125)  # R = 4 px: centres -4,-2,0,2,4
-    pd = PointDecoder(cfg)
+    pd = PointDecoder(micro_method(point_bins=5, point_max_disp=0.125), micro_cfg())  # R = 4 px: centres -4,-2,0,2,4
     logits = torch.zeros(1, 1, 2, 5, requires_grad=True)
     opt = torch.optim.SGD([logits], lr=5.0)
     disp = torch.tensor([[[1.0, -3.0]]])
@@ -187,9 +191,9 @@ def test_tokenizer_trains_pads_and_round_trips(tmp_path):
 
 @pytest.mark.parametrize("objective", ["multitask", "frame", "point"])
 def test_care_model_forward_and_objectives(objective):
-    cfg = micro_cfg(objective=objective)
+    cfg, method = micro_configs(objective=objective)
     torch.manual_seed(0)
-    m = CareModel(cfg, tok_for(cfg))
+    m = CareModel(cfg, method, tok_for(cfg))
     b = make_batch(cfg)
     base = m.init_log_vars(b)
     assert set(base) == set(m.tasks) == {"multitask": {"frame", "point"}, "frame": {"frame"}, "point": {"point"}}[objective]
@@ -203,8 +207,8 @@ def test_care_model_forward_and_objectives(objective):
 
 
 def test_latent_weight_schedule_and_ema_update():
-    cfg = micro_cfg(latent_loss_weight=0.5, latent_loss_delay=2, latent_loss_ramp=4, ema_decay=0.5)
-    m = CareModel(cfg, tok_for(cfg))
+    cfg, method = micro_configs(latent_loss_weight=0.5, latent_loss_delay=2, latent_loss_ramp=4, ema_decay=0.5)
+    m = CareModel(cfg, method, tok_for(cfg))
     weights = []
     for _ in range(8):
         weights.append(m.latent_weight())

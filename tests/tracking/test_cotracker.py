@@ -45,11 +45,11 @@ def test_checkpoint_wrapped_in_model_key(hub, tmp_path):
 
 
 def test_missing_paths_say_what_to_provide(hub, tmp_path):
-    with pytest.raises(ConfigError, match="--cotracker.repo_dir"):
+    with pytest.raises(ConfigError, match="--tracker.repo_dir"):
         load_cotracker(CoTrackerConfig(checkpoint=hub.checkpoint))
     with pytest.raises(ConfigError, match="no hubconf.py"):
         load_cotracker(CoTrackerConfig(repo_dir=tmp_path, checkpoint=hub.checkpoint))
-    with pytest.raises(ConfigError, match="--cotracker.checkpoint"):
+    with pytest.raises(ConfigError, match="--tracker.checkpoint"):
         load_cotracker(CoTrackerConfig(repo_dir=hub.repo_dir))
     with pytest.raises(ConfigError, match="not found"):
         load_cotracker(CoTrackerConfig(repo_dir=hub.repo_dir, checkpoint=tmp_path / "nope.pth"))

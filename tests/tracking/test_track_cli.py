@@ -40,7 +40,7 @@ def test_track_writes_every_episode_then_skips_then_overwrites(video_only, capsy
     assert "3 of 3 episodes already have tracks" in capsys.readouterr().out
     assert mtimes(video_only) == before
 
-    assert main(["track", str(video_only), "--grid", "2", "--overwrite=true", "--klt.window", "9"]) == 0
+    assert main(["track", str(video_only), "--grid", "2", "--overwrite=true", "--tracker.window", "9"]) == 0
     assert mtimes(video_only).keys() == before.keys()
     tracks, _, meta = store.read(1)
     assert tracks.shape == (12, 4, 2) and meta["grid"] == "2"
@@ -50,15 +50,15 @@ def test_track_writes_every_episode_then_skips_then_overwrites(video_only, capsy
 def test_only_missing_episodes_are_tracked(video_only):
     (video_only / "tracks").mkdir()
     TrackStore(video_only).write(1, np.zeros((12, 1, 2)), np.ones((12, 1), bool), {"method": "mine"})
-    result = track_run.track(TrackConfig(root=video_only, grid=4))
+    result = track_run.track(TrackConfig(dataset=video_only, grid=4))
     assert result == {"written": [0, 2], "skipped": [1]}
     assert TrackStore(video_only).read(1)[2]["method"] == "mine"
 
 
 def test_ground_truth_is_kept_unless_overwrite(make_dataset, capsys):
     root = make_dataset(episodes=2, T=8, with_tracks=True)
-    assert track_run.track(TrackConfig(root=root, grid=4))["written"] == []
-    track_run.track(TrackConfig(root=root, grid=4, overwrite=True))
+    assert track_run.track(TrackConfig(dataset=root, grid=4))["written"] == []
+    track_run.track(TrackConfig(dataset=root, grid=4, overwrite=True))
     assert "replaces the simulator's ground-truth tracks" in capsys.readouterr().out
     assert TrackStore(root).read(0)[2]["method"] == "klt"
 
@@ -76,7 +76,7 @@ def test_dataset_without_videos(video_only):
     info["features"] = {k: v for k, v in info["features"].items() if v.get("dtype") not in ("video", "image")}
     info_path.write_text(json.dumps(info))
     with pytest.raises(DatasetError, match="no videos"):
-        track_run.track(TrackConfig(root=video_only))
+        track_run.track(TrackConfig(dataset=video_only))
 
 
 def test_unreadable_video_names_the_file(video_only, capsys):
@@ -109,12 +109,12 @@ def test_interrupted_run_keeps_finished_episodes_and_no_partial_file(video_only,
     assert TrackStore(video_only).episodes() == [0]
     assert [p.name for p in (video_only / "tracks").iterdir()] == ["episode_000000.safetensors"]  # no temp files
     monkeypatch.setattr(klt, "track_klt", real)
-    assert track_run.track(TrackConfig(root=video_only, grid=4)) == {"written": [1, 2], "skipped": [0]}
+    assert track_run.track(TrackConfig(dataset=video_only, grid=4)) == {"written": [1, 2], "skipped": [0]}
 
 
 def test_track_with_cotracker_from_a_local_hub_repo(video_only, fake_cotracker):
-    args = ["track", str(video_only), "--method", "cotracker", "--grid", "4",
-            "--cotracker.repo_dir", str(fake_cotracker.repo), "--cotracker.checkpoint", str(fake_cotracker.checkpoint)]
+    args = ["track", str(video_only), "--tracker.type", "cotracker", "--grid", "4",
+            "--tracker.repo_dir", str(fake_cotracker.repo), "--tracker.checkpoint", str(fake_cotracker.checkpoint)]
     assert main(args) == 0
     tracks, visible, meta = TrackStore(video_only).read(1)
     assert tracks.shape == (12, 16, 2) and meta["method"] == "cotracker"
@@ -122,5 +122,5 @@ def test_track_with_cotracker_from_a_local_hub_repo(video_only, fake_cotracker):
 
 
 def test_cotracker_without_paths_says_what_to_provide(video_only, capsys):
-    assert main(["track", str(video_only), "--method", "cotracker"]) == 2
-    assert "--cotracker.repo_dir" in capsys.readouterr().err
+    assert main(["track", str(video_only), "--tracker.type", "cotracker"]) == 2
+    assert "--tracker.repo_dir" in capsys.readouterr().err

@@ -19,8 +19,8 @@ def video_frames(path):
 def test_viz_writes_mp4_and_png_strip(make_dataset, tmp_path):
     root = make_dataset(episodes=2, T=[12, 9], size=32, with_tracks=False)
     assert main(["track", str(root), "--grid", "4"]) == 0
-    out = tmp_path / "viz" / "tracks.mp4"
-    assert main(["viz", "tracks", str(root), "--episode", "1", "--out", str(out), "--scale", "4"]) == 0
+    out = tmp_path / "viz" / "tracks_episode_000001.mp4"
+    assert main(["viz", "tracks", str(root), "--episode", "1", "--output-dir", str(out.parent), "--scale", "4"]) == 0
     frames = video_frames(out)
     assert len(frames) == 9 and frames[0].shape == (128, 128, 3)
     strip = cv2.imread(str(out.with_suffix(".png")))
@@ -30,7 +30,7 @@ def test_viz_writes_mp4_and_png_strip(make_dataset, tmp_path):
 
 def test_viz_draws_ground_truth_tracks_with_hollow_invisible_points(make_dataset, tmp_path):
     root = make_dataset(episodes=1, T=7, size=32, with_tracks=True)  # helper's tracks: ~20% invisible
-    res = viz_tracks(VizTracksConfig(root=root, episode=0, out=tmp_path / "gt.mp4", strip_frames=3, scale=2))
+    res = viz_tracks(VizTracksConfig(dataset=root, episode=0, output_dir=tmp_path / "gt", strip_frames=3, scale=2))
     assert res["frames"] == 7 and len(video_frames(res["video"])) == 7
     assert cv2.imread(str(res["strip"])).shape == (64, 3 * 64 + 2 * 4, 3)
 
@@ -50,6 +50,6 @@ def test_drawing_marks_visible_and_invisible_points_differently():
 def test_viz_errors(make_dataset, tmp_path):
     root = make_dataset(episodes=1, T=5, size=32, with_tracks=False)
     with pytest.raises(DatasetError, match="run `care track"):
-        viz_tracks(VizTracksConfig(root=root, episode=0, out=tmp_path / "x.mp4"))
+        viz_tracks(VizTracksConfig(dataset=root, episode=0, output_dir=tmp_path / "x"))
     with pytest.raises(CareError, match="no episode 3"):
-        viz_tracks(VizTracksConfig(root=root, episode=3, out=tmp_path / "x.mp4"))
+        viz_tracks(VizTracksConfig(dataset=root, episode=3, output_dir=tmp_path / "x"))

@@ -10,26 +10,26 @@ import pytest
 import torch
 
 from care.cli import main, parse_config
-from care.configs import EvalConfig, FinetuneConfig, LoRAConfig
+from care.configs import ActionHeadConfig, EvalConfig, FinetuneConfig, LoRAConfig, StateInputConfig
 from care.data.clips import select_episodes_per_task
 from care.data.lerobot import LeRobotDataset
 from care.errors import ConfigError
-from care.models.care import CareModel
-from care.models.presets import get_preset
+from care.methods.care.modeling_care import CareModel
 from care.models.tokenizer import train_bpe_tokenizer
 from care.policy import CarePolicy
 from care.training import finetune as F
+from helpers import REPO_ROOT, micro_configs
 
 
 def micro_config(root, out, **kw) -> FinetuneConfig:
-    cfg = parse_config(FinetuneConfig, ["--config", "configs/finetune/care_micro.yaml"])
+    cfg = parse_config(FinetuneConfig, ["--config", str(REPO_ROOT / "configs/finetune/care_micro.yaml")])
     cfg = dataclasses.replace(cfg, dataset=root, output_dir=out, steps=8, log_every=1, save_every=0)
     return dataclasses.replace(cfg, **kw)
 
 
 def read_log(out) -> dict[int, dict]:
     rows = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines() if line.strip()]
-    return {r["step"]: r for r in rows}
+    return {r["step"]: r for r in rows if r["split"] == "train"}
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +45,18 @@ def test_finetune_writes_a_policy_from_labelled_episodes_only(dataset, tmp_path,
     real = LeRobotDataset.episode_actions
     monkeypatch.setattr(LeRobotDataset, "episode_actions", lambda self, ep: read.append(int(ep)) or real(self, ep))
     out = tmp_path / "run"
-    cfg = micro_config(dataset, out, steps=12, episodes_per_task=1)
+    cfg = micro_config(dataset, out, steps=12, episodes_per_task=1, val_every=6)
     assert F.finetune(cfg) == 0
 
     ds = LeRobotDataset(dataset)
     failed = [e for e in ds.episode_indices if not ds.episode_meta(e)["success"]]
     chosen = select_episodes_per_task(ds, 1, cfg.seed, exclude=failed)
-    assert len(chosen) == 2 and set(read) == set(chosen)  # nothing else was read for actions
+    meta = json.loads((out / "policy_config.json").read_text())
+    val = meta["val_episodes"]
+    assert len(chosen) == 2 and len(val) == 2 and not set(val) & set(chosen + failed)  # held out, successful
+    assert set(read) == set(chosen + val)  # training episodes, and validation ones for the held-out error
     names = {p.name for p in out.iterdir()}
-    assert {"config.yaml", "config.json", "policy_config.json", "model.safetensors", "normalizer.json",
+    assert {"run_config.yaml", "config.json", "policy_config.json", "model.safetensors", "normalizer.json",
             "tokenizer.json", "train_log.jsonl", "tensorboard", "finetune_state.json"} <= names
     meta = json.loads((out / "policy_config.json").read_text())
     assert meta["train_episodes"] == chosen and meta["chunk_size"] == 2 and meta["frame_hw"] == [32, 32]
@@ -63,7 +66,13 @@ def test_finetune_writes_a_policy_from_labelled_episodes_only(dataset, tmp_path,
     policy = CarePolicy.from_pretrained(out)
     np.testing.assert_allclose(policy.normalizer.high, np.quantile(acts, 0.99, axis=0))
     log = read_log(out)
-    assert set(log) == set(range(1, 13)) and {"l1", "grad_norm", "lr", "samples_per_s"} <= set(log[1])
+    train_log = {k: v for k, v in log.items() if v["split"] == "train"}
+    assert set(train_log) == set(range(1, 13)) and {"l1", "grad_norm", "lr", "samples_per_s"} <= set(log[1])
+    # the held-out action error is logged (val_every=6, and at the end) and recorded in the policy
+    rows = [json.loads(x) for x in (out / "train_log.jsonl").read_text().splitlines() if x.strip()]
+    val_rows = [r for r in rows if r["split"] == "val"]
+    assert [r["step"] for r in val_rows] == [6, 12] and all(r["l1"] > 0 for r in val_rows)
+    assert meta["val_l1"] == pytest.approx(val_rows[-1]["l1"])
     assert np.mean([log[s]["l1"] for s in (10, 11, 12)]) < np.mean([log[s]["l1"] for s in (1, 2, 3)])
     assert policy.select_action(np.zeros((32, 32, 3), np.uint8), "close the drawer").shape == (4,)
 
@@ -95,18 +104,20 @@ def test_resume_reproduces_the_uninterrupted_run(dataset, tmp_path, monkeypatch)
     with pytest.raises(ConfigError, match="already holds a fine-tuning run; pass --resume"):
         F.finetune(micro_config(dataset, cut, save_every=4))
     # resuming with another architecture is refused with the differing fields named
-    with pytest.raises(ConfigError, match=r"another fine-tuning config: chunk_size: 2 \(checkpoint\) vs 3"):
-        F.finetune(micro_config(dataset, cut, chunk_size=3, resume=True))
+    with pytest.raises(ConfigError, match=r"another fine-tuning config: head.chunk_size: 2 \(checkpoint\) vs 3"):
+        F.finetune(micro_config(dataset, cut, head=ActionHeadConfig(chunk_size=3, num_blocks=1, width=32), resume=True))
 
 
 def test_from_a_pretrained_folder(dataset, tmp_path, capsys):
-    mcfg = get_preset("micro")
+    mcfg, method = micro_configs()
     torch.manual_seed(1)
-    pre = CareModel(mcfg, train_bpe_tokenizer(["close the drawer", "press the button from the top"], mcfg.vocab_size))
+    pre = CareModel(mcfg, method, train_bpe_tokenizer(["close the drawer", "press the button from the top"],
+                                                      mcfg.vocab_size))
     pre.save_pretrained(tmp_path / "pre")
     out = tmp_path / "ft"
     # through the command line, as a user runs it
-    assert main(["finetune", "--config", "configs/finetune/care_micro.yaml", "--pretrained", str(tmp_path / "pre"),
+    assert main(["finetune", "--config", str(REPO_ROOT / "configs/finetune/care_micro.yaml"),
+                 "--pretrained", str(tmp_path / "pre"),
                  "--dataset", str(dataset), "--output-dir", str(out), "--steps", "4"]) == 0
     policy = CarePolicy.from_pretrained(out)
     got, want = policy.model.vlm.state_dict(), pre.vlm.state_dict()
@@ -133,18 +144,59 @@ def test_micro_finetune_then_one_episode_eval(dataset, tmp_path):
     out = tmp_path / "ft"
     F.finetune(micro_config(dataset, out, steps=2, lora=LoRAConfig(enabled=False)))
     ev = tmp_path / "eval"
-    cfg = EvalConfig(policy=out, tasks="drawer-close-v3", episodes_per_task=1, max_steps=6, workers=1,
-                     videos_per_task=1, output_dir=ev)
+    from care.envs.configs import MetaWorldEnvConfig
+
+    cfg = EvalConfig(policy=out, env=MetaWorldEnvConfig(tasks="drawer-close-v3", max_steps=6), episodes_per_task=1,
+                     workers=1, videos_per_task=1, output_dir=ev)
     assert evaluate(cfg) == 0
     info = json.loads((ev / "eval_info.json").read_text())
     assert {"per_task", "overall", "per_episode", "video_paths"} <= set(info)
     assert {"pc_success", "n_episodes", "avg_episode_length"} <= set(info["overall"])
+    # the env's rewards, summed per episode, then averaged
+    assert isinstance(info["per_episode"][0]["sum_reward"], float)
+    assert info["overall"]["avg_sum_reward"] == info["per_task"][0]["avg_sum_reward"] == info["per_episode"][0]["sum_reward"]
+    assert info["config"]["size"] == 32 and info["config"]["max_steps"] == 6  # size as the policy was trained
     row = info["per_task"][0]
     assert row["task"] == "drawer-close-v3" and row["n_episodes"] == 1 and row["seeds"] == [1000]
     assert 1 <= info["per_episode"][0]["length"] <= 6
     assert len(info["video_paths"]) == 1 and (ev / "videos" / "drawer-close-v3" / "episode_000.mp4").stat().st_size > 0
     assert (ev / "eval.md").read_text().count("drawer-close-v3") == 1
-    assert (ev / "success.png").is_file() and (ev / "config.yaml").is_file()
+    assert (ev / "success.png").is_file() and (ev / "run_config.yaml").is_file()
     # evaluation seeds that the policy was trained on are refused
     with pytest.raises(ConfigError, match="overlap the policy's training episodes"):
         evaluate(dataclasses.replace(cfg, seed=0))
+    # an evaluation folder is not overwritten by accident
+    with pytest.raises(ConfigError, match="already holds an evaluation"):
+        evaluate(cfg)
+    assert evaluate(dataclasses.replace(cfg, overwrite=True)) == 0
+
+
+def test_state_input_trains_saves_and_drives(dataset, tmp_path):
+    """--state.enabled: the named state dims are normalised, projected into one token, saved with
+    the policy, and demanded (by name of the key) at inference."""
+    out = tmp_path / "state"
+    ds = LeRobotDataset(dataset)
+    all_names = list(ds.features["observation.state"]["names"])
+    names = tuple(all_names[1:3])
+    cfg = micro_config(dataset, out, steps=6, state=StateInputConfig(enabled=True, names=names))
+    assert F.finetune(cfg) == 0
+    policy = CarePolicy.from_pretrained(out)
+    assert policy.state_dim == 2 and policy.state_indices == [all_names.index(n) for n in names]
+    assert policy.meta["state_names"] == list(names)
+    img = np.zeros((32, 32, 3), np.uint8)
+    full_state = np.zeros(len(all_names), np.float32)
+    a = policy.select_action({f"observation.images.{policy.camera}": img, "observation.state": full_state,
+                              "task": "close the drawer"})
+    assert a.shape == (4,)
+    # the state changes the action (the projector is wired in)
+    policy.reset()
+    chunk0 = policy.predict_chunk(img[None], ["close the drawer"], full_state[None])
+    moved = full_state.copy()
+    moved[policy.state_indices] = 5.0
+    chunk1 = policy.predict_chunk(img[None], ["close the drawer"], moved[None])
+    assert not np.allclose(chunk0, chunk1)
+    policy.reset()
+    with pytest.raises(ValueError, match="reads a 2-d state"):
+        policy.select_action(img, "close the drawer")
+    with pytest.raises(ConfigError, match=r"wrist_roll.*are not state dimensions"):
+        F.finetune(micro_config(dataset, tmp_path / "bad", state=StateInputConfig(enabled=True, names=("wrist_roll",))))

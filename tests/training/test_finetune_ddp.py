@@ -16,16 +16,17 @@ def _log(out):
 
 @pytest.mark.slow
 def test_two_processes_match_one(tmp_path):
-    from helpers import make_dataset
+    from helpers import REPO_ROOT, free_port, make_dataset
 
     root = make_dataset(tmp_path, episodes=4, T=16, size=32, with_tracks=False)
-    common = ["finetune", "--config", "configs/finetune/care_micro.yaml", "--dataset", str(root), "--steps", "4",
-              "--log-every", "1", "--save-every", "0"]
+    common = ["finetune", "--config", str(REPO_ROOT / "configs/finetune/care_micro.yaml"), "--dataset", str(root),
+              "--steps", "4", "--log-every", "1", "--save-every", "0"]
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     one, two = tmp_path / "one", tmp_path / "two"
     subprocess.run([sys.executable, "-m", "care", *common, "--output-dir", str(one), "--batch-size", "8"],
                    check=True, env=env, capture_output=True)
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                "--master_port", str(free_port())]
     res = subprocess.run([*torchrun, "-m", "care", *common, "--output-dir", str(two), "--batch-size", "4"],
                          env=env, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-3000:]

@@ -12,16 +12,16 @@ import torch
 from care.cli import main
 from care.configs import PretrainConfig
 from care.errors import DatasetError
-from care.models.care import CareModel
-from care.models.presets import get_preset
+from care.methods.care.modeling_care import CareModel
 from care.training import pretrain as P
 from care.training.loop_utils import TrainingDiverged
+from helpers import REPO_ROOT, micro_configs
 
 
 def micro_config(root, out, **kw) -> PretrainConfig:
-    model_kw = kw.pop("model_kw", {})
+    model, method = micro_configs(**kw.pop("model_kw", {}))
     cfg = PretrainConfig(
-        dataset=root, output_dir=out, model=dataclasses.replace(get_preset("micro"), **model_kw),
+        dataset=root, output_dir=out, model=model, method=method,
         frame_interval=2, steps=20, batch_size=8, num_workers=0, log_every=1, val_every=0, val_batches=2,
         save_every=0, seed=0,
     )
@@ -60,7 +60,7 @@ def test_micro_pretraining_loss_falls_uwl_moves_and_writes_outputs(dataset, tmp_
     assert log[1]["lr"] < log[3]["lr"] and log[40]["lr"] < log[10]["lr"]  # warm-up, then cosine
     # outputs
     names = {p.name for p in out.iterdir()}
-    assert {"config.yaml", "config.json", "model.safetensors", "tokenizer.json", "train_log.jsonl",
+    assert {"run_config.yaml", "config.json", "method.json", "model.safetensors", "tokenizer.json", "train_log.jsonl",
             "val_metrics.json", "tensorboard", "checkpoints"} <= names
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["step_00000040"]  # keep_checkpoints=1
     assert any((out / "tensorboard").iterdir())
@@ -116,7 +116,7 @@ def test_resume_reproduces_the_uninterrupted_losses(dataset, tmp_path, monkeypat
 def test_dataset_without_tracks(tmp_path, make_dataset):
     root = make_dataset(episodes=4, T=16, size=32, with_tracks=False)
     for objective in ("multitask", "point"):
-        with pytest.raises(DatasetError, match=r"care track .*objective=frame"):
+        with pytest.raises(DatasetError, match=r"care track --dataset .*--method.objective=frame"):
             P.pretrain(micro_config(root, tmp_path / objective, steps=2, model_kw={"objective": objective}))
     assert P.pretrain(micro_config(root, tmp_path / "frame", steps=2, model_kw={"objective": "frame"})) == 0
 
@@ -142,10 +142,14 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(dataset, tmp_path, mo
 
 def test_cli_pretrain_with_the_micro_yaml(dataset, tmp_path, capsys):
     out = tmp_path / "cli"
-    rc = main(["pretrain", "--config", "configs/pretrain/care_micro.yaml", "--dataset", str(dataset),
+    rc = main(["pretrain", "--config", str(REPO_ROOT / "configs/pretrain/care_micro.yaml"), "--dataset", str(dataset),
                "--output-dir", str(out), "--steps", "3", "--val-every", "0", "--save-every", "0"])
-    assert rc == 0 and (out / "model.safetensors").is_file() and (out / "config.yaml").is_file()
-    assert "preset: micro" in (out / "config.yaml").read_text()
+    assert rc == 0 and (out / "model.safetensors").is_file() and (out / "run_config.yaml").is_file()
+    text = (out / "run_config.yaml").read_text()
+    assert "preset: micro" in text and "type: care" in text
+    # the run config reads back as a --config (one spelling for files and flags)
+    again = main(["pretrain", "--config", str(out / "run_config.yaml"), "--output-dir", str(tmp_path / "again")])
+    assert again == 0 and CareModel.from_pretrained(tmp_path / "again").method.decoder_width == 32
 
 
 def test_time_limit_stops_cleanly(dataset, tmp_path):

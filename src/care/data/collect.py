@@ -1,19 +1,19 @@
 """`care collect`: roll scripted experts out in Meta-World and record a LeRobot v3 dataset.
 
-    care collect --tasks MT10 --episodes-per-task 20 --size 128 --workers 2 --seed 0 --out data/mt10
+    care collect --env.tasks MT10 --episodes-per-task 20 --env.size 128 --workers 2 --seed 0 --output-dir data/mt10
 
 Each episode is a deterministic function of (task, episode seed, config): the episode seed
 is `cfg.seed + k` for the task's k-th episode, the task variation comes from that seed
-(`MetaWorldEnv.reset(seed)`), and so do the action noise and detours. Episodes are spread
+(`MetaWorldEnv.reset(seed=...)`), and so do the action noise and detours. Episodes are spread
 over `cfg.workers` processes but written in a fixed order by the main process, so the
 dataset is the same for any number of workers.
 
 Frames and actions are aligned as in LeRobot: row t holds the observation o_t and the action
 a_t executed from it (the clipped action actually sent to the simulator, noise and detours
 included). An episode ends `post_success_steps` steps after the first success, or after
-`max_steps` steps.
+`env.max_steps` steps.
 
-The dataset is written into a temporary sibling folder and renamed onto `cfg.out` at the
+The dataset is written into a temporary sibling folder and renamed onto `cfg.output_dir` at the
 end, so a failed or interrupted run leaves nothing behind.
 """
 
@@ -32,7 +32,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np
 
 from care.configs import CollectConfig
-from care.envs.metaworld import METAWORLD_FPS, instruction_for, resolve_tasks
+from care.envs.factory import resolve_env_tasks
+from care.envs.metaworld import METAWORLD_FPS, instruction_for
 from care.errors import CareError
 
 ACTION_NAMES = ["dx", "dy", "dz", "gripper"]
@@ -73,7 +74,7 @@ class CollectSummary:
 
 def episode_specs(cfg: CollectConfig) -> list[EpisodeSpec]:
     """Task-major order: all episodes of the first task, then the next task's, ..."""
-    tasks = resolve_tasks(cfg.tasks)
+    tasks = resolve_env_tasks(cfg.env)
     specs = []
     for name in tasks:
         for k in range(cfg.episodes_per_task):
@@ -124,25 +125,25 @@ def rollout(env, spec: EpisodeSpec, cfg: CollectConfig):
     from care.data.lerobot import Episode
 
     diversity = BehaviourDiversity(cfg, spec.env_name, spec.seed)
-    image = env.reset(spec.seed)
+    obs, _ = env.reset(seed=spec.seed)
     frames, states, actions, tracks, visible = [], [], [], [], []
     first_success = -1
-    for t in range(cfg.max_steps):
-        frames.append(image)
+    for t in range(cfg.env.max_steps):
+        frames.append(obs["pixels"])
         states.append(env.state)
         if cfg.tracks:
             xy, vis = env.project_points()
             tracks.append(xy)
             visible.append(vis)
         action = diversity(env.expert_action(), succeeded=first_success >= 0)
-        image, success, _done = env.step(action)
+        obs, _reward, _terminated, _truncated, info = env.step(action)
         actions.append(action)
-        if success and first_success < 0:
+        if info["is_success"] and first_success < 0:
             first_success = t
         if first_success >= 0 and t - first_success >= cfg.post_success_steps:
             break
     return Episode(
-        frames={cfg.camera: np.stack(frames)},
+        frames={cfg.env.camera: np.stack(frames)},
         task=instruction_for(spec.env_name, spec.seed),
         state=np.stack(states).astype(np.float32),
         action=np.stack(actions).astype(np.float32),
@@ -178,7 +179,7 @@ class EpisodeRunner:
         self._envs: OrderedDict[str, object] = OrderedDict()
 
     def env(self, name: str):
-        from care.envs.metaworld import MetaWorldEnv
+        from care.envs.factory import make_env
 
         if name in self._envs:
             self._envs.move_to_end(name)
@@ -187,14 +188,7 @@ class EpisodeRunner:
             _, old = self._envs.popitem(last=False)
             old.close()
         c = self.cfg
-        env = MetaWorldEnv(
-            name,
-            size=c.size,
-            camera=c.camera,
-            max_steps=c.max_steps,
-            tracks=c.tracks,
-            points_per_body=c.points_per_body,
-        )
+        env = make_env(c.env, name, tracks=c.tracks, points_per_body=c.points_per_body)
         self._envs[name] = env
         return env
 
@@ -245,19 +239,19 @@ def _episodes(cfg: CollectConfig, specs: list[EpisodeSpec]):
 
 
 def collect_dataset(cfg: CollectConfig) -> CollectSummary:
-    """Collect the dataset `cfg` describes into `cfg.out`; -> what was collected."""
+    """Collect the dataset `cfg` describes into `cfg.output_dir`; -> what was collected."""
     from tqdm import tqdm
 
-    from care.cli import save_config
-    from care.data.io import atomic_dir
+    from care.configs import save_config
+    from care.io import atomic_dir
     from care.data.lerobot import LeRobotDatasetWriter
 
-    if cfg.suite != "metaworld":
-        raise CareError(f"unknown suite {cfg.suite!r}; `care collect` supports: metaworld")
+    if cfg.env.type != "metaworld":
+        raise CareError(f"--env.type={cfg.env.type}: `care collect` supports --env.type=metaworld")
     specs = episode_specs(cfg)  # unknown task names fail here, before anything is written
     summary = CollectSummary(episodes=0, frames=0, seconds=0.0)
     start = time.perf_counter()
-    with atomic_dir(cfg.out, overwrite=cfg.overwrite) as tmp:
+    with atomic_dir(cfg.output_dir, overwrite=cfg.overwrite) as tmp:
         writer = LeRobotDatasetWriter(
             tmp,
             fps=METAWORLD_FPS,
@@ -287,7 +281,7 @@ def format_summary(cfg: CollectConfig, s: CollectSummary) -> str:
     width = max(len(n) for n in s.success)
     lines = [
         f"collected {s.episodes} episodes, {s.frames} frames in {s.seconds:.1f} s "
-        f"({s.fps:.0f} frames/s with {cfg.workers} worker(s), {s.fps / cfg.workers:.0f} per worker) -> {cfg.out}",
+        f"({s.fps:.0f} frames/s with {cfg.workers} worker(s), {s.fps / cfg.workers:.0f} per worker) -> {cfg.output_dir}",
         f"{'task':<{width}}  episodes  success ({_behaviour(cfg)})",
     ]
     for name, flags in s.success.items():

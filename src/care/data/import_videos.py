@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from care.configs import ImportVideosConfig
 from care.data.clips import resize_frames
-from care.data.io import atomic_dir
+from care.io import atomic_dir
 from care.data.lerobot import Episode, LeRobotDatasetWriter
 from care.data.video import decode_all
 from care.errors import DatasetError
@@ -118,7 +118,7 @@ def import_videos(cfg: ImportVideosConfig) -> int:
 
     ids = sorted(videos, key=_natural_key)
     frames_total = 0
-    with atomic_dir(cfg.out, cfg.overwrite) as tmp:
+    with atomic_dir(cfg.output_dir, cfg.overwrite) as tmp:
         writer = None
         shape = None
         try:
@@ -146,11 +146,11 @@ def import_videos(cfg: ImportVideosConfig) -> int:
             if writer is not None:
                 writer.close_videos()
         writer.finalize()
-        from care.cli import save_config
+        from care.configs import save_config
 
         save_config(cfg, tmp / "meta", "care_import.yaml")
     print(
         f"imported {len(ids)} videos ({frames_total} frames, {writer.fps:g} fps, "
-        f"{len(set(captions.values()))} distinct captions) into {cfg.out}"
+        f"{len(set(captions.values()))} distinct captions) into {cfg.output_dir}"
     )
     return 0

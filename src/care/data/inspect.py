@@ -7,6 +7,8 @@ prints each problem as `<file>: <problem>`; it returns 1 if it found any, 0 othe
     per episode        lengths agree (episodes table, data parquet, decoded video frames,
                        track files); frame_index is 0..T-1; timestamps are frame_index / fps;
                        no NaN or inf in actions or states
+    videos/*           decoded frames have the size meta/info.json declares for the camera
+                       (the feature's `shape`, and `info.video.width/height` when given)
     tracks/*           readable, (T, N, 2) with T the episode length and one N throughout
 """
 
@@ -75,7 +77,7 @@ def _summary(ds: L.LeRobotDataset) -> list[str]:
 
 
 def info(cfg: DatasetConfig) -> int:
-    ds = L.LeRobotDataset(cfg.root)
+    ds = L.LeRobotDataset(cfg.dataset)
     print("\n".join(_summary(ds)))
     return 0
 
@@ -96,8 +98,23 @@ class _Problems:
         self.items.append(str(e))  # DatasetError messages already start with the file
 
 
+def _declared_sizes(ft: dict) -> list[tuple[str, int, int]]:
+    """(where, width, height) of a video feature as meta/info.json declares it: its `shape`
+    ((H, W, C), or (C, H, W) when `names` says so) and its `info` block's video.width/height."""
+    out = []
+    shape = ft.get("shape")
+    if isinstance(shape, (list, tuple)) and len(shape) == 3:
+        names = ft.get("names") or ["height", "width", "channels"]
+        h, w = (shape[1], shape[2]) if names[0] in ("channel", "channels") else (shape[0], shape[1])
+        out.append(("shape", int(w), int(h)))
+    vi = ft.get("info") or {}
+    if "video.width" in vi and "video.height" in vi:
+        out.append(("info", int(vi["video.width"]), int(vi["video.height"])))
+    return out
+
+
 def validate(cfg: DatasetConfig) -> int:
-    root = Path(cfg.root)
+    root = Path(cfg.dataset)
     problems = _Problems()
     _validate(root, problems)
     for p in problems.items:
@@ -203,6 +220,16 @@ def _validate(root: Path, problems: _Problems) -> None:
     track_eps = set(store.episodes())
     video_keys = [k for k, ft in features.items() if isinstance(ft, dict) and ft.get("dtype") == "video"]
     template = info.get("video_path") or L.DEFAULT_VIDEO_PATH
+    declared = {}
+    for key in video_keys:
+        ft = features[key]
+        try:
+            declared[key] = _declared_sizes(ft)
+        except (TypeError, ValueError, IndexError, KeyError):
+            declared[key] = []
+        if not any(where == "shape" for where, _, _ in declared[key]):
+            problems.add(info_path, f"{key}: shape is {ft.get('shape')!r}, not (height, width, channels)")
+    size_checked: set[Path] = set()  # each video file's frame size is reported once
     n_points: dict[int, list[int]] = {}
     for r in rows:
         e = int(r["episode_index"])
@@ -233,10 +260,22 @@ def _validate(root: Path, problems: _Problems) -> None:
                     f"the episode has {T}",
                 )
             try:
-                n = len(V.decode_span(vpath, from_ts, to_ts, fps))
+                frames = V.decode_span(vpath, from_ts, to_ts, fps)
             except DatasetError as err:
                 problems.add(vpath, f"episode {e}: {str(err).removeprefix(f'{vpath}: ')}")
                 continue
+            n = len(frames)
+            if n and vpath not in size_checked:
+                size_checked.add(vpath)
+                h, w = frames.shape[1:3]
+                for where, dw, dh in declared[key]:
+                    if (dw, dh) != (w, h):
+                        field = f"{key} shape {features[key].get('shape')}" if where == "shape" else (
+                            f"{key} info video.width/video.height")
+                        problems.add(
+                            vpath,
+                            f"frames are {w}x{h} (width x height), {info_path} declares {dw}x{dh} ({field})",
+                        )
             if n != T:
                 problems.add(
                     vpath,

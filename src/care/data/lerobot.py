@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from care.data import video as V
-from care.data.io import atomic_write_json, read_json
+from care.io import atomic_write_json, read_json
 from care.data.tracks import TrackStore
 from care.errors import DatasetError
 
@@ -177,7 +177,7 @@ def _read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
 
 class LeRobotDatasetWriter:
     """Append episodes, then `finalize()`. Writes into `root` (the caller passes a temporary
-    folder and renames it when done; see care.data.io.atomic_dir).
+    folder and renames it when done; see care.io.atomic_dir).
 
     Args:
         root: dataset folder (created).

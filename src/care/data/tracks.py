@@ -20,7 +20,7 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save
 
-from care.data.io import atomic_write_bytes
+from care.io import atomic_write_bytes
 from care.errors import DatasetError
 
 TRACKS_DIR = "tracks"

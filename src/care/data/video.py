@@ -142,11 +142,34 @@ class VideoWriter:
         self.close()
 
 
-def encode_video(path: Path, frames: np.ndarray, fps: float, **kwargs) -> None:
-    """Write one clip to its own file (rollout videos, track visualisations)."""
+def write_mp4(path: Path, frames: np.ndarray, fps: float, crf: int = 20, pix_fmt: str = "yuv420p") -> Path:
+    """One clip to its own file (rollout videos, track visualisations), atomically.
+
+    yuv420p by default, so every player opens it; odd sides are padded by one edge pixel
+    (4:2:0 needs even ones). The one mp4 writer of care besides the dataset writer above.
+    """
+    from care.io import atomic_write_with
+
     frames = np.asarray(frames)
-    with VideoWriter(path, fps, frames.shape[2], frames.shape[1], **kwargs) as w:
-        w.append(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"expected uint8 frames (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    if len(frames) == 0:
+        raise ValueError(f"{path}: no frames to write")
+    if pix_fmt == "yuv420p" and (frames.shape[1] % 2 or frames.shape[2] % 2):
+        frames = np.pad(frames, ((0, 0), (0, frames.shape[1] % 2), (0, frames.shape[2] % 2), (0, 0)), mode="edge")
+
+    def write(tmp: Path) -> None:
+        with VideoWriter(tmp, fps, frames.shape[2], frames.shape[1], crf=crf, pix_fmt=pix_fmt,
+                         gop=250, preset="medium") as w:
+            w.append(frames)
+
+    atomic_write_with(Path(path), write)
+    return Path(path)
+
+
+def read_mp4(path: Path) -> np.ndarray:
+    """(T, H, W, 3) uint8 frames of a whole mp4 (tests and inspection)."""
+    return decode_all(path)[0]
 
 
 def _open(path: Path):

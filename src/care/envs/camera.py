@@ -27,7 +27,7 @@ from care.errors import CareError
 
 
 def apply_fast_render_settings(model) -> None:
-    """No shadows, no reflections, no multisampling: ~8x faster offscreen rendering (DESIGN §8).
+    """No shadows, no reflections, no multisampling: ~8x faster offscreen rendering (docs/DESIGN.md §8).
 
     Must run before the rendering context is created (`offsamples` sizes its framebuffer).
     """

@@ -5,15 +5,16 @@ variation, scripted experts and ground-truth point tracks.
     resolve_tasks("MT10" | "reach-v3,push-v3")    -> list of env names (CareError if unknown)
     INSTRUCTIONS[env_name]                        several natural-language paraphrases
 
-    env = MetaWorldEnv("drawer-close-v3", size=128, tracks=True)
-    image = env.reset(seed=3)                     # uint8 (H, W, 3), upright
-    image, success, done = env.step(env.expert_action())
-    env.state                                     # float32 (39,)
+    env = MetaWorldEnv("drawer-close-v3", size=128, tracks=True)   # a gymnasium.Env
+    obs, info = env.reset(seed=3)     # obs["pixels"] uint8 (H, W, 3) upright, obs["agent_pos"] (39,)
+    obs, reward, terminated, truncated, info = env.step(env.expert_action())
+    info["is_success"]                            # bool, every step; success does not end it
+    env.state                                     # float32 (39,), as obs["agent_pos"]
     xy, visible = env.project_points()            # (N, 2) pixels, (N,) bool
     env.close()
 
-`metaworld` and `mujoco` are imported when an env is built, so the task lists and the
-instructions are usable without the `sim` extra.
+`metaworld`, `mujoco` (and `gymnasium`, when missing) are imported when an env is built, so the
+task lists and the instructions are usable without the `sim` extra.
 """
 
 from __future__ import annotations
@@ -25,6 +26,16 @@ import zlib
 os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; must precede `import mujoco`
 
 import numpy as np
+
+try:  # a dependency of the `sim` extra; the task lists below work without it
+    import gymnasium
+    from gymnasium import spaces
+    from gymnasium.utils import seeding
+
+    _GymEnv = gymnasium.Env
+except ImportError:  # pragma: no cover - MetaWorldEnv cannot be built without the extra anyway
+    gymnasium = spaces = seeding = None
+    _GymEnv = object
 
 from care.envs.instructions import INSTRUCTIONS, instruction_for, instructions_for
 from care.errors import CareError
@@ -110,25 +121,33 @@ def _stable_seed(*parts: object) -> int:
     return zlib.crc32("/".join(map(str, parts)).encode())
 
 
-class MetaWorldEnv:
-    """One Meta-World v3 task, rendered from one camera.
+class MetaWorldEnv(_GymEnv):
+    """One Meta-World v3 task, rendered from one camera, as a `gymnasium.Env`.
 
     Args:
         env_name: a Meta-World v3 env name ("drawer-close-v3").
         size: square image side in pixels.
         camera: model camera; a camera whose image would be upside down ("corner", "corner2",
             ...) is turned by 180 degrees, images and track coordinates alike.
-        seed: seed used by `reset()` when none is given.
-        max_steps: `done` becomes True after this many steps.
+        seed: seeds the generator that draws the episode seed of a `reset()` without one
+            (a seeded reset re-seeds it, as in gymnasium).
+        max_steps: `truncated` becomes True at this many steps; stepping further is an error.
         tracks: keep a depth image from each render so `project_points()` is free.
         points_per_body: track points sampled on each tracked body (robot hand and finger
             pads, and the task's movable object bodies).
+        render_mode: "rgb_array" (`render()` returns the current frame) or None.
+
+    Observations are {"pixels": uint8 (size, size, 3) upright, "agent_pos": float32 (39,)
+    Meta-World state}, actions float32 (4,) in [-1, 1] (clipped), rewards Meta-World's own.
+    Success does not end an episode (the caller decides, see care.data.collect):
+    `terminated` is always False, `info["is_success"]` says whether the task is solved now.
 
     The task variation (object and goal positions) is a function of the reset seed alone:
     Meta-World's own sampler draws it from a generator seeded with it, after the simulator
     state has been fully reset, so an episode does not depend on what ran before it.
-    Success does not end an episode; the caller decides (see care.data.collect).
     """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": int(METAWORLD_FPS)}
 
     def __init__(
         self,
@@ -139,6 +158,7 @@ class MetaWorldEnv:
         max_steps: int = 200,
         tracks: bool = False,
         points_per_body: int = 8,
+        render_mode: str | None = "rgb_array",
     ):
         import mujoco
         from metaworld.env_dict import ALL_V3_ENVIRONMENTS, ML1_ARGS_KWARGS
@@ -147,9 +167,13 @@ class MetaWorldEnv:
         from care.envs.camera import CameraView, apply_fast_render_settings
         from care.envs.points import sample_body_points
 
+        if gymnasium is None:
+            raise CareError("MetaWorldEnv needs gymnasium: install the `sim` extra")
         if env_name not in ALL_V3_ENVIRONMENTS:
             resolve_tasks(env_name)  # raises with the list of valid names
             raise CareError(f"unknown Meta-World task: {env_name}")
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise CareError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         self._mj = mujoco
         self.env_name = env_name
         self.size = int(size)
@@ -157,6 +181,16 @@ class MetaWorldEnv:
         self.seed = int(seed)
         self.max_steps = int(max_steps)
         self.tracks_enabled = bool(tracks)
+        self.render_mode = render_mode
+        self.observation_space = spaces.Dict(
+            {
+                "pixels": spaces.Box(0, 255, (self.size, self.size, 3), np.uint8),
+                "agent_pos": spaces.Box(-np.inf, np.inf, (39,), np.float32),
+            }
+        )
+        self.action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
+        # draws the episode seeds of unseeded resets: reproducible from `seed`
+        self._np_random, self._np_random_seed = seeding.np_random(self.seed)
 
         env = ALL_V3_ENVIRONMENTS[env_name]()  # no gymnasium renderer: we render ourselves
         # Multi-task (MT) setting: the goal is part of the observation; the experts read it.
@@ -192,6 +226,8 @@ class MetaWorldEnv:
         self._image: np.ndarray | None = None
         self._depth: np.ndarray | None = None
         self._info: dict = {}
+        self._closed = False
+        self.episode_seed: int | None = None
         self.t = 0
 
     # ------------------------------------------------------------------ bodies
@@ -234,9 +270,15 @@ class MetaWorldEnv:
 
     # ------------------------------------------------------------------ episode
 
-    def reset(self, seed: int | None = None) -> np.ndarray:
-        """Start an episode whose variation is a function of `seed`; -> image (H, W, 3)."""
-        seed = self.seed if seed is None else int(seed)
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[dict, dict]:
+        """Start an episode whose variation is a function of `seed` -> (observation, info).
+
+        Without a seed, the episode seed is drawn from `np_random` (seeded by the constructor's
+        `seed`, or by the last seeded reset), so unseeded resets are reproducible too;
+        `info["seed"]` is the episode seed used.
+        """
+        super().reset(seed=seed)  # re-seeds np_random when a seed is given
+        seed = int(self.np_random.integers(2**31)) if seed is None else int(seed)
         self._mj.mj_resetData(self.model, self.data)  # no warm-start or state carried over
         self._env.seed(seed)
         obs, _ = self._env.reset()
@@ -244,24 +286,41 @@ class MetaWorldEnv:
         # or the first frame shows the previous episode's goal marker.
         self._mj.mj_forward(self.model, self.data)
         self._obs = np.asarray(obs, np.float64)
-        self._info = {"success": False}
+        self.episode_seed = seed
+        self._info = {"is_success": False, "seed": seed}
         self.t = 0
         self._render()
-        return self._image
+        return self._observation(), dict(self._info)
 
-    def step(self, action) -> tuple[np.ndarray, bool, bool]:
-        """Apply a (4,) action in [-1, 1] (clipped); -> (image, success, done)."""
+    def step(self, action) -> tuple[dict, float, bool, bool, dict]:
+        """Apply a (4,) action in [-1, 1] (clipped) -> (observation, reward, terminated,
+        truncated, info).
+
+        `reward` is Meta-World's; `terminated` is always False (success does not end an
+        episode); `truncated` is True at `max_steps`; `info` holds Meta-World's step info
+        ("success", "near_object", ...) and `is_success` (bool).
+        """
         if self._obs is None:
             raise RuntimeError("MetaWorldEnv.step called before reset()")
         if self.t >= self.max_steps:
             raise RuntimeError(f"episode is over ({self.max_steps} steps); call reset()")
         a = np.clip(np.asarray(action, np.float64).reshape(4), -1.0, 1.0)
-        obs, _reward, _term, _trunc, info = self._env.step(a)
+        obs, reward, _term, _trunc, info = self._env.step(a)
         self._obs = np.asarray(obs, np.float64)
-        self._info = info
+        self._info = {**info, "is_success": bool(info.get("success", False))}
         self.t += 1
         self._render()
-        return self._image, bool(info.get("success", False)), self.t >= self.max_steps
+        return self._observation(), float(reward), False, self.t >= self.max_steps, dict(self._info)
+
+    def render(self) -> np.ndarray | None:
+        """The current frame, uint8 (H, W, 3) upright (render_mode "rgb_array"), a copy;
+        None before the first reset or with render_mode None."""
+        if self.render_mode is None or self._image is None:
+            return None
+        return self._image.copy()
+
+    def _observation(self) -> dict:
+        return {"pixels": self._image, "agent_pos": self.state}
 
     def expert_action(self) -> np.ndarray:
         """The scripted Meta-World policy's action for the current state, float32 (4,)."""
@@ -286,6 +345,7 @@ class MetaWorldEnv:
 
     @property
     def info(self) -> dict:
+        """The info of the last reset or step."""
         return self._info
 
     @property
@@ -316,6 +376,10 @@ class MetaWorldEnv:
         return xy, self.view.visibility(xy, depth, self._depth)
 
     def close(self) -> None:
+        """Free the renderer and the simulator; closing twice is harmless."""
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
         self.view.close()
         self._env.close()
 

@@ -13,12 +13,11 @@ Outputs in `cfg.output_dir`:
     eval.md          success per task as a Markdown table
     success.png      bar chart of success per task
     videos/<task>/episode_<i>.mp4   the first `videos_per_task` episodes of each task
-    config.yaml      the resolved EvalConfig
+    run_config.yaml  the resolved EvalConfig
 """
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import os
 import time
@@ -30,6 +29,7 @@ from tqdm.auto import tqdm
 
 from care.configs import EvalConfig
 from care.errors import ConfigError
+from care.io import atomic_write_json
 
 # --- one rollout job, and the worker that runs it ------------------------------------------
 
@@ -67,20 +67,18 @@ def _worker_init(settings: dict) -> None:
 def _env_for(task: str):
     """The worker's simulator for `task` (made once per task, the previous one closed)."""
     if _WORKER["env_name"] != task:
-        from care.envs.metaworld import MetaWorldEnv
+        from care.envs.factory import make_env
 
         if _WORKER["env"] is not None:
             _WORKER["env"].close()
-        _WORKER["env"] = MetaWorldEnv(
-            task, size=_WORKER["size"], camera=_WORKER["camera"], max_steps=_WORKER["max_steps"]
-        )
+        _WORKER["env"] = make_env(_WORKER["env_cfg"], task)  # size and camera resolved by evaluate()
         _WORKER["env_name"] = task
     return _WORKER["env"]
 
 
 def _run_job(job: _Job) -> dict:
     from care.evaluation.rollout import run_episode
-    from care.evaluation.video import write_mp4
+    from care.data.video import write_mp4
 
     env = _env_for(job.task)
     res = run_episode(env, _WORKER["policy"], job.instruction, job.seed, _WORKER["max_steps"], record=job.record)
@@ -161,15 +159,15 @@ def _recorded_size(meta: dict, policy: Path) -> int:
 
 
 def evaluate(cfg: EvalConfig) -> int:
-    from care.cli import save_config
-    from care.envs.metaworld import resolve_tasks
+    from care.configs import save_config
+    from care.envs.factory import resolve_env_tasks
     from care.evaluation.report import plot_success, write_markdown
     from care.policy import read_policy_meta
 
-    if cfg.suite != "metaworld":
-        raise ConfigError(f"suite {cfg.suite!r} is not supported by `care eval` yet; use --suite metaworld")
+    if cfg.env.type != "metaworld":
+        raise ConfigError(f"--env.type={cfg.env.type} is not supported by `care eval` yet; use --env.type=metaworld")
     meta = read_policy_meta(cfg.policy)  # fails early, with a clear message, on a bad folder
-    tasks = resolve_tasks(cfg.tasks)
+    tasks = resolve_env_tasks(cfg.env)
     H = int(meta["chunk_size"])
     if cfg.n_action_steps is not None and not 1 <= cfg.n_action_steps <= H:
         raise ConfigError(f"--n-action-steps={cfg.n_action_steps}, but {cfg.policy} predicts chunks of {H}: use 1..{H}")
@@ -179,6 +177,11 @@ def evaluate(cfg: EvalConfig) -> int:
     if unseen:
         print(f"care eval: note: {cfg.policy} saw no labelled episode of {', '.join(unseen)}")
     out = Path(cfg.output_dir)
+    if (out / "eval_info.json").is_file() and not cfg.overwrite:
+        raise ConfigError(  # as `care finetune`: never write over a finished evaluation by accident
+            f"{out} already holds an evaluation (eval_info.json); choose another --output-dir, "
+            "or pass --overwrite to replace it"
+        )
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out)
 
@@ -189,9 +192,11 @@ def evaluate(cfg: EvalConfig) -> int:
         "n_action_steps": cfg.n_action_steps,
         "ensemble_decay": cfg.ensemble_decay,
         "device": cfg.device,
-        "size": cfg.size or _recorded_size(meta, cfg.policy),
-        "camera": cfg.camera or meta["camera"],
-        "max_steps": cfg.max_steps,
+        # env.size / env.camera of None: as the policy's training data was recorded
+        "env_cfg": cfg.env.with_rendering(
+            size=cfg.env.size or _recorded_size(meta, cfg.policy), camera=cfg.env.camera or meta["camera"]
+        ),
+        "max_steps": cfg.env.max_steps,
         "video_dir": str(out / "videos"),
         "video_fps": cfg.video_fps,
         "threads": max(1, (os.cpu_count() or 1) // workers),
@@ -229,15 +234,13 @@ def evaluate(cfg: EvalConfig) -> int:
         "execution": cfg.execution,
         "n_action_steps": cfg.n_action_steps,
         "ensemble_decay": cfg.ensemble_decay,
-        "max_steps": cfg.max_steps,
+        "max_steps": cfg.env.max_steps,
         "seed": cfg.seed,
         "episodes_per_task": cfg.episodes_per_task,
-        "size": settings["size"],
-        "camera": settings["camera"],
+        "size": settings["env_cfg"].size,
+        "camera": settings["env_cfg"].camera,
     }
-    tmp = out / ".eval_info.json.tmp"
-    tmp.write_text(json.dumps(info, indent=2))
-    os.replace(tmp, out / "eval_info.json")
+    atomic_write_json(out / "eval_info.json", info, indent=2)
     title = f"Success rate — {cfg.policy} ({cfg.episodes_per_task} episodes per task, seeds {cfg.seed}+)"
     write_markdown(info, out / "eval.md", title=title)
     plot_success(info, out / "success.png", title=str(cfg.policy))

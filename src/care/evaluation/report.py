@@ -6,8 +6,9 @@ re-made from a finished evaluation without running it again.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from care.io import atomic_write_bytes, atomic_write_with
 
 
 def markdown_table(info: dict, title: str | None = None) -> str:
@@ -30,9 +31,7 @@ def markdown_table(info: dict, title: str | None = None) -> str:
 
 def write_markdown(info: dict, path: Path, title: str | None = None, extra: str = "") -> Path:
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(markdown_table(info, title) + (f"\n{extra}\n" if extra else ""))
-    os.replace(tmp, path)
+    atomic_write_bytes(path, (markdown_table(info, title) + (f"\n{extra}\n" if extra else "")).encode("utf-8"))
     return path
 
 
@@ -65,8 +64,8 @@ def save_figure(fig, path: Path, dpi: int = 120) -> Path:
 
     fig.tight_layout()
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"))
+    finally:
+        plt.close(fig)
     return path

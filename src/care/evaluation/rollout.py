@@ -2,9 +2,9 @@
 
     result = run_episode(env, policy, instruction, seed, max_steps, record=True)
 
-The policy sees exactly what `env.reset` / `env.step` return (upright uint8 frames at the
-dataset's recorded size and camera); resizing to the model's input happens inside the policy,
-with the same function the training clips use.
+The policy sees exactly the frames `env.reset` / `env.step` return (`obs["pixels"]`: upright
+uint8 frames at the dataset's recorded size and camera); resizing to the model's input happens
+inside the policy, with the same function the training clips use.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class EpisodeResult:
     instruction: str
     success: bool
     length: int  # env steps taken (the step of first success, or max_steps)
-    sum_reward: float | None = None  # when the env reports rewards
+    sum_reward: float | None = None  # the env's rewards summed over the steps taken
     wall_s: float = 0.0
     video_path: str | None = None
     frames: list[np.ndarray] = field(default_factory=list, repr=False)  # only when recorded
@@ -43,25 +43,30 @@ class EpisodeResult:
 
 
 def run_episode(env, policy, instruction: str, seed: int, max_steps: int, record: bool = False) -> EpisodeResult:
-    """Reset `env` with `seed`, then step `policy`'s actions until success or `max_steps`.
+    """Reset `env` with `seed`, then step `policy`'s actions until success, the env's end of
+    the episode (terminated or truncated) or `max_steps`.
 
-    `env` follows care.envs.metaworld.MetaWorldEnv: reset(seed) -> image,
-    step(action) -> (image, success, done). `policy` follows care.policy.CarePolicy.
+    `env` is a gymnasium env as care.envs.metaworld.MetaWorldEnv: observations hold the frame
+    under "pixels", step infos say `is_success`. `policy` follows care.policy.CarePolicy.
     """
     t0 = time.perf_counter()
-    image = env.reset(seed=seed)
+    obs, _ = env.reset(seed=seed)
+    image = obs["pixels"]
     policy.reset()
     frames = [image] if record else []
-    success, steps, sum_reward = False, 0, None
+    success, steps, sum_reward = False, 0, 0.0
+    reads_state = getattr(policy, "state_dim", 0) > 0
     for steps in range(1, max_steps + 1):
-        action = policy.select_action(image, instruction)
-        image, success, done = env.step(action)
-        reward = getattr(env, "last_reward", None)
-        if reward is not None:
-            sum_reward = (sum_reward or 0.0) + float(reward)
+        # the state, when the policy reads one: the full recorded vector (the policy picks its dims)
+        state = obs["agent_pos"] if reads_state else None
+        action = policy.select_action(image, instruction, state)
+        obs, reward, terminated, truncated, info = env.step(action)
+        image = obs["pixels"]
+        sum_reward += float(reward)
+        success = bool(info.get("is_success", False))
         if record:
             frames.append(image)
-        if success or done:
+        if success or terminated or truncated:
             break
     return EpisodeResult(
         task=getattr(env, "env_name", ""),

@@ -5,11 +5,11 @@ design pattern in [OpenVLA-OFT]", trained with an L1 loss. As in OpenVLA-OFT's
 `L1RegressionActionHead` (an `MLPResNet`): an input LayerNorm + projection, pre-LayerNorm
 residual blocks, a final LayerNorm and a linear read-out.
 
-Deviation (DESIGN §4, beyond the paper): OFT reads one hidden state per action token; we read
+Deviation (docs/DESIGN.md §4, beyond the paper): OFT reads one hidden state per action token; we read
 the K latent-placeholder states of the policy view, flatten them and regress a whole chunk of
 H actions (H = 1 reproduces the paper's single-step head).
 
-    head = ActionHead(ActionHeadConfig(input_dim=W, num_latents=K, action_dim=A, chunk_size=H))
+    head = ActionHead(ActionHeadConfig(chunk_size=H), input_dim=W, num_latents=K, action_dim=A)
     pred = head(hidden)                          # (B, K, W) -> (B, H, A), normalised actions
     loss = l1_action_loss(pred, target, is_pad)  # mean |pred - target| over non-padded steps
 """
@@ -17,43 +17,13 @@ H actions (H = 1 reproduces the paper's single-step head).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-@dataclass
-class ActionHeadConfig:
-    """
-    Args:
-        input_dim: W, width of the hidden states read (the LLM's hidden_size).
-        num_latents: K, placeholder positions read (all are flattened together).
-        action_dim: A, dimensions of one action (Meta-World: 4).
-        chunk_size: H, future actions predicted at once.
-        width: hidden width of the residual MLP.
-        num_blocks: residual blocks.
-        dropout: dropout inside each block (0: none).
-    """
-
-    input_dim: int
-    num_latents: int
-    action_dim: int
-    chunk_size: int = 1
-    width: int = 256
-    num_blocks: int = 2
-    dropout: float = 0.0
-
-    def __post_init__(self):
-        for name in ("input_dim", "num_latents", "action_dim", "chunk_size", "width"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_blocks < 0:
-            raise ValueError(f"num_blocks must be >= 0, got {self.num_blocks}")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from care.configs import ActionHeadConfig
 
 
 class ResidualBlock(nn.Module):
@@ -71,18 +41,36 @@ class ResidualBlock(nn.Module):
 
 
 class ActionHead(nn.Module):
-    def __init__(self, config: ActionHeadConfig):
+    """(B, K, W) hidden states -> (B, H, A). `config` is the fine-tuning's `--head.*` (chunk size,
+    width, blocks, dropout); the three dimensions come from the VLM and the dataset."""
+
+    def __init__(self, config: ActionHeadConfig, input_dim: int, num_latents: int, action_dim: int):
         super().__init__()
+        for name, v in (("input_dim", input_dim), ("num_latents", num_latents), ("action_dim", action_dim)):
+            if v < 1:
+                raise ValueError(f"{name} must be >= 1, got {v}")
         self.config = c = config
-        self.in_norm = nn.LayerNorm(c.input_dim)  # the LLM's states are not normalised at the placeholders
-        self.in_proj = nn.Linear(c.num_latents * c.input_dim, c.width)
+        self.input_dim, self.num_latents, self.action_dim = input_dim, num_latents, action_dim
+        self.in_norm = nn.LayerNorm(input_dim)  # the LLM's states are not normalised at the placeholders
+        self.in_proj = nn.Linear(num_latents * input_dim, c.width)
         self.blocks = nn.ModuleList([ResidualBlock(c.width, c.dropout) for _ in range(c.num_blocks)])
         self.out_norm = nn.LayerNorm(c.width)
-        self.out_proj = nn.Linear(c.width, c.chunk_size * c.action_dim)
+        self.out_proj = nn.Linear(c.width, c.chunk_size * action_dim)
         self._init_weights()
 
+    def to_dict(self) -> dict:
+        """What policy_config.json records under "head" (enough to rebuild this module)."""
+        return {**asdict(self.config), "input_dim": self.input_dim, "num_latents": self.num_latents,
+                "action_dim": self.action_dim}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ActionHead":
+        d = dict(d)
+        dims = {k: int(d.pop(k)) for k in ("input_dim", "num_latents", "action_dim")}
+        return cls(ActionHeadConfig(**d), **dims)
+
     def _init_weights(self) -> None:
-        # Explicit init (DESIGN §3: defaults have bitten us). Fan-in scaled projections; each
+        # Explicit init (docs/DESIGN.md §3: defaults have bitten us). Fan-in scaled projections; each
         # block's output projection scaled by 1/sqrt(2·blocks) so the residual stream's variance
         # does not grow with depth (GPT-2's scaled residual init); a small read-out so that the
         # first predictions sit near 0, the middle of the normalised range.
@@ -98,14 +86,14 @@ class ActionHead(nn.Module):
         """(B, K, W) placeholder hidden states -> (B, H, A) normalised actions."""
         B, K, W = hidden.shape
         c = self.config
-        if (K, W) != (c.num_latents, c.input_dim):
-            raise ValueError(f"expected hidden states (B, {c.num_latents}, {c.input_dim}), got {tuple(hidden.shape)}")
+        if (K, W) != (self.num_latents, self.input_dim):
+            raise ValueError(f"expected hidden states (B, {self.num_latents}, {self.input_dim}), got {tuple(hidden.shape)}")
         x = self.in_norm(hidden).reshape(B, K * W)  # (B, K*W)
         x = self.in_proj(x)  # (B, width)
         for block in self.blocks:
             x = block(x)
         x = self.out_proj(self.out_norm(x))  # (B, H*A)
-        return x.view(B, c.chunk_size, c.action_dim)  # (B, H, A)
+        return x.view(B, c.chunk_size, self.action_dim)  # (B, H, A)
 
 
 def l1_action_loss(pred: torch.Tensor, target: torch.Tensor, is_pad: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""The two decoders that read the latent action z (DESIGN §3, paper §2.2).
+"""The two decoders that read the latent action z (docs/DESIGN.md §3, paper §2.2).
 
     frame decoder: queries = o_t vision features (B,P,D) ─┐ blocks of          ┌─► Δ features (B,P,Dt)
                                                            ├ [self-attn,        │  + target(o_t)
@@ -7,7 +7,7 @@
                                                                                     (or a (B,N,2) regression)
 
 Both predict the *change* from t to t+n and their output layers start at zero, so at init
-they predict exactly "nothing moves" (DESIGN §3: zero-init outputs helped the latent wake
+they predict exactly "nothing moves" (docs/DESIGN.md §3: zero-init outputs helped the latent wake
 up). Deviations from the paper, and why:
 - the frame decoder outputs target(o_{t+n}) − target(o_t) added to the (stop-gradient) target
   features of o_t: the baseline "next = current" is then the starting point, and all capacity
@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from care.configs import ModelConfig
+from care.methods.care.configuration_care import CareConfig
 
 
 def _init_linear(fc: nn.Linear, std: float | None = None) -> None:
@@ -111,18 +112,18 @@ class LatentContext(nn.Module):
 class FrameDecoder(nn.Module):
     """o_t features + z -> predicted target features of o_{t+n}."""
 
-    def __init__(self, cfg: ModelConfig, feature_dim: int, target_dim: int, num_patches: int):
+    def __init__(self, cfg: CareConfig, model: ModelConfig, feature_dim: int, target_dim: int, num_patches: int):
         super().__init__()
         C = cfg.decoder_width
         self.inp = nn.Linear(feature_dim, C)
         self.pos = nn.Parameter(torch.zeros(num_patches, C))
-        self.context = LatentContext(cfg.latent_dim, cfg.num_latents, C)
+        self.context = LatentContext(model.latent_dim, model.num_latents, C)
         self.blocks = nn.ModuleList(DecoderBlock(C, cfg.decoder_heads) for _ in range(cfg.decoder_layers))
         self.ln_f = nn.LayerNorm(C)
         self.out = nn.Linear(C, target_dim)
         _init_linear(self.inp)
         nn.init.normal_(self.pos, std=C ** -0.5)
-        nn.init.zeros_(self.out.weight)  # start at "next = current" (DESIGN §3)
+        nn.init.zeros_(self.out.weight)  # start at "next = current" (docs/DESIGN.md §3)
         nn.init.zeros_(self.out.bias)
 
     def forward(self, feats: torch.Tensor, z: torch.Tensor, current_target: torch.Tensor) -> torch.Tensor:
@@ -151,16 +152,16 @@ class FourierEmbedding(nn.Module):
 class PointDecoder(nn.Module):
     """Point coordinates at t + z -> displacement to t+n, per axis (bins or regression)."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: CareConfig, model: ModelConfig):
         super().__init__()
         C = cfg.decoder_width
         self.mode = cfg.point_mode
         self.bins = cfg.point_bins
-        self.image_size = cfg.image_size
-        self.max_disp = cfg.point_max_disp * cfg.image_size  # R, pixels
+        self.image_size = model.image_size
+        self.max_disp = cfg.point_max_disp * model.image_size  # R, pixels
         self.fourier = FourierEmbedding(cfg.fourier_freqs)
         self.inp = nn.Sequential(nn.Linear(self.fourier.dim, C), nn.GELU(), nn.Linear(C, C))
-        self.context = LatentContext(cfg.latent_dim, cfg.num_latents, C)
+        self.context = LatentContext(model.latent_dim, model.num_latents, C)
         self.blocks = nn.ModuleList(DecoderBlock(C, cfg.decoder_heads) for _ in range(cfg.decoder_layers))
         self.ln_f = nn.LayerNorm(C)
         self.out = nn.Linear(C, 2 * (self.bins if self.mode == "classification" else 1))

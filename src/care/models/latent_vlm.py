@@ -1,4 +1,4 @@
-"""The latent VLM (DESIGN §2, paper §2.1): vision + projector + Llama -> latent action z.
+"""The latent VLM (docs/DESIGN.md §2, paper §2.1): vision + projector + Llama -> latent action z.
 
     inverse view:  [vision(o_t)][vision(o_{t+n})][instruction][K inverse placeholders] -> z*  (B,K,latent_dim)
     policy view:   [vision(o_t)]                 [instruction][K policy placeholders]  -> ẑ   (B,K,latent_dim)
@@ -19,11 +19,11 @@ few patches: with raw frames the placeholder outputs barely varied across sample
 decoders learned to ignore z (measured: z spread 0.07 of its scale, shuffled-z error equal to
 the real one after 300 tiny steps).
 
-Shared-weights trap (DESIGN §3): the two views run the same Llama, and the latent loss
+Shared-weights trap (docs/DESIGN.md §3): the two views run the same Llama, and the latent loss
 (policy ẑ -> stopgrad(z*)) is cheapest to satisfy with a Llama that ignores o_{t+n}. One of our
 guards lives here: each view has its own placeholder embeddings, so "which question is being
 asked" is explicit at the placeholder tokens; the other (a delayed, ramped latent-loss weight)
-is in care.models.care. A learned frame embedding also marks which vision tokens are o_t and
+is in care.methods.care.modeling_care. A learned frame embedding also marks which vision tokens are o_t and
 which o_{t+n}, on top of their order.
 """
 
@@ -62,7 +62,7 @@ class LatentVLM(nn.Module):
         self.latent_queries = nn.Parameter(torch.empty(2, cfg.num_latents, H))  # [inverse, policy]
         self.latent_proj = nn.Linear(H, cfg.latent_dim)
 
-        std = llm_init_std(cfg, H)  # the scale of the Llama's own embeddings (DESIGN §3)
+        std = llm_init_std(cfg, H)  # the scale of the Llama's own embeddings (docs/DESIGN.md §3)
         nn.init.normal_(self.frame_embed, std=std)
         nn.init.normal_(self.latent_queries, std=std)
         # hidden states leave the final RMSNorm with O(1) entries: fan-in init keeps z O(1) too
@@ -75,9 +75,13 @@ class LatentVLM(nn.Module):
         return self.vision(images)
 
     def latents_from_features(
-        self, feats: torch.Tensor, instructions: list[str], future_feats: torch.Tensor | None = None
+        self, feats: torch.Tensor, instructions: list[str], future_feats: torch.Tensor | None = None,
+        extra_tokens: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fused features of o_t (and of o_{t+n} for the inverse view) -> (z, hidden)."""
+        """Fused features of o_t (and of o_{t+n} for the inverse view) -> (z, hidden).
+
+        extra_tokens (B, n, H): already-embedded tokens placed after the vision tokens (the
+        fine-tuned policy's proprioceptive state, OpenVLA-OFT's proprio token)."""
         B, K = feats.shape[0], self.cfg.num_latents
         dev = feats.device
         m = self.cfg.vision_token_merge
@@ -88,6 +92,8 @@ class LatentVLM(nn.Module):
             if self.cfg.future_tokens == "delta":
                 future = future - now  # the static scene cancels: what is left is the change
             parts.append(future + self.frame_embed[1])
+        if extra_tokens is not None:
+            parts.append(extra_tokens)  # (B, n, H)
         ids, text_mask = self.text(instructions, dev)  # (B, L), (B, L)
         parts.append(self.llm.get_input_embeddings()(ids))  # (B, L, H)
         view = INVERSE if future_feats is not None else POLICY
@@ -104,14 +110,15 @@ class LatentVLM(nn.Module):
 
     # --- the public entry point ---
     def encode(
-        self, obs: torch.Tensor, instructions: list[str], future_obs: torch.Tensor | None = None
+        self, obs: torch.Tensor, instructions: list[str], future_obs: torch.Tensor | None = None,
+        extra_tokens: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """obs uint8 (B,3,S,S); future_obs given -> inverse view (z*), None -> policy view (ẑ).
 
         Returns z (B, K, latent_dim) and the placeholder hidden states (B, K, hidden_size).
         """
         if future_obs is None:
-            return self.latents_from_features(self.vision_features(obs), instructions)
+            return self.latents_from_features(self.vision_features(obs), instructions, extra_tokens=extra_tokens)
         both = self.vision_features(torch.cat([obs, future_obs], dim=0))  # one tower pass: (2B, P, D)
         feats, future_feats = both.chunk(2, dim=0)
-        return self.latents_from_features(feats, instructions, future_feats)
+        return self.latents_from_features(feats, instructions, future_feats, extra_tokens)

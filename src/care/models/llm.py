@@ -1,6 +1,7 @@
-"""The LLM backbone: a `transformers` Llama, built from our config or loaded from a local dir.
+"""The LLM backbone: a `transformers` Llama built from our config, or any causal-LM body
+(`AutoModel`) loaded from a local dir.
 
-Initialisation is explicit (DESIGN §3, STYLE): `transformers`' default std 0.02 left the
+Initialisation is explicit (docs/DESIGN.md §3, STYLE): `transformers`' default std 0.02 left the
 placeholder outputs of a small from-scratch Llama nearly independent of the input, and the
 latent never woke up. We draw every linear and embedding weight from N(0, init_std²) with
 init_std = 1/sqrt(width) by default; RMSNorm gains start at 1.
@@ -30,14 +31,17 @@ def init_llm_weights(llm: nn.Module, std: float) -> None:
 
 
 def build_llm(cfg: ModelConfig, vocab_size: int) -> nn.Module:
-    """A LlamaModel (no LM head: we read hidden states, never logits)."""
-    from transformers import LlamaConfig, LlamaModel
+    """The LLM body without an LM head (we read hidden states, never logits).
+
+    From `llm_path`: whatever architecture its config.json names, through `AutoModel` (a local
+    Llama, Qwen2, Mistral, ... directory). Built from scratch: a Llama of our sizes."""
+    from transformers import AutoModel, LlamaConfig, LlamaModel
 
     if cfg.llm_path:
-        llm = load_hf_model(LlamaModel, cfg.llm_path, "Llama")
+        llm = load_hf_model(AutoModel, cfg.llm_path, "LLM")
         if llm.config.hidden_size != cfg.hidden_size:
             raise ConfigError(
-                f"model.hidden_size={cfg.hidden_size} but the Llama at {cfg.llm_path} is {llm.config.hidden_size} "
+                f"model.hidden_size={cfg.hidden_size} but the LLM at {cfg.llm_path} is {llm.config.hidden_size} "
                 f"wide: set --model.hidden_size={llm.config.hidden_size} (or use --preset pretrained)"
             )
         return llm

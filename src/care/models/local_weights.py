@@ -1,4 +1,4 @@
-"""Loading `transformers` parts (SigLIP, DINOv2, Llama) from local directories only.
+"""Loading `transformers` parts (SigLIP, DINOv2, any AutoModel LLM) from local directories only.
 
 care never fetches from a hub: a path must be a folder written by `save_pretrained`.
 A path "config-only:DIR" builds the part from DIR/config.json with fresh weights; CARE
@@ -15,8 +15,17 @@ CONFIG_ONLY = "config-only:"
 
 
 def load_hf_model(model_cls, path: str, what: str):
+    """`model_cls` is a `transformers` model class or an auto class (AutoModel: the folder's
+    config.json names the architecture, so a Llama, Qwen2 or Mistral dir all load)."""
     if path.startswith(CONFIG_ONLY):
-        config = model_cls.config_class.from_pretrained(path[len(CONFIG_ONLY):])
+        folder = path[len(CONFIG_ONLY):]
+        if hasattr(model_cls, "from_config"):  # an auto class
+            from transformers import AutoConfig
+
+            config = AutoConfig.from_pretrained(folder)
+            config._attn_implementation = "sdpa"
+            return model_cls.from_config(config, attn_implementation="sdpa")
+        config = model_cls.config_class.from_pretrained(folder)
         config._attn_implementation = "sdpa"
         return model_cls(config)
     p = Path(path).expanduser()

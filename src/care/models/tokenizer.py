@@ -69,7 +69,14 @@ def build_tokenizer(cfg: ModelConfig, instructions: Iterable[str] | None = None)
 
 
 class InstructionEncoder:
-    """list[str] -> ids (B, L) and mask (B, L), L = max_text_tokens; cached per string."""
+    """list[str] -> ids (B, L) and mask (B, L), L = max_text_tokens; cached per string.
+
+    The cache holds at most `cache_limit` strings (more only while one batch alone has more);
+    when a batch's new strings would pass the limit it is emptied first. A batch is always
+    answered from its own encodings, never from what the cache happens to still hold.
+    """
+
+    cache_limit = 100_000  # instructions are few (a caption per clip for imported videos); bound it anyway
 
     def __init__(self, tokenizer, max_tokens: int):
         self.tokenizer = tokenizer
@@ -77,14 +84,16 @@ class InstructionEncoder:
         self._cache: dict[str, tuple[list[int], list[int]]] = {}
 
     def __call__(self, instructions: list[str], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        missing = [s for s in dict.fromkeys(instructions) if s not in self._cache]
+        rows = {s: self._cache.get(s) for s in dict.fromkeys(instructions)}
+        missing = [s for s, row in rows.items() if row is None]
         if missing:
             enc = self.tokenizer(missing, padding="max_length", truncation=True, max_length=self.max_tokens,
                                  add_special_tokens=False)
-            for s, ids, mask in zip(missing, enc["input_ids"], enc["attention_mask"]):
-                self._cache[s] = (ids, mask)
-            if len(self._cache) > 100_000:  # instructions are few; bound it anyway
+            new = {s: (ids, mask) for s, ids, mask in zip(missing, enc["input_ids"], enc["attention_mask"])}
+            rows.update(new)
+            if len(self._cache) + len(new) > self.cache_limit:
                 self._cache.clear()
-        ids = torch.tensor([self._cache[s][0] for s in instructions], dtype=torch.long, device=device)
-        mask = torch.tensor([self._cache[s][1] for s in instructions], dtype=torch.long, device=device)
+            self._cache.update(new)
+        ids = torch.tensor([rows[s][0] for s in instructions], dtype=torch.long, device=device)
+        mask = torch.tensor([rows[s][1] for s in instructions], dtype=torch.long, device=device)
         return ids, mask  # (B, L), (B, L)

@@ -13,8 +13,9 @@ As in Prismatic, features come from the second-to-last block by default; the blo
 the feature layer (and the final norms / pooling heads) are removed, so they cost nothing
 and leave no unused parameters for DDP to trip over.
 
-Towers are composed by name (Prismatic-style): VISION_TOWERS maps "siglip" and "dinov2" to
-their builders, so another backbone is one entry more.
+Towers are composed by name (Prismatic-style): `ModelConfig.vision_towers` lists names of
+VISION_TOWERS ("siglip", "dinov2"), so a single-tower model is `--model.vision-towers
+'[dinov2]'` and another backbone is one entry more.
 """
 
 from __future__ import annotations
@@ -176,15 +177,29 @@ class Dinov2Tower(VisionTower):
         return block(h, None)
 
 
-VISION_TOWERS: dict[str, type[VisionTower]] = {"siglip": SiglipTower, "dinov2": Dinov2Tower}
+# name -> (tower class, the ModelConfig field holding its ViTConfig). Another backbone is one
+# VisionTower subclass, one entry here, a ViTConfig field in ModelConfig and its name in the
+# `vision_towers` Literal (docs/DESIGN.md, "Add a vision tower").
+VISION_TOWERS: dict[str, tuple[type[VisionTower], str]] = {
+    "siglip": (SiglipTower, "siglip"),
+    "dinov2": (Dinov2Tower, "dino"),
+}
+
+
+def build_tower(name: str, cfg: ModelConfig) -> VisionTower:
+    if name not in VISION_TOWERS:
+        raise ConfigError(f"unknown vision tower {name!r}; choose from {sorted(VISION_TOWERS)}")
+    tower_cls, field_name = VISION_TOWERS[name]
+    return tower_cls(getattr(cfg, field_name), cfg)
 
 
 class VisionBackbone(nn.Module):
-    """SigLIP + DINOv2 patch features, concatenated channel-wise (Prismatic's DinoSigLIP)."""
+    """The towers named by `cfg.vision_towers`, their patch features concatenated channel-wise
+    (both: Prismatic's DinoSigLIP; one: a single-tower model)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.towers = nn.ModuleDict({"siglip": SiglipTower(cfg.siglip, cfg), "dinov2": Dinov2Tower(cfg.dino, cfg)})
+        self.towers = nn.ModuleDict({name: build_tower(name, cfg) for name in cfg.vision_towers})
         self.feature_dim = sum(t.hidden_size for t in self.towers.values())
         self.num_patches = (cfg.image_size // cfg.patch_size) ** 2
 

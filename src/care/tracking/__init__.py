@@ -1,4 +1,4 @@
-"""Point tracks for any video: the point decoder's targets (paper §2.2, DESIGN §3).
+"""Point tracks for any video: the point decoder's targets (paper §2.2, docs/DESIGN.md §3).
 
 Every tracker has one shape: frames uint8 (T, H, W, 3) and query points (N, 2) pixel (x, y)
 on the first frame -> tracks float32 (T, N, 2) and visible bool (T, N), in the track store's

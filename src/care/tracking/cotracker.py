@@ -41,26 +41,26 @@ def check_paths(cfg: CoTrackerConfig) -> tuple[Path, Path]:
     """The local source folder and checkpoint, or a ConfigError saying what to provide."""
     if cfg.repo_dir is None:
         raise ConfigError(
-            "CoTracker needs a local source folder: pass --cotracker.repo_dir DIR, a clone of "
+            "CoTracker needs a local source folder: pass --tracker.repo_dir DIR, a clone of "
             f"{COTRACKER_URL} (the folder holding hubconf.py); care never downloads it"
         )
     repo_dir = Path(cfg.repo_dir).expanduser()
     if not (repo_dir / "hubconf.py").is_file():
         raise ConfigError(
-            f"--cotracker.repo_dir {repo_dir}: no hubconf.py there; point it at a clone of {COTRACKER_URL}"
+            f"--tracker.repo_dir {repo_dir}: no hubconf.py there; point it at a clone of {COTRACKER_URL}"
         )
     if cfg.checkpoint is None:
         raise ConfigError(
-            "CoTracker needs local weights: pass --cotracker.checkpoint FILE, the checkpoint of "
+            "CoTracker needs local weights: pass --tracker.checkpoint FILE, the checkpoint of "
             f"{cfg.model_name!r} (e.g. scaled_offline.pth for cotracker3_offline, from the links "
             f"in {COTRACKER_URL}'s README); care never downloads it"
         )
     checkpoint = Path(cfg.checkpoint).expanduser()
     if not checkpoint.is_file():
-        raise ConfigError(f"--cotracker.checkpoint {checkpoint}: file not found")
+        raise ConfigError(f"--tracker.checkpoint {checkpoint}: file not found")
     if "online" in cfg.model_name:
         raise ConfigError(
-            f"--cotracker.model_name {cfg.model_name!r}: online predictors are not supported; "
+            f"--tracker.model_name {cfg.model_name!r}: online predictors are not supported; "
             "use an offline one (e.g. cotracker3_offline)"
         )
     return repo_dir, checkpoint
@@ -81,7 +81,7 @@ def load_cotracker(cfg: CoTrackerConfig) -> torch.nn.Module:
         net.load_state_dict(state)
     except RuntimeError as e:
         raise ConfigError(
-            f"--cotracker.checkpoint {checkpoint} does not fit model {cfg.model_name!r}: {e}"
+            f"--tracker.checkpoint {checkpoint} does not fit model {cfg.model_name!r}: {e}"
         ) from e
     return predictor.to(cfg.device).eval()
 

@@ -29,17 +29,18 @@ Tracker = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 def make_tracker(cfg: TrackConfig) -> tuple[Tracker, dict]:
     """-> (tracker(frames (T,H,W,3) uint8, queries (N,2)) -> (tracks (T,N,2), visible (T,N)),
     the parameters to record in each episode's metadata). Loads CoTracker once, here."""
-    if cfg.method == "klt":
+    t = cfg.tracker
+    if t.type == "klt":
         from care.tracking.klt import track_klt
 
-        return (lambda frames, queries: track_klt(frames, queries, cfg.klt)), asdict(cfg.klt)
-    if cfg.method == "cotracker":
+        return (lambda frames, queries: track_klt(frames, queries, t)), asdict(t)
+    if t.type == "cotracker":
         from care.tracking.cotracker import load_cotracker, track_cotracker
 
-        predictor = load_cotracker(cfg.cotracker)
-        params = {k: str(v) for k, v in asdict(cfg.cotracker).items()}
-        return (lambda frames, queries: track_cotracker(predictor, frames, queries, cfg.cotracker.device)), params
-    raise CareError(f"unknown tracking method {cfg.method!r}: use klt or cotracker")
+        predictor = load_cotracker(t)
+        params = {k: str(v) for k, v in asdict(t).items()}
+        return (lambda frames, queries: track_cotracker(predictor, frames, queries, t.device)), params
+    raise CareError(f"no tracker is implemented for --tracker.type={t.type!r}")
 
 
 def _camera(ds: LeRobotDataset, camera: str | None) -> str:
@@ -61,20 +62,20 @@ def _source(ds: LeRobotDataset, ep: int, camera: str) -> str:
 
 
 def track(cfg: TrackConfig) -> dict:
-    """Track every episode of `cfg.root` that has no tracks yet (all of them with overwrite).
+    """Track every episode of `cfg.dataset` that has no tracks yet (all of them with overwrite).
 
     Returns {"written": [episode, ...], "skipped": [episode, ...]}.
     """
-    if cfg.method == "cotracker":  # say what is missing before anything else, even with nothing to do
+    if cfg.tracker.type == "cotracker":  # say what is missing before anything else, even with nothing to do
         from care.tracking.cotracker import check_paths
 
-        check_paths(cfg.cotracker)
-    ds = LeRobotDataset(cfg.root)
+        check_paths(cfg.tracker)
+    ds = LeRobotDataset(cfg.dataset)
     camera = _camera(ds, cfg.camera)
     episodes = list(ds.episode_indices)
     H, W = ds.frame_shape(camera)
     grid_points(cfg.grid, H, W, source=_source(ds, episodes[0], camera))  # a grid too large: fail before any work
-    store = TrackStore(cfg.root)
+    store = TrackStore(cfg.dataset)
     todo = [ep for ep in episodes if cfg.overwrite or not store.has(ep)]
     skipped = sorted(set(episodes) - set(todo))
     if skipped:
@@ -88,13 +89,13 @@ def track(cfg: TrackConfig) -> dict:
 
     tracker, params = make_tracker(cfg)  # after the skip check: no model load when all is done
     meta = {
-        "method": cfg.method,
+        "method": cfg.tracker.type,
         "grid": str(cfg.grid),
         "camera": camera,
         "params": json.dumps(params, sort_keys=True),
     }
     written = []
-    bar = tqdm(todo, desc=f"track {cfg.method}", unit="ep", dynamic_ncols=True)
+    bar = tqdm(todo, desc=f"track {cfg.tracker.type}", unit="ep", dynamic_ncols=True)
     for ep in bar:
         frames = ds.episode_frames(ep, camera)  # (T, H, W, 3) uint8; DatasetError names a bad file
         T, H, W = frames.shape[:3]
@@ -104,6 +105,6 @@ def track(cfg: TrackConfig) -> dict:
         written.append(ep)
         bar.set_postfix(visible=f"{visible[-1].mean():.0%}", frames=T)
     bar.close()
-    print(f"care track: wrote {len(written)} episodes of {cfg.method} tracks ({cfg.grid}x{cfg.grid} points) "
-          f"to {cfg.root / 'tracks'}")
+    print(f"care track: wrote {len(written)} episodes of {cfg.tracker.type} tracks ({cfg.grid}x{cfg.grid} points) "
+          f"to {cfg.dataset / 'tracks'}")
     return {"written": written, "skipped": skipped}

@@ -1,4 +1,4 @@
-"""`care viz tracks DIR --episode 0 --out tracks.mp4`: draw an episode's tracks over its frames.
+"""`care viz tracks DIR --episode 0 --output-dir outputs/viz`: draw an episode's tracks over its frames.
 
 Each point keeps one colour for the whole video, picked from its position on the first frame
 (hue left to right, brightness top to bottom, over the points' extent), so neighbours that move together look alike
@@ -10,14 +10,13 @@ it (`tracks.mp4` -> `tracks.png`).
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 
 from care.configs import VizTracksConfig
+from care.data.video import write_mp4
 from care.data.lerobot import LeRobotDataset
 from care.data.tracks import TrackStore
 from care.errors import CareError, DatasetError
@@ -67,22 +66,6 @@ def draw_tracks(
     return out
 
 
-def write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
-    """uint8 (T, H, W, 3) RGB -> H.264 mp4 (yuv420p, so every player opens it)."""
-    T, H, W = frames.shape[:3]
-    frames = np.pad(frames, ((0, 0), (0, H % 2), (0, W % 2), (0, 0)))  # yuv420p needs even sides
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "20"}
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
-
 def write_strip(path: Path, frames: np.ndarray, count: int = 6) -> list[int]:
     """A PNG of `count` evenly spaced frames side by side, each labelled with its index."""
     T = len(frames)
@@ -100,32 +83,31 @@ def write_strip(path: Path, frames: np.ndarray, count: int = 6) -> list[int]:
 
 
 def viz_tracks(cfg: VizTracksConfig) -> dict:
-    """Draw episode `cfg.episode`'s tracks; write `cfg.out` (mp4) and its `.png` strip."""
-    ds = LeRobotDataset(cfg.root)
+    """Draw episode `cfg.episode`'s tracks; write `<output_dir>/tracks_episode_<i>.mp4` and its `.png` strip."""
+    ds = LeRobotDataset(cfg.dataset)
     if cfg.episode not in ds.episode_indices:
         raise CareError(
-            f"{cfg.root}: no episode {cfg.episode}; the dataset has episodes "
+            f"{cfg.dataset}: no episode {cfg.episode}; the dataset has episodes "
             f"{min(ds.episode_indices)}..{max(ds.episode_indices)}"
         )
     if not ds.cameras:
-        raise DatasetError(f"{cfg.root}/meta/info.json: the dataset has no videos to draw on")
+        raise DatasetError(f"{cfg.dataset}/meta/info.json: the dataset has no videos to draw on")
     ds.camera_key(cfg.camera)  # an unknown camera: DatasetError listing the dataset's cameras
     camera = cfg.camera or ds.cameras[0]
-    store = TrackStore(cfg.root)
+    store = TrackStore(cfg.dataset)
     if not store.has(cfg.episode):
         raise DatasetError(
-            f"{cfg.root}/tracks: no tracks for episode {cfg.episode}; run `care track {cfg.root}` first"
+            f"{cfg.dataset}/tracks: no tracks for episode {cfg.episode}; run `care track --dataset {cfg.dataset}` first"
         )
     tracks, visible, meta = store.read(cfg.episode)
     frames = ds.episode_frames(cfg.episode, camera)
     if len(frames) != len(tracks):
         raise DatasetError(
-            f"{cfg.root}/tracks: episode {cfg.episode} has {len(tracks)} frames of tracks but "
-            f"{len(frames)} video frames; re-run `care track {cfg.root} --overwrite`"
+            f"{cfg.dataset}/tracks: episode {cfg.episode} has {len(tracks)} frames of tracks but "
+            f"{len(frames)} video frames; re-run `care track --dataset {cfg.dataset} --overwrite`"
         )
     drawn = draw_tracks(frames, tracks, visible.astype(bool), tail=cfg.tail, scale=cfg.scale)
-    out = Path(cfg.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(cfg.output_dir) / f"tracks_episode_{cfg.episode:06d}.mp4"
     write_mp4(out, drawn, cfg.fps or min(ds.fps, 20.0))
     strip = out.with_suffix(".png")
     write_strip(strip, drawn, cfg.strip_frames)

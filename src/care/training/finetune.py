@@ -2,6 +2,7 @@
 
     care finetune --pretrained runs/care_tiny --dataset data/mt10 --episodes-per-task 5 --output-dir runs/care_tiny_ft
     care finetune --config configs/finetune/no_pretrain.yaml ...        (same architecture, from scratch)
+    care finetune ... --state.enabled --state.names '[hand_x,hand_y,hand_z,gripper_opening]'   (+ proprioception)
     care finetune --config configs/finetune/label_supervised.yaml ...   (every episode's actions)
     accelerate launch --num_processes 2 --cpu -m care finetune ...      (same script, DDP over gloo)
 
@@ -12,16 +13,18 @@ unless `freeze_vision`. The latent projection to z and the decoders are not used
 
 Which data: only the `episodes_per_task` labelled episodes per task picked by
 `select_episodes_per_task(dataset, k, seed)` (successful episodes only, when the dataset
-records success) are ever read — their frames, instructions and actions. The action bounds
-(q01 / q99 per dimension) come from those episodes alone.
+records success) are trained on — their frames, instructions, actions (and states, with
+`state.enabled`). The action and state bounds (q01 / q99 per dimension) come from those
+episodes alone. `val_episodes_per_task` further episodes per task, never trained on, give the
+held-out action error (L1, normalised) every `val_every` steps.
 
 Writes into output_dir:
-    config.yaml                the resolved FinetuneConfig
+    run_config.yaml            the resolved FinetuneConfig
     finetune_state.json        what fixes the weights' shapes and the data (checked on --resume)
     checkpoints/step_*/        atomic training checkpoints (care.training.checkpoint), LoRA unmerged
-    tensorboard/, train_log.jsonl   loss, grad norm, lr, samples/s
+    tensorboard/, train_log.jsonl   loss, grad norm, lr, samples/s, held-out L1 (val/l1)
     the policy folder          config.json, policy_config.json, model.safetensors (LoRA merged),
-                               normalizer.json, tokenizer files (care.policy)
+                               normalizer.json, tokenizer files (care.policy.folder)
 """
 
 from __future__ import annotations
@@ -31,15 +34,18 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data._utils.collate import default_collate
 
 from care.configs import FinetuneConfig
 from care.errors import ConfigError, DatasetError
-from care.evaluation.normalize import ActionNormalizer, fit_action_normalizer
-from care.models.action_head import ActionHead, ActionHeadConfig, l1_action_loss
-from care.models.care import check_state_fits
-from care.policy import CareVLA, apply_lora, merge_lora, save_policy
+from care.io import atomic_write_json
+from care.models.action_head import ActionHead, l1_action_loss
+from care.models.pretrained import check_state_fits
+from care.models.vla import CareVLA, apply_lora, merge_lora
+from care.policy.folder import POLICY_CONFIG_NAME, save_policy
+from care.policy.normalize import ActionNormalizer, fit_action_normalizer
 from care.training.batching import step_loader
 from care.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from care.training.loop_utils import (RunLogger, Throughput, build_optimizer, make_accelerator,
@@ -50,7 +56,8 @@ BATCH_KEYS = ("obs", "instruction", "actions", "action_is_pad")  # nothing else 
 
 
 def collate_finetune(items: list[dict]) -> dict:
-    return default_collate([{k: it[k] for k in BATCH_KEYS} for it in items])
+    keys = BATCH_KEYS + (("state",) if "state" in items[0] else ())
+    return default_collate([{k: it[k] for k in keys} for it in items])
 
 
 # ----------------------------------------------------------------------------------------
@@ -58,15 +65,23 @@ def collate_finetune(items: list[dict]) -> dict:
 # ----------------------------------------------------------------------------------------
 
 
-def labelled_episodes(ds, k: int | None, seed: int) -> list[int]:
-    """k successful episodes per task (None: all of them), chosen reproducibly by seed."""
+def labelled_episodes(ds, k: int | None, seed: int, val_per_task: int = 0) -> tuple[list[int], list[int]]:
+    """(training, validation) episodes: k successful episodes per task (None: all of them but the
+    validation ones), chosen reproducibly by seed, and `val_per_task` more per task that are never
+    trained on. With k given, the training episodes are exactly those of `select_episodes_per_task`
+    (validation is chosen from what is left), so adding validation changes no training run."""
     from care.data.clips import select_episodes_per_task
 
     failed = [e for e in ds.episode_indices if ds.episode_meta(e).get("success") is False]
-    episodes = select_episodes_per_task(ds, k, seed, exclude=failed)
+    if k is None:  # label-supervised: hold the validation episodes out first
+        val = select_episodes_per_task(ds, val_per_task, seed + 1, exclude=failed) if val_per_task else []
+        episodes = select_episodes_per_task(ds, None, seed, exclude=failed + val)
+    else:
+        episodes = select_episodes_per_task(ds, k, seed, exclude=failed)
+        val = select_episodes_per_task(ds, val_per_task, seed + 1, exclude=failed + episodes) if val_per_task else []
     if not episodes:
         raise DatasetError(f"{ds.root}: no successful labelled episodes to fine-tune on")
-    return episodes
+    return episodes, val
 
 
 def train_seeds(ds, episodes: list[int]) -> dict[str, list[int]]:
@@ -85,17 +100,17 @@ def train_seeds(ds, episodes: list[int]) -> dict[str, list[int]]:
 
 
 def build_vlm(cfg: FinetuneConfig, instructions: list[str], out: Path, accelerator):
-    """The latent VLM: from a `care pretrain` folder, or built from `cfg.model` ("none")."""
+    """The latent VLM: from a `care pretrain` folder of any method, or built from `cfg.model` (None)."""
     from care.models.latent_vlm import LatentVLM
     from care.models.tokenizer import build_tokenizer, load_tokenizer
 
-    if str(cfg.pretrained).lower() != "none":
-        from care.models.care import CareModel
+    if cfg.pretrained is not None:
+        from care.methods.registry import load_pretrained_vlm
 
         path = Path(cfg.pretrained)
-        if (path / "policy_config.json").is_file():
+        if (path / POLICY_CONFIG_NAME).is_file():
             raise ConfigError(f"{path} is already a fine-tuned policy; --pretrained takes a `care pretrain` folder")
-        return CareModel.from_pretrained(path).vlm  # decoders and target encoder are dropped
+        return load_pretrained_vlm(path)  # the method's own parts (decoders, targets) are dropped
     if cfg.resume and (out / "tokenizer.json").is_file():
         tokenizer = load_tokenizer(out)
     else:  # trained on the labelled episodes' instructions only; deterministic in every process
@@ -106,16 +121,13 @@ def build_vlm(cfg: FinetuneConfig, instructions: list[str], out: Path, accelerat
     return LatentVLM(cfg.model, tokenizer)
 
 
-def build_policy_model(cfg: FinetuneConfig, vlm, action_dim: int) -> CareVLA:
-    head = ActionHead(ActionHeadConfig(
-        input_dim=vlm.hidden_size, num_latents=vlm.cfg.num_latents, action_dim=action_dim,
-        chunk_size=cfg.chunk_size, width=cfg.head_width, num_blocks=cfg.head_layers, dropout=cfg.head_dropout,
-    ))
-    model = CareVLA(vlm, head)
+def build_policy_model(cfg: FinetuneConfig, vlm, action_dim: int, state_dim: int = 0) -> CareVLA:
+    head = ActionHead(cfg.head, input_dim=vlm.hidden_size, num_latents=vlm.cfg.num_latents, action_dim=action_dim)
+    model = CareVLA(vlm, head, state_dim)
     model.requires_grad_(True)
     if cfg.lora.enabled:
         apply_lora(model, cfg.lora)  # freezes the LLM's base weights
-    if cfg.freeze_vision or vlm.cfg.freeze_vision:
+    if vlm.cfg.freeze_vision:
         vlm.vision.requires_grad_(False)
         vlm.projector.requires_grad_(False)
     # z = latent_proj(hidden) is the pretraining target; the head reads `hidden` itself, so the
@@ -124,14 +136,13 @@ def build_policy_model(cfg: FinetuneConfig, vlm, action_dim: int) -> CareVLA:
     return model
 
 
-def run_signature(cfg: FinetuneConfig, model_cfg, episodes: list[int]) -> dict:
+def run_signature(cfg: FinetuneConfig, model_cfg, episodes: list[int], state_indices=None) -> dict:
     """What fixes the weights' names and shapes and the data: a resumed run must match it."""
     return {
         "pretrained": str(cfg.pretrained),
         "model": dataclasses.asdict(model_cfg),
-        "chunk_size": cfg.chunk_size,
-        "head_layers": cfg.head_layers,
-        "head_width": cfg.head_width,
+        "head": dataclasses.asdict(cfg.head),
+        "state_indices": state_indices if cfg.state.enabled else None,
         "lora": {"enabled": cfg.lora.enabled, "rank": cfg.lora.rank,
                  "target_modules": list(cfg.lora.target_modules)} if cfg.lora.enabled else {"enabled": False},
         "dataset": str(cfg.dataset),
@@ -170,14 +181,34 @@ def check_resume(out: Path, signature: dict) -> None:
 # ----------------------------------------------------------------------------------------
 
 
+def state_indices(ds, cfg: FinetuneConfig) -> list[int] | None:
+    """Which dims of `observation.state` the policy reads (None: state off); errors name the dataset."""
+    if not cfg.state.enabled:
+        return None
+    if not ds.has_state:
+        raise DatasetError(f"{ds.root}: --state.enabled, but this dataset records no observation.state")
+    ft = ds.features["observation.state"]
+    dim = int(ft["shape"][0])
+    if cfg.state.names is None:
+        return list(range(dim))
+    names = list(ft.get("names") or [])
+    if isinstance(names, dict):  # LeRobot sometimes nests names: {"motors": [...]}
+        names = next(iter(names.values()), [])
+    unknown = [n for n in cfg.state.names if n not in names]
+    if unknown:
+        raise ConfigError(f"--state.names: {unknown} are not state dimensions of {ds.root} "
+                          f"(meta/info.json names them: {names or 'nothing'})")
+    return [names.index(n) for n in cfg.state.names]
+
+
 def finetune(cfg: FinetuneConfig) -> int:
-    from care.cli import save_config
+    from care.configs import save_config
     from care.data.clips import ClipDataset
     from care.data.lerobot import LeRobotDataset
 
     acc = make_accelerator(cfg.mixed_precision, cfg.seed)
     out = Path(cfg.output_dir)
-    if not cfg.resume and (latest_checkpoint(out / "checkpoints") or (out / "policy_config.json").is_file()):
+    if not cfg.resume and (latest_checkpoint(out / "checkpoints") or (out / POLICY_CONFIG_NAME).is_file()):
         raise ConfigError(  # as LeRobot: never train over a finished or interrupted run by accident
             f"{out} already holds a fine-tuning run; pass --resume to continue it, "
             "or choose another --output-dir (or delete this one)"
@@ -185,18 +216,19 @@ def finetune(cfg: FinetuneConfig) -> int:
     ds = LeRobotDataset(cfg.dataset)
     if not ds.has_actions:
         raise DatasetError(f"{cfg.dataset}: this dataset has no actions; fine-tuning needs labelled episodes")
-    episodes = labelled_episodes(ds, cfg.episodes_per_task, cfg.seed)
+    episodes, val_episodes = labelled_episodes(ds, cfg.episodes_per_task, cfg.seed, cfg.val_episodes_per_task)
     instructions = [ds.episode_task(e) for e in episodes]
+    s_idx = state_indices(ds, cfg)
 
     vlm = build_vlm(cfg, instructions, out, acc)
     model_cfg = vlm.cfg
-    signature = run_signature(cfg, model_cfg, episodes)
+    signature = run_signature(cfg, model_cfg, episodes, s_idx)
     if cfg.resume:
         check_resume(out, signature)
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out)
-        (out / STATE_NAME).write_text(json.dumps({"signature": signature}, indent=2))
+        atomic_write_json(out / STATE_NAME, {"signature": signature}, indent=2)
 
     clip = cfg.clip
     if clip.image_size is not None and clip.image_size != model_cfg.image_size:
@@ -205,28 +237,67 @@ def finetune(cfg: FinetuneConfig) -> int:
             "leave clip.image_size unset (frames are resized to the model's size)"
         )
     clip = dataclasses.replace(clip, image_size=model_cfg.image_size)
-    train_ds = ClipDataset(ds, frame_interval=0, action_horizon=cfg.chunk_size, clip=clip, episodes=episodes,
-                           require_actions=True)
+    H = cfg.head.chunk_size
+    train_ds = ClipDataset(ds, frame_interval=0, action_horizon=H, clip=clip, episodes=episodes, require_actions=True)
+    val_ds = (ClipDataset(ds, frame_interval=0, action_horizon=H, clip=clip, episodes=val_episodes,
+                          require_actions=True) if val_episodes else None)
     normalizer = fit_action_normalizer([ds.episode_actions(e) for e in episodes], *cfg.action_quantiles)
-    model = build_policy_model(cfg, vlm, normalizer.action_dim)
+    state_normalizer = None
+    if s_idx is not None:
+        states = [ds.episode_states(e)[:, s_idx] for e in episodes]
+        if not all(np.all(np.isfinite(x)) for x in states):
+            raise DatasetError(f"{cfg.dataset}: observation.state has NaN or inf in the labelled episodes")
+        state_normalizer = fit_action_normalizer(states, *cfg.action_quantiles)
+    model = build_policy_model(cfg, vlm, normalizer.action_dim, len(s_idx) if s_idx is not None else 0)
 
     meta = {
-        "pretrained": str(cfg.pretrained),
+        "pretrained": str(cfg.pretrained) if cfg.pretrained is not None else None,
         "dataset": str(cfg.dataset),
         "episodes_per_task": cfg.episodes_per_task,
         "camera": train_ds.camera,
         "frame_hw": list(train_ds.stored_hw),  # (H, W) as recorded: `care eval` renders at this size
         "fps": ds.fps,
         "train_episodes": episodes,
+        "val_episodes": val_episodes,
         "train_seeds": train_seeds(ds, episodes),
         "lora": dataclasses.asdict(cfg.lora) if cfg.lora.enabled else None,
+        "state_indices": s_idx,
+        "state_names": ([(ds.features["observation.state"].get("names") or [None] * (max(s_idx) + 1))[i]
+                         for i in s_idx] if s_idx is not None else None),
     }
-    run_finetuning(cfg, model, normalizer, train_ds, acc, meta)
+    run_finetuning(cfg, model, normalizer, train_ds, acc, meta, val_ds=val_ds, state_normalizer=state_normalizer)
     return 0
 
 
+def _select_state(batch: dict, meta: dict, state_normalizer, device):
+    """The normalised state inputs of a batch (None when the policy reads no state)."""
+    if state_normalizer is None:
+        return None
+    s = batch["state"][:, meta["state_indices"]].to(device)
+    return state_normalizer.normalize(s).float()  # (B, S) in [-1, 1]
+
+
+@torch.no_grad()
+def held_out_l1(net, val_ds, normalizer, meta, state_normalizer, batch_size: int, device, num_batches: int = 8) -> float:
+    """Mean L1 (normalised actions) on fixed held-out batches spread over the validation episodes."""
+    n = min(len(val_ds), batch_size * num_batches)
+    idx = np.unique(np.linspace(0, len(val_ds) - 1, n).round().astype(int)).tolist()
+    was_training = net.training
+    net.eval()
+    total, count = 0.0, 0
+    for i in range(0, len(idx), batch_size):
+        batch = collate_finetune([val_ds[j] for j in idx[i:i + batch_size]])
+        obs = batch["obs"].to(device)
+        target = normalizer.normalize(batch["actions"].to(device))
+        pred = net(obs, batch["instruction"], _select_state(batch, meta, state_normalizer, device))
+        total += float(l1_action_loss(pred.float(), target, batch["action_is_pad"].to(device))) * len(obs)
+        count += len(obs)
+    net.train(was_training)
+    return total / max(count, 1)
+
+
 def run_finetuning(cfg: FinetuneConfig, model: CareVLA, normalizer: ActionNormalizer, train_ds, acc,
-                   meta: dict) -> float:
+                   meta: dict, val_ds=None, state_normalizer: ActionNormalizer | None = None) -> float:
     """The loop (the tests call it on micro datasets); returns the last logged loss."""
     out = Path(cfg.output_dir)
     ckpt_root = out / "checkpoints"
@@ -255,20 +326,32 @@ def run_finetuning(cfg: FinetuneConfig, model: CareVLA, normalizer: ActionNormal
     log.write(
         f"care finetune: {n_train / 1e6:.2f}M of {n_all / 1e6:.2f}M parameters trainable"
         f"{' (LoRA on the LLM)' if cfg.lora.enabled else ''}, {len(meta['train_episodes'])} labelled episodes, "
-        f"{len(train_ds)} samples, chunk {cfg.chunk_size}, {acc.num_processes} process(es)"
+        f"{len(train_ds)} samples, chunk {cfg.head.chunk_size}"
+        + (f", state {meta.get('state_names')}" if state_normalizer is not None else "")
+        + f", {len(meta.get('val_episodes') or [])} held-out episodes, {acc.num_processes} process(es)"
         + (f", resumed at step {start}" if start else "")
     )
     hint = "Lower --optim.lr or raise --optim.warmup-steps, then resume with --resume."
 
-    window, n_window, last_loss = {"loss": 0.0, "grad_norm": 0.0}, 0, float("nan")
+    def validate(step: int) -> float | None:
+        if val_ds is None or not acc.is_main_process:
+            return None
+        with acc.autocast():
+            l1 = held_out_l1(net, val_ds, normalizer, meta, state_normalizer, cfg.batch_size, acc.device)
+        log.scalars(step, {"l1": l1}, prefix="val")
+        log.write(f"step {step} validation: held-out l1={l1:.4f}")
+        return l1
+
+    window, n_window, last_loss, val_l1 = {"loss": 0.0, "grad_norm": 0.0}, 0, float("nan"), None
     speed = Throughput()
     step = start
     ddp_model.train()
     for step, batch in zip(range(start, cfg.steps), loader):
         obs = batch["obs"].to(acc.device)
         target = normalizer.normalize(batch["actions"].to(acc.device))  # (B, H, A) in [-1, 1]
+        state = _select_state(batch, meta, state_normalizer, acc.device)
         with acc.autocast():
-            pred = ddp_model(obs, batch["instruction"])  # (B, H, A)
+            pred = ddp_model(obs, batch["instruction"], state)  # (B, H, A)
         loss = l1_action_loss(pred.float(), target, batch["action_is_pad"].to(acc.device))
         gnorm = optimizer_step(acc, ddp_model, loss, optimizer, scheduler, step, cfg.optim.grad_clip, hint)
         speed.add(cfg.batch_size * acc.num_processes)
@@ -290,13 +373,18 @@ def run_finetuning(cfg: FinetuneConfig, model: CareVLA, normalizer: ActionNormal
         if cfg.save_every and done % cfg.save_every == 0 and done < cfg.steps:
             speed.pause(lambda: save_checkpoint(ckpt_root, done, net, optimizer, scheduler, {}, acc,
                                                 cfg.keep_checkpoints))
+        if cfg.val_every and done % cfg.val_every == 0 and done < cfg.steps:
+            speed.pause(lambda: validate(done))
+            acc.wait_for_everyone()
 
     final_step = max(step + 1, start) if cfg.steps > start else start
     if cfg.save_every and final_step > start:
         save_checkpoint(ckpt_root, final_step, net, optimizer, scheduler, {}, acc, cfg.keep_checkpoints)
+    val_l1 = validate(final_step)
     if acc.is_main_process:
         deploy = merge_lora(copy.deepcopy(net).cpu().eval())  # the training copy keeps its adapters
-        save_policy(out, deploy, normalizer, {**meta, "steps": final_step, "final_l1": last_loss})
+        save_policy(out, deploy, normalizer, {**meta, "steps": final_step, "final_l1": last_loss, "val_l1": val_l1},
+                    state_normalizer)
         log.write(f"care finetune: policy saved to {out} (load it with CarePolicy.from_pretrained)")
     acc.wait_for_everyone()
     log.close()

@@ -1,19 +1,25 @@
-"""`care pretrain`: CARE multi-task latent pretraining (paper §2.2), with Accelerate.
+"""`care pretrain`: latent pretraining by a method of the registry (`--method.type`), with Accelerate.
+
+The loop is the same for every method; the method's model (care.methods.<name>.modeling_<name>)
+supplies the loss (`forward`), its preparation, optimiser groups, per-step updates and held-out
+diagnostics (the interface of care.models.pretrained.PretrainedModel). CARE: paper §2.2.
 
     care pretrain --config configs/pretrain/care_tiny.yaml --dataset data/mt10 --output-dir runs/care_tiny
     accelerate launch --multi_gpu --num_processes 2 -m care pretrain ...   (DDP; over gloo on a CPU-only machine)
     torchrun --nproc-per-node 2 -m care pretrain ...                       (the same)
 
 Writes into output_dir:
-    config.yaml            the resolved PretrainConfig
+    run_config.yaml        the resolved PretrainConfig
     tokenizer files        (the BPE trained on the training episodes' instructions, or the Llama's)
     checkpoints/step_*/    atomic training checkpoints, the last `keep_checkpoints` (care.training.checkpoint)
     tensorboard/           losses, σ's, latent loss, grad norm, lr, samples/s, validation
     train_log.jsonl        the same scalars, one JSON line per log step
-    val_metrics.json       held-out diagnostics (care.training.diagnostics) at every validation
-    config.json, model.safetensors   the final model (CareModel.save_pretrained)
+    val_metrics.json       held-out diagnostics (the method's `diagnostics`) at every validation
+    episodes.json          the dataset and the training / held-out episodes of this run
+    config.json, method.json, model.safetensors   the final model (care.models.pretrained)
 
 No action labels are read: the batches carry images, instructions and point tracks only.
+The method and its sizes are logged with the compute it used: clips seen and wall time.
 """
 
 from __future__ import annotations
@@ -35,20 +41,21 @@ import torch
 
 from care.configs import PretrainConfig
 from care.errors import ConfigError, DatasetError
+from care.io import atomic_write_json
 from care.training.batching import StepBatchSampler, collate_clips, step_loader
 from care.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from care.training.diagnostics import latent_diagnostics
 from care.training.loop_utils import (RunLogger, Throughput, build_optimizer, make_accelerator,
                                       optimizer_step, warmup_cosine)
 
 LABEL_KEYS = ("actions", "action_is_pad", "state")  # never reach the model during pretraining
+EPISODES_NAME = "episodes.json"  # the run's training / held-out episodes
 
 
 def collate_pretrain(items: list[dict]) -> dict:
     return collate_clips([{k: v for k, v in it.items() if k not in LABEL_KEYS} for it in items])
 
 
-def build_datasets(cfg: PretrainConfig):
+def build_datasets(cfg: PretrainConfig, needs_tracks: bool = False):
     """(train, val) ClipDatasets on a held-out split of episodes (split_episodes, by task)."""
     from care.data.clips import ClipDataset, split_episodes
 
@@ -62,16 +69,20 @@ def build_datasets(cfg: PretrainConfig):
             "in served-frame pixels, so they must match (leave clip.image_size unset)"
         )
     full = ClipDataset(cfg.dataset, frame_interval=cfg.frame_interval, clip=clip)
-    if m.objective in ("multitask", "point") and not full.has_tracks:
+    if needs_tracks and not full.has_tracks:
+        hint = " or train on frames only with --method.objective=frame" if cfg.method.type == "care" else ""
         raise DatasetError(
-            f"{cfg.dataset}: objective={m.objective} needs point tracks, and this dataset has none "
-            f"(or not for every episode). Run `care track {cfg.dataset}` first, or train on frames "
-            "only with --model.objective=frame"
+            f"{cfg.dataset}: method {cfg.method.type!r} ({_describe(cfg.method)}) needs point tracks, and this "
+            f"dataset has none (or not for every episode). Run `care track --dataset {cfg.dataset}` first{hint}"
         )
     train_eps, val_eps = split_episodes(full.dataset, clip.val_episodes_per_task, cfg.seed)
     train = ClipDataset(full.dataset, frame_interval=cfg.frame_interval, clip=clip, episodes=train_eps)
     val = ClipDataset(full.dataset, frame_interval=cfg.frame_interval, clip=clip, episodes=val_eps) if val_eps else None
     return train, val
+
+
+def _describe(method) -> str:
+    return f"objective={method.objective}" if hasattr(method, "objective") else method.type
 
 
 def load_or_train_tokenizer(cfg: PretrainConfig, train_ds, accelerator):
@@ -100,23 +111,24 @@ def _val_batches(val_ds, batch_size: int, num: int) -> list[list[int]]:
 
 
 def pretrain(cfg: PretrainConfig) -> int:
-    from care.cli import save_config
-    from care.models.care import CareModel
+    from care.configs import save_config
+    from care.methods.registry import model_class
 
     acc = make_accelerator(cfg.mixed_precision, cfg.seed)
     out = Path(cfg.output_dir)
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out)
-    train_ds, val_ds = build_datasets(cfg)
+    model_cls = model_class(cfg.method)
+    train_ds, val_ds = build_datasets(cfg, needs_tracks=model_cls.requires_tracks(cfg.method))
     tokenizer = load_or_train_tokenizer(cfg, train_ds, acc)
     acc.wait_for_everyone()
-    model = CareModel(cfg.model, tokenizer)
+    model = model_cls(cfg.model, cfg.method, tokenizer)
     run_pretraining(cfg, model, train_ds, val_ds, acc)
     return 0
 
 
-def run_pretraining(cfg: PretrainConfig, model, train_ds, val_ds, acc) -> dict:
+def run_pretraining(cfg: PretrainConfig, model, train_ds, val_ds, acc, stage: str = "pretrain") -> dict:
     """The loop, on given datasets (the unit tests call it with micro ones)."""
     out = Path(cfg.output_dir)
     ckpt_root = out / "checkpoints"
@@ -132,13 +144,10 @@ def run_pretraining(cfg: PretrainConfig, model, train_ds, val_ds, acc) -> dict:
     model = model.to(acc.device)
     if ckpt is None:
         calib = collate_pretrain([train_ds[i] for i in StepBatchSampler(**sampler_kw).global_batch(0)])
-        baselines = model.init_log_vars(_to_device(calib, acc.device))
+        baselines = model.prepare_training(_to_device(calib, acc.device))
     if cfg.gradient_checkpointing:
         model.enable_gradient_checkpointing()
-    # The Gaussian log-variance starts at its optimum (s = log L), where its gradient is float
-    # noise; Adam's default eps would turn that noise into full-size steps of random sign (and
-    # make 2 processes drift from 1). Real gradients of s are >= ~1e-2, so eps=1e-4 costs nothing.
-    optimizer = build_optimizer(model, cfg.optim, {"uwl.log_vars": {"lr": cfg.optim.log_var_lr, "eps": 1e-4}})
+    optimizer = build_optimizer(model, cfg.optim, model.param_groups(cfg.optim))
     scheduler = warmup_cosine(optimizer, cfg.optim.warmup_steps, cfg.steps, cfg.optim.min_lr_ratio)
     if ckpt is not None:
         state = load_checkpoint(ckpt, model, optimizer, scheduler, acc)
@@ -153,8 +162,13 @@ def run_pretraining(cfg: PretrainConfig, model, train_ds, val_ds, acc) -> dict:
     if start and val_path.is_file():
         history = [h for h in json.loads(val_path.read_text()).get("history", []) if h["step"] <= start]
 
-    log = RunLogger(out, cfg.steps, start, enabled=acc.is_main_process, desc="pretrain")
-    log.write(f"care pretrain: {n_params / 1e6:.2f}M trainable parameters, {len(train_ds)} training clips"
+    if acc.is_main_process:  # which episodes this model saw: the probes refuse to measure on them
+        atomic_write_json(out / EPISODES_NAME, {
+            "dataset": str(Path(cfg.dataset).resolve()), "frame_interval": cfg.frame_interval, "stage": stage,
+            "train": [int(e) for e in train_ds.episodes],
+            "val": [int(e) for e in val_ds.episodes] if val_ds is not None else []}, indent=2)
+    log = RunLogger(out, cfg.steps, start, enabled=acc.is_main_process, desc=stage)
+    log.write(f"care {stage}: method {cfg.method.type}, {n_params / 1e6:.2f}M trainable parameters, {len(train_ds)} training clips"
               f"{f', {len(val_ds)} held-out' if val_ds is not None else ''}, {acc.num_processes} process(es), "
               f"global batch {cfg.batch_size * acc.num_processes}"
               + (f", resumed at step {start}" if start else ""))
@@ -166,14 +180,12 @@ def run_pretraining(cfg: PretrainConfig, model, train_ds, val_ds, acc) -> dict:
             return {}
         net.eval()
         batches = (_to_device(collate_pretrain([val_ds[i] for i in idx]), acc.device) for idx in val_index)
-        metrics = latent_diagnostics(net, batches)
+        metrics = net.diagnostics(batches)
         net.train()
         log.scalars(step, metrics, prefix="val")
         history.append({"step": step, **metrics})
-        tmp = val_path.with_name(val_path.name + ".tmp")
-        tmp.write_text(json.dumps({"baselines_at_init": baselines, "history": history, "final": history[-1]}, indent=2))
-        tmp.replace(val_path)
-        brief = {k: metrics[k] for k in ("point_epe_ratio", "frame_ratio", "z_spread_rel") if k in metrics}
+        atomic_write_json(val_path, {"baselines_at_init": baselines, "history": history, "final": history[-1]}, indent=2)
+        brief = net.brief(metrics)
         log.write(f"step {step} validation: " + ", ".join(f"{k}={v:.3f}" for k, v in brief.items()))
         return metrics
 
@@ -224,7 +236,7 @@ def run_pretraining(cfg: PretrainConfig, model, train_ds, val_ds, acc) -> dict:
             if acc.num_processes > 1:
                 over = acc.reduce(over, reduction="sum")
             if over.item() > 0:
-                log.write(f"care pretrain: time limit of {cfg.time_limit_minutes} min reached at step {done}/{cfg.steps}")
+                log.write(f"care {stage}: time limit of {cfg.time_limit_minutes} min reached at step {done}/{cfg.steps}")
                 break
 
     # the end: a last checkpoint, validation, and the model as a save_pretrained folder
@@ -236,6 +248,11 @@ def run_pretraining(cfg: PretrainConfig, model, train_ds, val_ds, acc) -> dict:
     if acc.is_main_process:
         net.save_pretrained(out)
     acc.wait_for_everyone()
-    log.write(f"care pretrain: model saved to {out} (fine-tune it with `care finetune --pretrained {out}`)")
+    log.write(f"care {stage}: method {cfg.method.type}, {final_step} steps, "
+              f"{final_step * cfg.batch_size * acc.num_processes} clips seen, "
+              f"{(time.perf_counter() - t_start) / 60:.1f} min wall time")
+    nxt = (f"pretrain the VLM on it with `care pretrain --method.type {cfg.method.type} --method.lam {out}`"
+           if stage == "lam" else f"fine-tune it with `care finetune --pretrained {out}`")
+    log.write(f"care {stage}: model saved to {out} ({nxt})")
     log.close()
     return metrics

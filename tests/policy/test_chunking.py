@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from care.evaluation.chunking import ChunkExecutor
+from care.policy.chunking import ChunkExecutor
 
 
 def _chunk(start, H=3, B=1, A=2):

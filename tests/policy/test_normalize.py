@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from care.errors import ConfigError
-from care.evaluation.normalize import ActionNormalizer, fit_action_normalizer
+from care.policy.normalize import ActionNormalizer, fit_action_normalizer
 
 
 def _actions(n=2000, seed=0):

@@ -1,4 +1,4 @@
-"""Action normalisation to [-1, 1] with per-dimension percentiles (paper §2.3, OpenVLA-style).
+"""Action (and state) normalisation to [-1, 1] with per-dimension percentiles (paper §2.3, OpenVLA-style).
 
     norm = fit_action_normalizer(actions)            # (N, A), labelled episodes only
     x = norm.normalize(a)                            # -> [-1, 1], clipped outside [q01, q99]
@@ -16,7 +16,6 @@ Works on numpy arrays and torch tensors alike (any leading shape, last axis = ac
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 
 from care.errors import ConfigError
+from care.io import atomic_write_json
 
 FILENAME = "normalizer.json"
 _EPS = 1e-8  # widths below this count as zero
@@ -112,17 +112,14 @@ class ActionNormalizer:
             low=np.array(d["low"]), high=np.array(d["high"]), q_low=d["q_low"], q_high=d["q_high"], count=d["count"]
         )
 
-    def save(self, directory: Path) -> Path:
-        path = Path(directory) / FILENAME
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2))
-        os.replace(tmp, path)
+    def save(self, directory: Path, filename: str = FILENAME) -> Path:
+        path = Path(directory) / filename
+        atomic_write_json(path, self.to_dict(), indent=2)
         return path
 
     @classmethod
-    def load(cls, directory: Path) -> "ActionNormalizer":
-        path = Path(directory) / FILENAME
+    def load(cls, directory: Path, filename: str = FILENAME) -> "ActionNormalizer":
+        path = Path(directory) / filename
         if not path.is_file():
             raise ConfigError(
                 f"{path} not found: {directory} is not a fine-tuned policy folder "

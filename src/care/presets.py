@@ -1,9 +1,12 @@
 """Named model presets: `care pretrain --preset NAME` (defaults < preset < YAML < flags).
 
+A preset fixes the latent VLM's sizes (ModelConfig); each method scales its own parts for
+the same name (`MethodConfig.preset`, e.g. CARE's decoders).
+
     micro       tests: a forward+backward in milliseconds (32², 4x4 tokens)
     tiny        the embedded default, = ModelConfig(): from scratch, 128², 8x8 patches per frame
                 (4x4 LLM tokens after 2x2 merging),
-                4.3M trainable parameters, ~31 samples/s on 2 CPU cores (DESIGN §3 budgets)
+                4.3M trainable parameters, ~31 samples/s on 2 CPU cores (docs/DESIGN.md §3 budgets)
     base        a GPU-sized from-scratch model (224², ViT-S/16 towers, an 86M Llama; 151M trainable)
     pretrained  SigLIP + DINOv2 + Llama from local `save_pretrained` dirs (Prismatic's recipe:
                 second-to-last vision layer, frozen towers and frozen frame targets). The dirs
@@ -11,7 +14,8 @@
                 variables CARE_SIGLIP, CARE_DINOV2, CARE_LLAMA; the LLM width and vocabulary are
                 read from the Llama's config.json when it exists.
 
-Register another with `@register("name")` on a function returning a ModelConfig.
+Register another with `@register("name")` on a function returning a ModelConfig (and add its
+name to the `preset` Literal of the stage configs, so `--help` lists it).
 """
 
 from __future__ import annotations
@@ -49,9 +53,6 @@ def micro() -> ModelConfig:
         hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128,
         vocab_size=320, max_text_tokens=8,
         num_latents=2, latent_dim=16,
-        decoder_width=32, decoder_layers=1, decoder_heads=2,
-        point_bins=16, fourier_freqs=4,
-        latent_loss_ramp=5,
     )
 
 
@@ -70,9 +71,6 @@ def base() -> ModelConfig:
         hidden_size=768, num_layers=12, num_heads=12, intermediate_size=2048,
         vocab_size=1024, max_text_tokens=32,
         num_latents=8, latent_dim=128,
-        decoder_width=384, decoder_layers=4, decoder_heads=6,
-        point_bins=128,
-        latent_loss_ramp=2000,
     )
 
 
@@ -92,7 +90,4 @@ def pretrained() -> ModelConfig:
         vision_feature_layer=-2, vision_token_merge=1, freeze_vision=True,
         llm_path=llama, hidden_size=hidden, num_heads=heads, vocab_size=vocab, max_text_tokens=32,
         num_latents=8, latent_dim=128,
-        decoder_width=384, decoder_layers=4, decoder_heads=6, point_bins=128,
-        target_encoder="frozen",
-        latent_loss_ramp=2000,
     )

@@ -1,4 +1,6 @@
-"""Writing files so that a failure never leaves a half-written result behind.
+"""Generic file helpers every stage uses: atomic writes and JSON.
+
+Writing files so that a failure never leaves a half-written result behind.
 
 `atomic_dir` is how every dataset is produced (`care collect`, `care import-videos`): the
 work goes into a temporary sibling folder that is renamed onto the final path only when the
@@ -14,9 +16,9 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
-from care.errors import DatasetError
+from care.errors import DatasetError  # a malformed JSON file is bad input data
 
 
 @contextlib.contextmanager
@@ -55,6 +57,22 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_with(path: Path, write: Callable[[Path], Any]) -> None:
+    """`write(tmp)` fills a temporary file beside `path` (a library that wants a file name:
+    safetensors, PyAV, matplotlib), which is then renamed onto `path`; nothing is left on failure."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -10,26 +10,28 @@ import numpy as np
 import pytest
 import torch
 
-from care.configs import FinetuneConfig, LoRAConfig
+from care.configs import ActionHeadConfig, FinetuneConfig, LoRAConfig
 from care.data.clips import resize_frames
 from care.errors import ConfigError
-from care.evaluation.normalize import fit_action_normalizer
-from care.models.care import CareModel
+from care.policy.normalize import fit_action_normalizer
+from care.methods.care.configuration_care import CareConfig
+from care.methods.care.modeling_care import CareModel
 from care.models.latent_vlm import LatentVLM
-from care.models.presets import get_preset
+from care.presets import get_preset
 from care.models.tokenizer import train_bpe_tokenizer
-from care.policy import CarePolicy, CareVLA, has_lora, merge_lora, save_policy
+from care.models.vla import CareVLA, has_lora, merge_lora
+from care.policy import CarePolicy, save_policy
 from care.training.finetune import build_policy_model
 
 INSTR = ["close the drawer", "press the button from the top"]
-META = {"camera": "corner", "frame_hw": [48, 48], "train_seeds": {}, "pretrained": "none"}
+META = {"camera": "corner", "frame_hw": [48, 48], "train_seeds": {}, "pretrained": None}
 
 
 def micro_model(chunk_size=3, lora=True, seed=0) -> CareVLA:
     torch.manual_seed(seed)
     mcfg = get_preset("micro")
     vlm = LatentVLM(mcfg, train_bpe_tokenizer(INSTR, mcfg.vocab_size))
-    cfg = FinetuneConfig(pretrained="none", chunk_size=chunk_size, head_width=32,
+    cfg = FinetuneConfig(pretrained=None, head=ActionHeadConfig(chunk_size=chunk_size, width=32),
                          lora=LoRAConfig(enabled=lora, rank=4, alpha=8))
     model = build_policy_model(cfg, vlm, action_dim=4)
     with torch.no_grad():  # move every weight off its init so LoRA's B != 0 and the head is not ~0
@@ -79,7 +81,7 @@ def test_chunk_queue_plans_every_H_calls_and_ensemble_every_call(policy_dir):
         policy = CarePolicy.from_pretrained(policy_dir, execution=execution)
         calls = []
         forward = policy.model.forward
-        policy.model.forward = lambda obs, instr: calls.append(1) or forward(obs, instr)
+        policy.model.forward = lambda obs, instr, state=None: calls.append(1) or forward(obs, instr, state)
         img = images(1)[0]
         chunk = policy.predict_chunk(img[None], INSTR[:1])[0]  # (H=3, A): what the queue holds
         calls.clear()
@@ -99,7 +101,7 @@ def test_images_are_resized_like_the_training_clips(policy_dir):
     policy = CarePolicy.from_pretrained(policy_dir)
     seen = []
     forward = policy.model.forward
-    policy.model.forward = lambda obs, instr: seen.append(obs.clone()) or forward(obs, instr)
+    policy.model.forward = lambda obs, instr, state=None: seen.append(obs.clone()) or forward(obs, instr, state)
     img = images(1, size=48)[0]
     policy.select_action(img, INSTR[0])
     assert seen[0].shape == (1, 3, 32, 32) and seen[0].dtype == torch.uint8
@@ -137,7 +139,8 @@ def test_bad_folders_error_clearly(tmp_path, policy_dir):
         CarePolicy.from_pretrained(tmp_path / "missing")
     # a pretraining checkpoint is not a policy
     mcfg = get_preset("micro")
-    CareModel(mcfg, train_bpe_tokenizer(INSTR, mcfg.vocab_size)).save_pretrained(tmp_path / "pre")
+    CareModel(mcfg, CareConfig().preset("micro"), train_bpe_tokenizer(INSTR, mcfg.vocab_size)).save_pretrained(
+        tmp_path / "pre")
     with pytest.raises(ConfigError, match="not a policy.*care finetune --pretrained"):
         CarePolicy.from_pretrained(tmp_path / "pre")
     # weights from a run with another config (chunk size 5 vs 3)

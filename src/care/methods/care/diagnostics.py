@@ -1,4 +1,4 @@
-"""Held-out diagnostics: does the latent carry motion? (DESIGN §3, "Collapse and shortcuts")
+"""Held-out diagnostics: does the latent carry motion? (docs/DESIGN.md §3, "Collapse and shortcuts")
 
 On held-out episodes, with the inverse-view latent z* unless said otherwise:
 
@@ -14,7 +14,7 @@ On held-out episodes, with the inverse-view latent z* unless said otherwise:
     frame_ratio             frame_mse / frame_mse_copy   (acceptance: < 1)
     frame_mse_shuffled, frame_mse_policy        as for points
     z_spread                std of z* across samples (mean over dims), z_rms its scale,
-    z_spread_rel            their ratio (DESIGN §3: a dead latent had 0.0025 / 1.46)
+    z_spread_rel            their ratio (docs/DESIGN.md §3: a dead latent had 0.0025 / 1.46)
     view_mse, view_cos      ||ẑ − z*||² and cos(ẑ, z*): the gap between the two views
 """
 

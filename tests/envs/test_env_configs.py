@@ -1,0 +1,60 @@
+"""care.envs.configs / care.envs.factory: the simulator chosen by name, its task list, and
+what a size or camera left None means."""
+
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+from care.envs.configs import EnvConfig, MetaWorldEnvConfig
+from care.envs.factory import make_env, resolve_env_tasks
+from care.envs.metaworld import MT10
+from care.errors import CareError
+
+
+def test_metaworld_is_the_default_choice():
+    cfg = MetaWorldEnvConfig()
+    assert cfg.type == "metaworld" and EnvConfig.default_choice_name() == "metaworld"
+    assert EnvConfig.get_choice_class("metaworld") is MetaWorldEnvConfig
+    assert (cfg.tasks, cfg.size, cfg.camera, cfg.max_steps) == ("MT10", None, None, 200)
+    # None: the simulator's defaults, unless the caller (care eval: the policy) decides
+    assert cfg.with_rendering() == MetaWorldEnvConfig(size=128, camera="corner")
+    assert cfg.with_rendering(size=64, camera="corner2") == MetaWorldEnvConfig(size=64, camera="corner2")
+    assert MetaWorldEnvConfig(size=96).with_rendering(size=64) == MetaWorldEnvConfig(size=96, camera="corner")
+    with pytest.raises(ValueError, match="env.size"):
+        MetaWorldEnvConfig(size=8)
+    with pytest.raises(ValueError, match="env.max_steps"):
+        MetaWorldEnvConfig(max_steps=0)
+
+
+def test_resolve_env_tasks():
+    assert resolve_env_tasks(MetaWorldEnvConfig()) == MT10
+    assert resolve_env_tasks(MetaWorldEnvConfig(tasks="reach,drawer-close-v3")) == ["reach-v3", "drawer-close-v3"]
+    with pytest.raises(CareError, match="not-a-task"):
+        resolve_env_tasks(MetaWorldEnvConfig(tasks="reach-v3,not-a-task"))
+
+
+def test_a_type_without_a_simulator_is_refused():
+    @dataclasses.dataclass
+    class ToyEnvConfig(EnvConfig):
+        pass
+
+    EnvConfig.register_subclass("toy", ToyEnvConfig)
+    try:
+        cfg = ToyEnvConfig(tasks="x")
+        assert cfg.type == "toy"
+        for call in (lambda: resolve_env_tasks(cfg), lambda: make_env(cfg, "x")):
+            with pytest.raises(CareError, match="'toy' has no simulator"):
+                call()
+    finally:
+        EnvConfig.get_known_choices().pop("toy")
+
+
+def test_config_layer_imports_no_simulator():
+    code = (
+        "import sys, care.envs.configs, care.envs.factory, care.configs; "
+        "print(sorted({'mujoco', 'metaworld', 'gymnasium'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
