@@ -49,6 +49,7 @@ COMMANDS: dict[str, tuple[type, str, str | None]] = {
     "finetune": (C.FinetuneConfig, "care.training.finetune:finetune", None),
     "eval": (C.EvalConfig, "care.evaluation.evaluate:evaluate", None),
     "eval compare": (C.CompareConfig, "care.evaluation.compare:compare", None),
+    "probe": (C.ProbeConfig, "care.probes.run:probe", None),
 }
 
 

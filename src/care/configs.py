@@ -19,6 +19,8 @@ import draccus
 from care.envs.configs import EnvConfig, MetaWorldEnvConfig
 from care.methods.base import MethodConfig
 from care.methods.care.configuration_care import CareConfig  # noqa: F401  (registers "care")
+from care.methods.lapa.configuration_lapa import LapaConfig  # noqa: F401
+from care.methods.como.configuration_como import ComoConfig  # noqa: F401
 
 # ----------------------------------------------------------------------------------------
 # Data: collection, import, inspection, clips
@@ -716,13 +718,13 @@ class ProbeConfig:
     probe_test_fraction: float = 0.5
     # --- linear probe ---
     epochs: int = 2000  # full-batch Adam on a convex loss: converges to the least-squares fit
-    lr: float = 1e-2
+    lr: float = 3e-2
     # --- semantic probe ---
-    semantic_epochs: int = 300
+    semantic_epochs: int = 300  # full-batch epochs of the GRU task classifier
     semantic_lr: float = 3e-3
     # --- latents ---
     batch_size: int = 64
-    max_clips: int = 32
+    max_clips: int = 64  # per episode; Meta-World episodes have ~50-150 clips at n = 8
     camera: str | None = None
     device: str = "cpu"
     seed: int = 0

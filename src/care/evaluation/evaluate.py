@@ -229,7 +229,7 @@ def evaluate(cfg: EvalConfig) -> int:
     info["overall"].update({"eval_s": round(eval_s, 2), "eval_ep_s": round(eval_s / max(1, len(jobs)), 3)})
     info["per_episode"] = sorted(results, key=lambda r: (tasks.index(r["task"]), r["episode_ix"]))
     info["video_paths"] = [p for row in info["per_task"] for p in row["video_paths"]]
-    info["policy"] = {"path": str(cfg.policy), **{k: meta.get(k) for k in ("chunk_size", "pretrained", "episodes_per_task")}}
+    info["policy"] = {"path": str(cfg.policy), **{k: meta.get(k) for k in ("chunk_size", "pretrained", "episodes_per_task", "state_names")}}
     info["config"] = {
         "execution": cfg.execution,
         "n_action_steps": cfg.n_action_steps,

@@ -116,6 +116,10 @@ def pretrain(cfg: PretrainConfig) -> int:
 
     acc = make_accelerator(cfg.mixed_precision, cfg.seed)
     out = Path(cfg.output_dir)
+    lam = getattr(cfg.method, "lam", None)
+    if lam is not None and Path(lam).resolve() == out.resolve():
+        raise ConfigError(f"--output-dir {out} is the stage-1 folder (--method.lam): stage 2 would overwrite "
+                          "its model.safetensors; choose another --output-dir")
     if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out)
