@@ -5,8 +5,11 @@
     care dataset info DIR | care dataset validate DIR      (DIR: the --dataset)
     care track DIR      --tracker.type klt --grid 16
     care viz tracks DIR --episode 0 --output-dir outputs/viz
+    care lam            --config configs/lam/lapa_tiny.yaml --dataset data/mt10 --output-dir runs/lapa_lam
     care pretrain       --config configs/pretrain/care_tiny.yaml --dataset data/mt10 --output-dir runs/x
-                        [--method.type care]
+                        [--method.type care|lapa|como [--method.lam runs/lapa_lam]]
+    care probe          --model runs/x --dataset data/mt10 --output-dir runs/x_probe
+    care serve          --policy runs/x_ft --port 8000
     care finetune       --pretrained runs/x --dataset data/mt10 --output-dir runs/x_ft
     care eval           --policy runs/x_ft --env.tasks MT10 --episodes-per-task 10 --output-dir runs/x_eval
 
@@ -47,6 +50,7 @@ COMMANDS: dict[str, tuple[type, str, str | None]] = {
     "lam": (C.PretrainConfig, "care.training.lam:train_lam", None),
     "pretrain": (C.PretrainConfig, "care.training.pretrain:pretrain", None),
     "finetune": (C.FinetuneConfig, "care.training.finetune:finetune", None),
+    "serve": (C.ServeConfig, "care.serve.server:serve", None),
     "eval": (C.EvalConfig, "care.evaluation.evaluate:evaluate", None),
     "eval compare": (C.CompareConfig, "care.evaluation.compare:compare", None),
     "probe": (C.ProbeConfig, "care.probes.run:probe", None),

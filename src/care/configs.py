@@ -647,6 +647,36 @@ class CompareConfig:
             raise ValueError('methods is empty: give --methods \'{"label": "runs/x_s*_eval", ...}\'')
 
 
+@dataclass
+class ServeConfig:
+    """`care serve`: a fine-tuned policy behind a websocket (care.serve).
+
+    Args:
+        policy: a `care finetune` output folder.
+        host: the address to bind; 127.0.0.1 by default (the protocol has no authentication:
+            open it with --host 0.0.0.0 only on a network you trust).
+        port: TCP port (0: any free one, printed at start).
+        execution, n_action_steps, ensemble_decay: how each session runs its chunks (as `care eval`).
+        device: torch device of the network.
+        max_message_mb: larger messages close the sending client's connection (code 1009).
+    """
+
+    policy: Path = Path("runs/care_tiny_ft")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    execution: Literal["chunk", "ensemble"] = "chunk"
+    n_action_steps: int | None = None
+    ensemble_decay: float = 0.1
+    device: str = "cpu"
+    max_message_mb: float = 16.0
+
+    def __post_init__(self):
+        if not 0 <= self.port < 65536:
+            raise ValueError(f"port must be in 0..65535, got {self.port}")
+        if self.max_message_mb <= 0:
+            raise ValueError(f"max_message_mb must be > 0, got {self.max_message_mb}")
+
+
 # ----------------------------------------------------------------------------------------
 # Saving a run's resolved config
 # ----------------------------------------------------------------------------------------

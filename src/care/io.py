@@ -104,3 +104,16 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DatasetError(f"{path}: malformed JSON ({e})") from e
+
+
+def save_figure(fig, path: Path, dpi: int = 120) -> Path:
+    """Lay out a matplotlib figure, save it as PNG atomically, and close it (every report's PNGs)."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    path = Path(path)
+    try:
+        atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"))
+    finally:
+        plt.close(fig)
+    return path

@@ -39,7 +39,7 @@ import numpy as np
 from care.configs import CompareConfig
 from care.io import atomic_write_bytes, atomic_write_json, read_json
 from care.errors import ConfigError
-from care.evaluation.report import save_figure
+from care.io import save_figure
 
 # eval settings that must agree for two evaluations to be comparable (how actions are executed,
 # "execution" and "n_action_steps", is part of a method and may differ)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from care.io import atomic_write_bytes, atomic_write_with
+from care.io import atomic_write_bytes, save_figure
 
 
 def markdown_table(info: dict, title: str | None = None) -> str:
@@ -58,14 +58,3 @@ def plot_success(info: dict, path: Path, title: str | None = None) -> Path:
     return save_figure(fig, path)
 
 
-def save_figure(fig, path: Path, dpi: int = 120) -> Path:
-    """Lay out, save as PNG atomically (temporary file, then rename), and close a figure."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    path = Path(path)
-    try:
-        atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"))
-    finally:
-        plt.close(fig)
-    return path

@@ -69,6 +69,15 @@ class LatentVLM(nn.Module):
         nn.init.normal_(self.latent_proj.weight, std=1.0 / math.sqrt(H))
         nn.init.zeros_(self.latent_proj.bias)
 
+    def enable_gradient_checkpointing(self) -> None:
+        """Recompute the LLM's and the towers' activations in backward (non-reentrant)."""
+        kw = {"use_reentrant": False}
+        for m in [self.llm, *[t.model for t in self.vision.towers.values()]]:
+            if hasattr(m, "activation_checkpointing_enable"):
+                m.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
+            else:
+                m.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)
+
     # --- pieces ---
     def vision_features(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (B,3,S,S) -> fused patch features (B, P, Ds+Dd), before the projector."""

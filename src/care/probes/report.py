@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from care.io import atomic_write_bytes, atomic_write_with
+from care.io import atomic_write_bytes, save_figure
 
 
 def _fmt(v, digits: int = 3) -> str:
@@ -54,19 +54,6 @@ def markdown_table(info: dict) -> str:
 def write_markdown(info: dict, path: Path) -> Path:
     atomic_write_bytes(Path(path), markdown_table(info).encode("utf-8"))
     return Path(path)
-
-
-def save_figure(fig, path: Path, dpi: int = 120) -> Path:
-    """Lay out, save as PNG atomically (temporary file, then rename), and close a figure."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    path = Path(path)
-    try:
-        atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png"))
-    finally:
-        plt.close(fig)
-    return path
 
 
 AXES = "xyz"

@@ -81,12 +81,7 @@ class CareModel(PretrainedModel):
                 p.lerp_(online[name].detach().to(p.dtype), 1.0 - d)
 
     def enable_gradient_checkpointing(self) -> None:
-        kw = {"use_reentrant": False}
-        for m in [self.vlm.llm, *[t.model for t in self.vlm.vision.towers.values()]]:
-            if hasattr(m, "activation_checkpointing_enable"):
-                m.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
-            else:
-                m.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)
+        self.vlm.enable_gradient_checkpointing()
 
     # --- forward ---
     def views(self, batch: dict) -> dict:

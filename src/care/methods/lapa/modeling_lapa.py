@@ -468,12 +468,7 @@ class LapaModel(PretrainedModel):
         return self
 
     def enable_gradient_checkpointing(self) -> None:
-        kw = {"use_reentrant": False}
-        for m in [self.vlm.llm, *[t.model for t in self.vlm.vision.towers.values()]]:
-            if hasattr(m, "activation_checkpointing_enable"):
-                m.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
-            else:
-                m.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)
+        self.vlm.enable_gradient_checkpointing()
 
     # --- forward ---
     @torch.no_grad()
