@@ -1,6 +1,6 @@
 """`care eval`: roll a fine-tuned policy out in Meta-World and report success per task.
 
-    care eval --policy runs/care_tiny_ft --tasks MT10 --episodes-per-task 20 --seed 1000 \
+    care eval --policy runs/care_tiny_ft --env.tasks MT10 --episodes-per-task 20 --seed 1000 \
               --output-dir runs/eval
 
 Episode i of every task resets the simulator with seed `cfg.seed + i`; those seeds must not be
@@ -154,7 +154,7 @@ def _check_seeds(meta: dict, jobs: list[_Job]) -> None:
 def _recorded_size(meta: dict, policy: Path) -> int:
     h, w = meta["frame_hw"]
     if h != w:
-        raise ConfigError(f"{policy} was trained on {w}x{h} frames; Meta-World renders square ones: pass --size")
+        raise ConfigError(f"{policy} was trained on {w}x{h} frames; Meta-World renders square ones: pass --env.size")
     return int(h)
 
 

@@ -1,6 +1,6 @@
 """Pyramidal Lucas-Kanade point tracking (OpenCV), with a forward-backward check.
 
-The CPU tracker behind `care track --method klt`: no weights, ~ms per frame at 128².
+The CPU tracker behind `care track --tracker.type klt`: no weights, ~ms per frame at 128².
 Points are tracked frame to frame on grayscale images, t-1 -> t, through the whole clip:
 
     p_t      = LK(gray[t-1] -> gray[t], p_{t-1})       forward

@@ -74,14 +74,28 @@ def labelled_episodes(ds, k: int | None, seed: int, val_per_task: int = 0) -> tu
 
     failed = [e for e in ds.episode_indices if ds.episode_meta(e).get("success") is False]
     if k is None:  # label-supervised: hold the validation episodes out first
-        val = select_episodes_per_task(ds, val_per_task, seed + 1, exclude=failed) if val_per_task else []
+        val = _validation_episodes(ds, val_per_task, seed + 1, exclude=failed)
         episodes = select_episodes_per_task(ds, None, seed, exclude=failed + val)
     else:
         episodes = select_episodes_per_task(ds, k, seed, exclude=failed)
-        val = select_episodes_per_task(ds, val_per_task, seed + 1, exclude=failed + episodes) if val_per_task else []
+        val = _validation_episodes(ds, val_per_task, seed + 1, exclude=failed + episodes)
     if not episodes:
         raise DatasetError(f"{ds.root}: no successful labelled episodes to fine-tune on")
     return episodes, val
+
+
+def _validation_episodes(ds, k: int, seed: int, exclude: list[int]) -> list[int]:
+    """Up to k held-out episodes per task; a task with fewer left gives what it has (no warning:
+    a small dataset simply validates on less)."""
+    import warnings
+
+    from care.data.clips import select_episodes_per_task
+
+    if k <= 0:
+        return []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return select_episodes_per_task(ds, k, seed, exclude=exclude)
 
 
 def train_seeds(ds, episodes: list[int]) -> dict[str, list[int]]:
