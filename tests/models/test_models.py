@@ -222,3 +222,18 @@ def test_latent_weight_schedule_and_ema_update():
     assert not p.requires_grad
     assert (online[name] - p).abs().mean() < 1.01  # the EMA follows (lags by ~1 after 8 steps of +1)
     assert (online[name] - p).abs().mean() > 0.5
+
+
+def test_equal_task_weights_sum_the_losses_and_have_no_log_variances():
+    """Tab. 4's other ablation: fixed equal weights instead of uncertainty weighting."""
+    cfg, method = micro_configs(task_weighting="equal", latent_loss_weight=0.5, latent_loss_ramp=0)
+    torch.manual_seed(0)
+    m = CareModel(cfg, method, tok_for(cfg))
+    assert len(list(m.uwl.parameters())) == 0
+    b = make_batch(cfg)
+    m.init_log_vars(b)
+    out = m(b)
+    expected = out["loss_frame"] + out["loss_point"] + 0.5 * out["loss_latent"]
+    torch.testing.assert_close(out["loss"].detach(), expected)
+    out["loss"].backward()
+    assert all(p.grad is not None for p in m.point_decoder.parameters())

@@ -25,6 +25,8 @@ class CareConfig(MethodConfig):
         fourier_freqs: octaves of the Fourier embedding of point coordinates.
     Objective:
         objective: multitask (frame + point, uncertainty-weighted) | frame | point (paper Tab. 4).
+        task_weighting: "uncertainty" (Kendall et al.: learned log-variances) or "equal" (the
+            task losses simply summed, weight 1 each: the ablation of the weighting itself).
         target_encoder: where frame-decoder targets come from: "ema" (an EMA copy of the towers,
             for from-scratch towers) or "frozen" (a frozen copy; with pretrained, frozen towers
             the towers themselves).
@@ -52,6 +54,7 @@ class CareConfig(MethodConfig):
     fourier_freqs: int = 6
     # --- objective ---
     objective: Literal["multitask", "frame", "point"] = "multitask"
+    task_weighting: Literal["uncertainty", "equal"] = "uncertainty"  # "equal": Tab. 4's fixed-weight ablation
     target_encoder: Literal["ema", "frozen"] = "ema"
     ema_decay: float = 0.99
     latent_loss_weight: float = 0.1  # 1.0 cost the inverse view 0.61 -> 0.69 EPE ratio (docs/DESIGN.md §3 trap)

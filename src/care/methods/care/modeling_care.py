@@ -50,7 +50,8 @@ class CareModel(PretrainedModel):
         if method.objective in ("multitask", "point"):
             self.point_decoder = PointDecoder(method, cfg)
             self.tasks["point"] = "softmax" if method.point_mode == "classification" else "gaussian"
-        self.uwl = UncertaintyWeighting(self.tasks)
+        # "equal" weighting has no log-variances at all (no parameter without a gradient for DDP)
+        self.uwl = UncertaintyWeighting(self.tasks if method.task_weighting == "uncertainty" else {})
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))  # optimiser steps taken
         if cfg.freeze_vision:
             self.vlm.vision.requires_grad_(False)
@@ -119,7 +120,8 @@ class CareModel(PretrainedModel):
             losses["point"] = self.point_loss(batch, v["z_star"]).mean()
         latent = (v["z_hat"].float() - v["z_star"].detach().float()).pow(2).mean()
         w = self.latent_weight()
-        loss = self.uwl(losses) + w * latent
+        task_loss = self.uwl(losses) if self.method.task_weighting == "uncertainty" else sum(losses.values())
+        loss = task_loss + w * latent
         logs = {f"loss_{k}": l.detach() for k, l in losses.items()}
         logs.update({f"log_var_{k}": s.detach().clone() for k, s in self.uwl.log_vars.items()})  # at forward time
         logs["loss_latent"] = latent.detach()
@@ -136,7 +138,8 @@ class CareModel(PretrainedModel):
             base["frame"] = float(self.frame_loss(v, v["z_star"]).mean())
         if "point" in self.tasks:
             base["point"] = float(self.point_loss(batch, v["z_star"]).mean())
-        self.uwl.init_from_baselines(base)
+        if self.method.task_weighting == "uncertainty":
+            self.uwl.init_from_baselines(base)
         return base
 
     # --- the interface the pretraining loop calls (care.models.pretrained.PretrainedModel) ---
