@@ -55,3 +55,20 @@ def test_atomic_write_json_and_read_errors(tmp_path):
         read_json(path)
     with pytest.raises(DatasetError, match="nope.json: file not found"):
         read_json(tmp_path / "nope.json")
+
+
+def test_atomic_writes_give_files_the_usual_permissions(tmp_path):
+    """mkstemp's temporary files are 0600; a written result must be readable like any file."""
+    import os
+    import stat
+
+    from care.io import atomic_write_bytes, atomic_write_with
+
+    mask = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "a.json", b"{}")
+        atomic_write_with(tmp_path / "b.bin", lambda p: p.write_bytes(b"x"))
+    finally:
+        os.umask(mask)
+    for name in ("a.json", "b.bin"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
