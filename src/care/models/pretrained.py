@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn as nn
@@ -212,15 +212,7 @@ class PretrainedModel(nn.Module):
 
     cfg: ModelConfig
     method: MethodConfig
-
-    @classmethod
-    def method_config_class(cls) -> type:
-        """The MethodConfig subclass this model is built from (from the __init__ annotation)."""
-        import inspect
-        import typing
-
-        hint = typing.get_type_hints(cls.__init__).get("method")
-        return hint if inspect.isclass(hint) else MethodConfig
+    config_class: ClassVar[type] = MethodConfig  # the MethodConfig subclass this model is built from
 
     # --- what the pretraining loop (care.training.pretrain) calls; methods override ---
     @classmethod
@@ -287,7 +279,7 @@ class PretrainedModel(nn.Module):
                     )
         saved = dataclasses.replace(cfg) if cfg is not None else saved  # keep the caller's non-architectural choices
         saved_method = (method if method is not None else saved_method).resolve_paths(path)
-        if type(saved_method) is not cls.method_config_class():
+        if type(saved_method) is not cls.config_class:
             raise ConfigError(f"{path} holds a {saved_method.type!r} model, not a {cls.__name__} "
                               "(care.methods.registry.load_pretrained loads any method)")
         model = cls(build_config(saved, path), saved_method, load_tokenizer(path))

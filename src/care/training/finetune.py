@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 from pathlib import Path
 
@@ -55,8 +56,9 @@ STATE_NAME = "finetune_state.json"
 BATCH_KEYS = ("obs", "instruction", "actions", "action_is_pad")  # nothing else reaches the model
 
 
-def collate_finetune(items: list[dict]) -> dict:
-    keys = BATCH_KEYS + (("state",) if "state" in items[0] else ())
+def collate_finetune(items: list[dict], with_state: bool = False) -> dict:
+    """The fine-tuning batch; the state only when the policy reads it (else it is never collated)."""
+    keys = BATCH_KEYS + (("state",) if with_state else ())
     return default_collate([{k: it[k] for k in keys} for it in items])
 
 
@@ -300,7 +302,7 @@ def held_out_l1(net, val_ds, normalizer, meta, state_normalizer, batch_size: int
     net.eval()
     total, count = 0.0, 0
     for i in range(0, len(idx), batch_size):
-        batch = collate_finetune([val_ds[j] for j in idx[i:i + batch_size]])
+        batch = collate_finetune([val_ds[j] for j in idx[i:i + batch_size]], with_state=state_normalizer is not None)
         obs = batch["obs"].to(device)
         target = normalizer.normalize(batch["actions"].to(device))
         pred = net(obs, batch["instruction"], _select_state(batch, meta, state_normalizer, device))
@@ -333,7 +335,8 @@ def run_finetuning(cfg: FinetuneConfig, model: CareVLA, normalizer: ActionNormal
     ddp_model, optimizer = acc.prepare(model, optimizer)
     net = acc.unwrap_model(ddp_model)
 
-    loader = step_loader(train_ds, sampler_kw, start, cfg.steps, cfg.num_workers, collate_finetune)
+    collate = functools.partial(collate_finetune, with_state=state_normalizer is not None)
+    loader = step_loader(train_ds, sampler_kw, start, cfg.steps, cfg.num_workers, collate)
     n_train = sum(p.numel() for p in net.parameters() if p.requires_grad)
     n_all = sum(p.numel() for p in net.parameters())
     log = RunLogger(out, cfg.steps, start, enabled=acc.is_main_process, desc="finetune")

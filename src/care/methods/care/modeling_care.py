@@ -30,6 +30,8 @@ from care.models.pretrained import PretrainedModel
 
 
 class CareModel(PretrainedModel):
+    config_class = CareConfig
+
     def __init__(self, cfg: ModelConfig, method: CareConfig, tokenizer):
         super().__init__()
         self.cfg = cfg

@@ -327,6 +327,8 @@ class ComoModel(PretrainedModel):
     reads `.vlm` only (care.methods.registry.load_pretrained_vlm).
     """
 
+    config_class = ComoConfig
+
     def __init__(self, cfg: ModelConfig, method: ComoConfig, tokenizer):
         super().__init__()
         if method.lam is None:

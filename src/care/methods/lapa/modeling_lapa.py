@@ -436,6 +436,8 @@ class CodeHead(nn.Module):
 class LapaModel(PretrainedModel):
     """Stage 2: the latent VLM's policy view classifies the code indices of a frozen LAQ."""
 
+    config_class = LapaConfig
+
     def __init__(self, cfg: ModelConfig, method: LapaConfig, tokenizer):
         super().__init__()
         if method.lam is None:
