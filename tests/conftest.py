@@ -52,3 +52,13 @@ def _single_thread(request):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def _fp32_unless_asked(monkeypatch):
+    """`--mixed-precision auto` (the default) is bf16 on CPUs with native bf16 and fp32 elsewhere;
+    tests check numbers, so in tests "auto" means fp32 on every machine. A test that wants bf16
+    asks for "bf16"; the micro YAML configs (run in subprocesses too) pin fp32."""
+    import care.models.precision as precision
+
+    monkeypatch.setattr(precision, "bf16_native", lambda device="cpu": False)

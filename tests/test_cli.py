@@ -140,7 +140,7 @@ def test_bool_and_string_flags_inside_a_choice_field():
 
 @pytest.mark.parametrize("command,choices", [
     ("pretrain", ["--method.type {care", "--method.objective {multitask,frame,point}", "Literal[siglip,dinov2]",
-                  "--mixed_precision {no,bf16}"]),
+                  "--mixed_precision {auto,fp32,bf16,no}"]),
     ("track", ["--tracker.type {klt,cotracker}"]),
     ("collect", ["--env.type {metaworld"]),
     ("eval", ["--execution {chunk,ensemble}"]),

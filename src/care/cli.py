@@ -12,6 +12,7 @@
     care serve          --policy runs/x_ft --port 8000
     care finetune       --pretrained runs/x --dataset data/mt10 --output-dir runs/x_ft
     care eval           --policy runs/x_ft --env.tasks MT10 --episodes-per-task 10 --output-dir runs/x_eval
+    care report         --config configs/report/paper_mt10.yaml --output-dir docs/report  [--missing]
 
 Flags are the config dataclass fields (`care.configs`), with dots for nesting
 (`--model.hidden_size=256`); dashes and underscores are interchangeable.
@@ -54,6 +55,7 @@ COMMANDS: dict[str, tuple[type, str, str | None]] = {
     "eval": (C.EvalConfig, "care.evaluation.evaluate:evaluate", None),
     "eval compare": (C.CompareConfig, "care.evaluation.compare:compare", None),
     "probe": (C.ProbeConfig, "care.probes.run:probe", None),
+    "report": (C.ReportConfig, "care.report.build:report", None),
 }
 
 

@@ -383,7 +383,8 @@ class PretrainConfig:
         steps: optimiser steps; batch_size: samples per step *per process* (the global batch
             is batch_size x processes; the data order is a function of (seed, step, global
             batch), so 2 processes x b see the same samples as 1 process x 2b).
-        mixed_precision: "no" | "bf16" (autocast; Accelerate).
+        mixed_precision: "auto" (bf16 autocast where the hardware runs bf16 natively, else
+            fp32; care.models.precision) | "fp32" | "bf16". "no" is read as "fp32" (older configs).
         gradient_checkpointing: recompute the Llama's and towers' activations in backward.
         log_every, val_every, save_every: in optimiser steps (0 disables validation/saving).
         val_batches: held-out batches per validation (fixed, evenly spread over the held-out set).
@@ -406,7 +407,7 @@ class PretrainConfig:
     batch_size: int = 32
     num_workers: int = 1
     seed: int = 0
-    mixed_precision: Literal["no", "bf16"] = "no"
+    mixed_precision: Literal["auto", "fp32", "bf16", "no"] = "auto"
     gradient_checkpointing: bool = False
     log_every: int = 20
     val_every: int = 250
@@ -520,7 +521,8 @@ class FinetuneConfig:
             action error (L1 in the normalised range) logged every `val_every` steps; chosen
             by `seed` after the training episodes (0: no validation).
         action_quantiles: per-dimension percentiles mapped to -1 and 1 (OpenVLA's q01/q99).
-        steps, batch_size, num_workers, seed, mixed_precision: training loop.
+        steps, batch_size, num_workers, seed, mixed_precision: training loop (mixed_precision
+            as in `care pretrain`: auto | fp32 | bf16 | fp16).
         log_every, val_every, save_every, keep_checkpoints, resume: as in `care pretrain`.
     """
 
@@ -543,7 +545,7 @@ class FinetuneConfig:
     batch_size: int = 32
     num_workers: int = 1
     seed: int = 0
-    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
+    mixed_precision: Literal["auto", "fp32", "bf16", "fp16", "no"] = "auto"
     log_every: int = 20
     val_every: int = 250
     save_every: int = 500
@@ -583,12 +585,18 @@ class EvalConfig:
             (keep `seed` away from the collection seeds; a clash with the policy's training
             seeds is an error). Use >= 20: with 10, +-15% is noise (docs/DESIGN.md §3).
         workers: parallel rollout processes (spawned); 1 runs in this process.
+        batch_size: environments of one task each worker steps in lockstep, with one batched
+            policy call per step (finished episodes drop out). Per-episode results are the same
+            for every batch size; only the speed changes (docs/RESULTS.md, issue 11).
         videos_per_task: the first episodes of each task saved as mp4 (0: none).
         execution: "chunk" (run the predicted chunk open loop, then re-plan) or "ensemble"
             (re-plan every step and blend overlapping chunks, ACT's temporal ensembling).
         n_action_steps: ("chunk") actions executed per chunk before re-planning; None: all H.
         ensemble_decay: k in the exp(-k*i) weights of "ensemble" (i = 0 is the oldest).
         device: torch device of the policy in each worker.
+        precision: the policy's arithmetic: "fp32", "bf16" (autocast) or "auto" (bf16 where the
+            device runs it natively). Per-episode results depend on it (rollouts are chaotic),
+            the success rate did not beyond noise (docs/RESULTS.md, issue 11).
         video_fps: frame rate of the rollout videos.
         output_dir: where eval_info.json, eval.md, success.png, videos/ and run_config.yaml go.
         overwrite: replace an evaluation already in output_dir (refused otherwise).
@@ -599,11 +607,13 @@ class EvalConfig:
     episodes_per_task: int = 10
     seed: int = 1000  # disjoint from collection seeds
     workers: int = 2
+    batch_size: int = 10  # environments stepped in lockstep per worker
     videos_per_task: int = 2
     execution: Literal["chunk", "ensemble"] = "chunk"  # open loop | temporal ensembling
     n_action_steps: int | None = None
     ensemble_decay: float = 0.1  # exp(-k*i) weights, ACT-style
     device: str = "cpu"
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"
     video_fps: int = 30
     output_dir: Path = Path("runs/eval")
     overwrite: bool = False  # replace an existing evaluation in output_dir
@@ -611,10 +621,9 @@ class EvalConfig:
     def __post_init__(self):
         if self.execution not in ("chunk", "ensemble"):
             raise ValueError(f"execution must be chunk|ensemble, got {self.execution!r}")
-        if self.episodes_per_task < 1 or self.workers < 1:  # env.max_steps: checked by the env config
-            raise ValueError(
-                f"episodes_per_task and workers must be >= 1, got {self.episodes_per_task}, {self.workers}"
-            )
+        if self.episodes_per_task < 1 or self.workers < 1 or self.batch_size < 1:  # env.max_steps: the env config's
+            raise ValueError(f"episodes_per_task, workers and batch_size must be >= 1, got "
+                             f"{self.episodes_per_task}, {self.workers}, {self.batch_size}")
         if self.videos_per_task < 0:
             raise ValueError(f"videos_per_task must be >= 0, got {self.videos_per_task}")
         if self.ensemble_decay < 0:
@@ -657,7 +666,7 @@ class ServeConfig:
             open it with --host 0.0.0.0 only on a network you trust).
         port: TCP port (0: any free one, printed at start).
         execution, n_action_steps, ensemble_decay: how each session runs its chunks (as `care eval`).
-        device: torch device of the network.
+        device: torch device of the network; precision: "fp32" | "bf16" | "auto" (as `care eval`).
         max_message_mb: larger messages close the sending client's connection (code 1009).
     """
 
@@ -668,6 +677,7 @@ class ServeConfig:
     n_action_steps: int | None = None
     ensemble_decay: float = 0.1
     device: str = "cpu"
+    precision: Literal["auto", "fp32", "bf16"] = "fp32"
     max_message_mb: float = 16.0
 
     def __post_init__(self):
@@ -774,3 +784,66 @@ class ProbeConfig:
             self.episodes = sorted({int(e) for e in self.episodes})
             if not self.episodes:
                 raise ValueError("episodes is empty: give some episode indices, or leave it unset (all held-out ones)")
+
+
+@dataclass
+class ReportConfig:
+    """`care report`: the paper's tables on our benchmark, rebuilt from committed result files.
+
+    Reads only small files under `results` (never a checkpoint), laid out per run and pipeline
+    seed (seed k = pretraining seed k, then fine-tuning seed k):
+        <results>/<run>/s<k>/eval_info.json     `care eval` (success; Tab. 1, 4 and the video rows)
+        <results>/<run>/s<k>/probe.json         `care probe` on the pretraining dataset (Tab. 2)
+        <results>/<run>/s<k>/probe_shared.json  `care probe` on the SHARED-scene set (Tab. 3)
+        <results>/<run>/s<k>/val_metrics.json   the pretraining's held-out diagnostics (Tab. 4 latent loss)
+    A file a table needs and that is absent is named on the page and by `--missing`; a file
+    that does not match the protocol (other tasks, evaluation seeds, episodes or step limit;
+    probes with other settings) is an error naming the file and the field.
+
+    Args:
+        title: the page's heading.
+        results: the committed results folder.
+        seeds: the pipeline seeds every run is expected to have.
+        tasks, episodes_per_task, eval_seed, max_steps: the evaluation protocol every
+            eval_info.json must have used (tasks: a suite name or comma-separated env names).
+        reference: the run every success is paired with (seed k with seed k): no pretraining.
+        labels: run -> how the page names it.
+        methods / video / ablation: the runs of Tab. 1, of Tab. 1's pretraining-video rows and of
+            Tab. 4, in row order; probes: the pretrained runs of Tab. 2 and 3.
+        claims: table ("methods", "video", "ablation", "lp_mse", "s_pcfc", "semantic") -> the
+            paper's orderings as "a > b" over runs (better first; for LP-MSE and S-PCFC lower is
+            better, and "a > b" still reads "a is better"); the page says which hold here.
+        paper: run -> the paper's numbers for the row it stands for ("success", "lp_mse",
+            "s_pcfc", "semantic", "latent_loss"); paper_rows: run -> that row's name in the paper.
+        output_dir: receives README.md and the PNG plots.
+        missing: only list what is missing (and the runs it belongs to), write nothing.
+    """
+
+    title: str = "CARE on Meta-World MT10: the paper's tables"
+    results: Path = Path("results/paper_mt10")
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    tasks: str = "MT10"
+    episodes_per_task: int = 20
+    eval_seed: int = 1000
+    max_steps: int = 200
+    reference: str = "no_pretrain"
+    labels: dict[str, str] = field(default_factory=dict)
+    methods: list[str] = field(default_factory=list)
+    video: list[str] = field(default_factory=list)
+    ablation: list[str] = field(default_factory=list)
+    probes: list[str] = field(default_factory=list)
+    claims: dict[str, list[str]] = field(default_factory=dict)
+    paper: dict[str, dict[str, float]] = field(default_factory=dict)
+    paper_rows: dict[str, str] = field(default_factory=dict)
+    output_dir: Path = Path("docs/report")
+    missing: bool = False
+
+    def __post_init__(self):
+        if not self.seeds:
+            raise ValueError("seeds is empty: give the pipeline seeds, e.g. [0, 1, 2]")
+        if self.episodes_per_task < 1 or self.max_steps < 1:
+            raise ValueError(f"episodes_per_task and max_steps must be >= 1, got {self.episodes_per_task}, {self.max_steps}")
+        tables = {"methods", "video", "ablation", "lp_mse", "s_pcfc", "semantic"}
+        unknown = sorted(set(self.claims) - tables)
+        if unknown:
+            raise ValueError(f"claims: unknown table(s) {unknown}; use {sorted(tables)}")

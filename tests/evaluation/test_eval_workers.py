@@ -1,4 +1,5 @@
-"""`care eval` in spawned worker processes gives the same episodes as in-process evaluation."""
+"""`care eval` gives the same episodes in spawned workers as in-process, and in lockstep batches
+of any size as one at a time."""
 
 from __future__ import annotations
 
@@ -24,10 +25,14 @@ def test_spawned_workers_match_in_process(tmp_path):
     cfg = parse_config(FinetuneConfig, ["--config", str(REPO_ROOT / "configs/finetune/care_micro.yaml")])
     finetune(dataclasses.replace(cfg, dataset=root, output_dir=tmp_path / "ft", steps=2, save_every=0))
     ev = EvalConfig(policy=tmp_path / "ft", env=MetaWorldEnvConfig(tasks="drawer-close-v3,reach-v3", max_steps=8),
-                    episodes_per_task=2, videos_per_task=1, execution="ensemble", output_dir=tmp_path / "w1", workers=1)
+                    episodes_per_task=3, videos_per_task=1, execution="ensemble", output_dir=tmp_path / "w1",
+                    workers=1, batch_size=1)
     evaluate(ev)
-    evaluate(dataclasses.replace(ev, workers=2, output_dir=tmp_path / "w2"))
-    a, b = (json.loads((tmp_path / d / "eval_info.json").read_text()) for d in ("w1", "w2"))
+    evaluate(dataclasses.replace(ev, workers=2, batch_size=2, output_dir=tmp_path / "w2"))
+    evaluate(dataclasses.replace(ev, workers=1, batch_size=3, output_dir=tmp_path / "b3"))
+    a, b, c = (json.loads((tmp_path / d / "eval_info.json").read_text()) for d in ("w1", "w2", "b3"))
     keys = ("task", "episode_ix", "seed", "instruction", "success", "length", "sum_reward")
-    assert [{k: r[k] for k in keys} for r in a["per_episode"]] == [{k: r[k] for k in keys} for r in b["per_episode"]]
-    assert len(b["video_paths"]) == 2 and a["overall"]["n_episodes"] == b["overall"]["n_episodes"] == 4
+    rows = [[{k: r[k] for k in keys} for r in x["per_episode"]] for x in (a, b, c)]
+    assert rows[0] == rows[1] == rows[2]
+    assert len(b["video_paths"]) == 2 and a["overall"]["n_episodes"] == b["overall"]["n_episodes"] == 6
+    assert (c["config"]["batch_size"], c["config"]["workers"]) == (3, 1)

@@ -76,6 +76,65 @@ def test_unbatched_and_batched_agree(policy_dir):
         policy.select_action(imgs[0], INSTR)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_batched_forward_equals_batch_one_bit_for_bit(precision, tmp_path):
+    """What lockstep evaluation relies on: every row of a batch is exactly its batch-1 action
+    (not just close): with and without a state token, in fp32 and under bf16 autocast."""
+    from care.models.precision import autocast
+
+    model = micro_model()
+    state_model = build_policy_model(FinetuneConfig(pretrained=None, head=ActionHeadConfig(chunk_size=3, width=32),
+                                                    lora=LoRAConfig(enabled=False)),
+                                     copy.deepcopy(model.vlm), action_dim=4, state_dim=5).eval()
+    imgs = torch.from_numpy(images(5, size=32).transpose(0, 3, 1, 2).copy())
+    instr = [INSTR[i % 2] for i in range(5)]
+    states = torch.randn(5, 5)
+    with torch.no_grad(), autocast(precision):
+        for net, st in ((model, None), (state_model, states)):
+            full = net(imgs, instr, st)
+            for B in (1, 2, 4):
+                torch.testing.assert_close(net(imgs[:B], instr[:B], None if st is None else st[:B]), full[:B],
+                                           rtol=0, atol=0)
+    # the state model is a real one: its state token changes the actions
+    with torch.no_grad():
+        assert not torch.equal(state_model(imgs, instr, states), state_model(imgs, instr, states + 1))
+
+
+def test_bf16_inference_is_close_to_fp32_and_repeatable(policy_dir):
+    fp32 = CarePolicy.from_pretrained(policy_dir)
+    bf16 = CarePolicy.from_pretrained(policy_dir, precision="bf16")
+    assert (fp32.precision, bf16.precision) == ("fp32", "bf16")
+    assert CarePolicy.from_pretrained(policy_dir, precision="auto").precision == "fp32"  # tests: no native bf16
+    imgs = images(3)
+    a, b = fp32.predict_chunk(imgs, INSTR + INSTR[:1]), bf16.predict_chunk(imgs, INSTR + INSTR[:1])
+    span = fp32.normalizer.high - fp32.normalizer.low
+    assert b.dtype == np.float32 and not np.array_equal(a, b)  # it did compute in bf16
+    assert np.all(np.abs(a - b) <= 0.05 * span + 1e-6)
+    np.testing.assert_array_equal(b, bf16.predict_chunk(imgs, INSTR + INSTR[:1]))
+    with pytest.raises(ValueError, match="precision must be one of"):
+        CarePolicy.from_pretrained(policy_dir, precision="int8")
+
+
+def test_keep_drops_finished_rows_and_the_rest_go_on(policy_dir):
+    for execution in ("chunk", "ensemble"):
+        policy = CarePolicy.from_pretrained(policy_dir, execution=execution)
+        imgs = images(3)
+        first = policy.select_action(imgs, [INSTR[0], INSTR[1], INSTR[0]])
+        policy.keep([0, 2])  # row 1 finished
+        second = policy.select_action(imgs[[0, 2]], [INSTR[0], INSTR[0]])
+        for i, row in ((0, 0), (1, 2)):  # each survivor's actions are those it gets alone
+            alone = CarePolicy.from_pretrained(policy_dir, execution=execution)
+            a1 = alone.select_action(imgs[row], [INSTR[0], INSTR[1], INSTR[0]][row])
+            a2 = alone.select_action(imgs[row], [INSTR[0], INSTR[1], INSTR[0]][row])
+            np.testing.assert_array_equal(first[row], a1)
+            np.testing.assert_array_equal(second[i], a2)
+        with pytest.raises(ValueError, match="subset of 0..1"):
+            policy.keep([2])
+        policy.reset()
+        with pytest.raises(RuntimeError, match="before the first"):
+            policy.keep([0])
+
+
 def test_chunk_queue_plans_every_H_calls_and_ensemble_every_call(policy_dir):
     for execution, expected_calls in (("chunk", 3), ("ensemble", 7)):
         policy = CarePolicy.from_pretrained(policy_dir, execution=execution)

@@ -5,8 +5,10 @@
 
 Episode i of every task resets the simulator with seed `cfg.seed + i`; those seeds must not be
 among the seeds of the episodes the policy was fine-tuned on (checked from the policy folder).
-Rollouts run in `cfg.workers` spawned processes, each holding one copy of the policy and one
-simulator; a tqdm bar counts finished episodes.
+Rollouts run in `cfg.workers` spawned processes, each holding one copy of the policy and
+`cfg.batch_size` simulators of one task that step in lockstep, with one batched policy call per
+step (finished episodes drop out of the batch). Per-episode results do not depend on the batch
+size or the worker count (tests/evaluation/test_eval_workers.py); a tqdm bar counts episodes.
 
 Outputs in `cfg.output_dir`:
     eval_info.json   LeRobot-like: "per_episode", "per_task", "overall", "video_paths", "policy"
@@ -60,39 +62,47 @@ def _worker_init(settings: dict) -> None:
         n_action_steps=settings["n_action_steps"],
         ensemble_decay=settings["ensemble_decay"],
         device=settings["device"],
+        precision=settings["precision"],
     )
-    _WORKER["env"], _WORKER["env_name"] = None, None
+    _WORKER["envs"], _WORKER["env_name"] = [], None
 
 
-def _env_for(task: str):
-    """The worker's simulator for `task` (made once per task, the previous one closed)."""
+def _envs_for(task: str, n: int) -> list:
+    """The worker's `n` simulators for `task` (kept while the task stays the same; the previous
+    task's closed)."""
+    from care.envs.factory import make_env
+
     if _WORKER["env_name"] != task:
-        from care.envs.factory import make_env
+        for env in _WORKER["envs"]:
+            env.close()
+        _WORKER["envs"], _WORKER["env_name"] = [], task
+    while len(_WORKER["envs"]) < n:  # size and camera resolved by evaluate()
+        _WORKER["envs"].append(make_env(_WORKER["env_cfg"], task))
+    return _WORKER["envs"][:n]
 
-        if _WORKER["env"] is not None:
-            _WORKER["env"].close()
-        _WORKER["env"] = make_env(_WORKER["env_cfg"], task)  # size and camera resolved by evaluate()
-        _WORKER["env_name"] = task
-    return _WORKER["env"]
 
-
-def _run_job(job: _Job) -> dict:
-    from care.evaluation.rollout import run_episode
+def _run_group(jobs: tuple[_Job, ...]) -> list[dict]:
+    """Episodes of one task, stepped in lockstep with one batched policy call per step."""
     from care.data.video import write_mp4
+    from care.evaluation.rollout import run_episodes
 
-    env = _env_for(job.task)
-    res = run_episode(env, _WORKER["policy"], job.instruction, job.seed, _WORKER["max_steps"], record=job.record)
-    res.task, res.episode = job.task, job.episode
-    if job.record and res.frames:
-        path = Path(_WORKER["video_dir"]) / job.task / f"episode_{job.episode:03d}.mp4"
-        write_mp4(path, np.stack(res.frames), fps=_WORKER["video_fps"])
-        res.video_path = str(path)
-    return res.to_dict()
+    envs = _envs_for(jobs[0].task, len(jobs))
+    results = run_episodes(envs, _WORKER["policy"], [j.instruction for j in jobs], [j.seed for j in jobs],
+                           _WORKER["max_steps"], record=[j.record for j in jobs])
+    out = []
+    for job, res in zip(jobs, results):
+        res.task, res.episode = job.task, job.episode
+        if job.record and res.frames:
+            path = Path(_WORKER["video_dir"]) / job.task / f"episode_{job.episode:03d}.mp4"
+            write_mp4(path, np.stack(res.frames), fps=_WORKER["video_fps"])
+            res.video_path = str(path)
+        out.append(res.to_dict())
+    return out
 
 
 def _worker_close() -> None:
-    if _WORKER.get("env") is not None:
-        _WORKER["env"].close()
+    for env in _WORKER.get("envs", []):
+        env.close()
     _WORKER.clear()
 
 
@@ -140,6 +150,17 @@ def _jobs(cfg: EvalConfig, tasks: list[str]) -> list[_Job]:
     ]
 
 
+def _groups(jobs: list[_Job], batch_size: int) -> list[tuple[_Job, ...]]:
+    """Consecutive episodes of the same task, at most `batch_size` to a group (one lockstep batch)."""
+    groups: list[list[_Job]] = []
+    for job in jobs:
+        if groups and groups[-1][0].task == job.task and len(groups[-1]) < batch_size:
+            groups[-1].append(job)
+        else:
+            groups.append([job])
+    return [tuple(g) for g in groups]
+
+
 def _check_seeds(meta: dict, jobs: list[_Job]) -> None:
     train_seeds: dict = meta.get("train_seeds") or {}
     clashes = sorted({(j.task, j.seed) for j in jobs if j.seed in set(train_seeds.get(j.task, []))})
@@ -185,13 +206,14 @@ def evaluate(cfg: EvalConfig) -> int:
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out)
 
-    workers = min(cfg.workers, len(jobs))
+    workers = min(cfg.workers, -(-len(jobs) // cfg.batch_size))
     settings = {
         "policy_dir": str(cfg.policy),
         "execution": cfg.execution,
         "n_action_steps": cfg.n_action_steps,
         "ensemble_decay": cfg.ensemble_decay,
         "device": cfg.device,
+        "precision": cfg.precision,
         # env.size / env.camera of None: as the policy's training data was recorded
         "env_cfg": cfg.env.with_rendering(
             size=cfg.env.size or _recorded_size(meta, cfg.policy), camera=cfg.env.camera or meta["camera"]
@@ -204,29 +226,34 @@ def evaluate(cfg: EvalConfig) -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")  # inherited by spawned workers
     t0 = time.perf_counter()
     results: list[dict] = []
+    groups = _groups(jobs, cfg.batch_size)
     bar = tqdm(total=len(jobs), desc="eval", unit="ep", dynamic_ncols=True)
+
+    def done(rows: list[dict]) -> None:
+        results.extend(rows)
+        bar.update(len(rows))
+        bar.set_postfix(success=f"{100 * np.mean([r['success'] for r in results]):.0f}%")
+
     if workers == 1:
         _worker_init(settings)
         try:
-            for job in jobs:
-                results.append(_run_job(job))
-                bar.update(1)
-                bar.set_postfix(success=f"{100 * np.mean([r['success'] for r in results]):.0f}%")
+            for group in groups:
+                done(_run_group(group))
         finally:
             _worker_close()
     else:
         ctx = mp.get_context("spawn")  # fork + MuJoCo/EGL + torch threads do not mix
-        # a worker's consecutive jobs share a simulator: hand out jobs in task-sized runs
+        # a worker's consecutive groups share simulators: hand out groups in task-sized runs
+        per_task = -(-cfg.episodes_per_task // cfg.batch_size)
         with ctx.Pool(workers, initializer=_worker_init, initargs=(settings,)) as pool:
-            for r in pool.imap_unordered(_run_job, jobs, chunksize=max(1, cfg.episodes_per_task // workers)):
-                results.append(r)
-                bar.update(1)
-                bar.set_postfix(success=f"{100 * np.mean([x['success'] for x in results]):.0f}%")
+            for rows in pool.imap_unordered(_run_group, groups, chunksize=max(1, per_task // workers)):
+                done(rows)
     bar.close()
     eval_s = time.perf_counter() - t0
 
     info = aggregate(results, tasks)
-    info["overall"].update({"eval_s": round(eval_s, 2), "eval_ep_s": round(eval_s / max(1, len(jobs)), 3)})
+    info["overall"].update({"eval_s": round(eval_s, 2), "eval_ep_s": round(eval_s / max(1, len(jobs)), 3),
+                            "episodes_per_min": round(60 * len(jobs) / max(eval_s, 1e-9), 2)})
     info["per_episode"] = sorted(results, key=lambda r: (tasks.index(r["task"]), r["episode_ix"]))
     info["video_paths"] = [p for row in info["per_task"] for p in row["video_paths"]]
     info["policy"] = {"path": str(cfg.policy), **{k: meta.get(k) for k in ("chunk_size", "pretrained", "episodes_per_task", "state_names")}}
@@ -234,6 +261,9 @@ def evaluate(cfg: EvalConfig) -> int:
         "execution": cfg.execution,
         "n_action_steps": cfg.n_action_steps,
         "ensemble_decay": cfg.ensemble_decay,
+        "batch_size": cfg.batch_size,
+        "workers": workers,
+        "precision": cfg.precision,
         "max_steps": cfg.env.max_steps,
         "seed": cfg.seed,
         "episodes_per_task": cfg.episodes_per_task,

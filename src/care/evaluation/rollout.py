@@ -1,6 +1,13 @@
-"""One rollout: a policy drives a simulator until success or the step limit.
+"""Rollouts: a policy drives simulators until success or the step limit.
 
     result = run_episode(env, policy, instruction, seed, max_steps, record=True)
+    results = run_episodes(envs, policy, instructions, seeds, max_steps, record=[True, False])
+
+`run_episodes` steps several environments in lockstep with one batched policy call per step;
+an environment that finishes drops out of the batch (`policy.keep`), the others go on. Each
+episode is the one `run_episode` gives for the same seed: the policy is batch-invariant (each
+row of a batched forward equals the batch-1 forward, tests/evaluation/test_rollout.py) and the
+chunk schedule of every member starts at step 0.
 
 The policy sees exactly the frames `env.reset` / `env.step` return (`obs["pixels"]`: upright
 uint8 frames at the dataset's recorded size and camera); resizing to the model's input happens
@@ -79,3 +86,47 @@ def run_episode(env, policy, instruction: str, seed: int, max_steps: int, record
         wall_s=time.perf_counter() - t0,
         frames=frames,
     )
+
+
+def run_episodes(envs: list, policy, instructions: list[str], seeds: list[int], max_steps: int,
+                 record: list[bool] | None = None) -> list[EpisodeResult]:
+    """Reset envs[i] with seeds[i] and step them all in lockstep: one batched `select_action`
+    per step over the environments still running; each stops at its first success, its env's end
+    of episode or `max_steps`. Returns one EpisodeResult per environment, in order (wall_s is the
+    batch's time shared out evenly: the environments ran together)."""
+    n = len(envs)
+    if not (n == len(instructions) == len(seeds)) or n == 0:
+        raise ValueError(f"need as many envs, instructions and seeds (>= 1): {n}, {len(instructions)}, {len(seeds)}")
+    record = list(record) if record is not None else [False] * n
+    t0 = time.perf_counter()
+    obs = [env.reset(seed=s)[0] for env, s in zip(envs, seeds)]
+    policy.reset()
+    frames = [[o["pixels"]] if rec else [] for o, rec in zip(obs, record)]
+    success, length, sum_reward = [False] * n, [0] * n, [0.0] * n
+    reads_state = getattr(policy, "state_dim", 0) > 0
+    live = list(range(n))  # environments still running, in batch-row order
+    for step in range(1, max_steps + 1):
+        images = np.stack([obs[i]["pixels"] for i in live])
+        state = np.stack([obs[i]["agent_pos"] for i in live]) if reads_state else None
+        actions = policy.select_action(images, [instructions[i] for i in live], state)  # (B, A)
+        still = []
+        for row, i in enumerate(live):
+            obs[i], reward, terminated, truncated, info = envs[i].step(actions[row])
+            sum_reward[i] += float(reward)
+            success[i] = bool(info.get("is_success", False))
+            length[i] = step
+            if record[i]:
+                frames[i].append(obs[i]["pixels"])
+            if not (success[i] or terminated or truncated):
+                still.append(row)
+        if not still:
+            break
+        if len(still) < len(live):
+            policy.keep(still)
+            live = [live[row] for row in still]
+    wall = (time.perf_counter() - t0) / n
+    return [
+        EpisodeResult(task=getattr(envs[i], "env_name", ""), episode=-1, seed=seeds[i], instruction=instructions[i],
+                      success=success[i], length=length[i], sum_reward=sum_reward[i], wall_s=wall, frames=frames[i])
+        for i in range(n)
+    ]

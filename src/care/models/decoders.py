@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from care.configs import ModelConfig
+from care.models.attention import scaled_dot_product_attention
 from care.methods.care.configuration_care import CareConfig
 
 
@@ -37,7 +38,7 @@ def _init_linear(fc: nn.Linear, std: float | None = None) -> None:
 
 
 class Attention(nn.Module):
-    """Multi-head attention via F.scaled_dot_product_attention; self- or cross- (context given)."""
+    """Multi-head attention via care.models.attention.scaled_dot_product_attention (SDPA; bf16-fast on CPU); self- or cross- (context given)."""
 
     def __init__(self, dim: int, heads: int, context_dim: int | None = None):
         super().__init__()
@@ -62,7 +63,7 @@ class Attention(nn.Module):
         k = k.view(B, ctx.shape[1], self.heads, C // self.heads).transpose(1, 2)  # (B, nh, S, hs)
         v = v.view(B, ctx.shape[1], self.heads, C // self.heads).transpose(1, 2)  # (B, nh, S, hs)
         mask = None if key_mask is None else key_mask[:, None, None, :]  # (B, 1, 1, S)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, T, hs)
+        y = scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, T, hs)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
 
 

@@ -14,6 +14,7 @@ import torch.nn as nn
 
 from care.configs import ModelConfig
 from care.errors import ConfigError
+from care.models.attention import ATTN_IMPLEMENTATION
 from care.models.local_weights import load_hf_model
 
 
@@ -60,7 +61,7 @@ def build_llm(cfg: ModelConfig, vocab_size: int) -> nn.Module:
         pad_token_id=None,
         bos_token_id=None,
         eos_token_id=None,
-        attn_implementation="sdpa",
+        attn_implementation=ATTN_IMPLEMENTATION,
     )
     llm = LlamaModel(hf)
     init_llm_weights(llm, llm_init_std(cfg))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from care.errors import ConfigError
+from care.models.attention import ATTN_IMPLEMENTATION
 
 CONFIG_ONLY = "config-only:"
 
@@ -23,10 +24,10 @@ def load_hf_model(model_cls, path: str, what: str):
             from transformers import AutoConfig
 
             config = AutoConfig.from_pretrained(folder)
-            config._attn_implementation = "sdpa"
-            return model_cls.from_config(config, attn_implementation="sdpa")
+            config._attn_implementation = ATTN_IMPLEMENTATION
+            return model_cls.from_config(config, attn_implementation=ATTN_IMPLEMENTATION)
         config = model_cls.config_class.from_pretrained(folder)
-        config._attn_implementation = "sdpa"
+        config._attn_implementation = ATTN_IMPLEMENTATION
         return model_cls(config)
     p = Path(path).expanduser()
     if not (p / "config.json").is_file():
@@ -34,4 +35,4 @@ def load_hf_model(model_cls, path: str, what: str):
             f"{what} weights: {p} is not a local `save_pretrained` directory (no config.json). "
             "care never downloads weights: point the path at a folder saved with save_pretrained."
         )
-    return model_cls.from_pretrained(str(p), attn_implementation="sdpa")
+    return model_cls.from_pretrained(str(p), attn_implementation=ATTN_IMPLEMENTATION)

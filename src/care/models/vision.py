@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from care.configs import ModelConfig, ViTConfig
 from care.errors import ConfigError
+from care.models.attention import ATTN_IMPLEMENTATION
 from care.models.local_weights import load_hf_model
 
 # Normalisation each tower was pretrained with; images arrive uint8 and are normalised here.
@@ -105,7 +106,7 @@ def _vit_hf_kwargs(vit: ViTConfig, cfg: ModelConfig) -> dict:
         image_size=cfg.image_size,
         patch_size=cfg.patch_size,
         layer_norm_eps=1e-6,
-        attn_implementation="sdpa",
+        attn_implementation=ATTN_IMPLEMENTATION,
     )
 
 

@@ -40,6 +40,8 @@ class StateProjector(nn.Module):
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         if state.shape[-1] != self.state_dim:
             raise ValueError(f"expected a state of {self.state_dim} dims, got shape {tuple(state.shape)}")
+        if state.shape[0] > 1 and not self.training:  # batch-invariant inference, as ActionHead.forward
+            return torch.cat([self(state[i:i + 1]) for i in range(state.shape[0])])
         return self.fc2(F.gelu(self.fc1(state))).unsqueeze(1)  # (B, 1, H)
 
 

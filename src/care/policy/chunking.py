@@ -79,6 +79,13 @@ class ChunkExecutor:
             self._tails.append(chunk)
             self._planned_this_step = True
 
+    def keep(self, rows) -> None:
+        """Keep only these batch rows of every pending action (environments that finished drop
+        out of a lockstep batch; the others go on exactly as before)."""
+        rows = np.asarray(rows, dtype=int)
+        self._queue = [a[rows] for a in self._queue]
+        self._tails = [t[rows] for t in self._tails]
+
     def next_action(self) -> np.ndarray:
         """The (B, A) action for the current step; advances time by one step."""
         if self.needs_plan():

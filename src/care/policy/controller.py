@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from care.models.precision import autocast, resolve_precision
 from care.models.vla import CareVLA
 from care.policy.chunking import ChunkExecutor
 from care.policy.folder import load_policy_model
@@ -67,24 +68,29 @@ class CarePolicy:
         n_action_steps: ("chunk") actions executed from each chunk; None: all H.
         ensemble_decay: k of "ensemble".
         device: where the network runs.
+        precision: "fp32", "bf16" (autocast; the weights stay fp32) or "auto" (bf16 where the
+            device runs it natively; care.models.precision).
     """
 
     def __init__(self, model: CareVLA, normalizer: ActionNormalizer, meta: dict, execution: str = "chunk",
                  n_action_steps: int | None = None, ensemble_decay: float = 0.1, device: str | torch.device = "cpu",
-                 state_normalizer: ActionNormalizer | None = None):
+                 state_normalizer: ActionNormalizer | None = None, precision: str = "fp32"):
         self.model = model.to(device).eval()
         self.normalizer = normalizer
         self.state_normalizer = state_normalizer
         self.meta = meta
         self.device = torch.device(device)
+        self.precision = resolve_precision(precision, self.device)
         self.executor = ChunkExecutor(self.chunk_size, execution, ensemble_decay, n_action_steps)
         self._batch: int | None = None
 
     @classmethod
     def from_pretrained(cls, path: str | Path, execution: str = "chunk", n_action_steps: int | None = None,
-                        ensemble_decay: float = 0.1, device: str | torch.device = "cpu") -> "CarePolicy":
+                        ensemble_decay: float = 0.1, device: str | torch.device = "cpu",
+                        precision: str = "fp32") -> "CarePolicy":
         model, normalizer, state_normalizer, meta = load_policy_model(path)
-        return cls(model, normalizer, meta, execution, n_action_steps, ensemble_decay, device, state_normalizer)
+        return cls(model, normalizer, meta, execution, n_action_steps, ensemble_decay, device, state_normalizer,
+                   precision)
 
     # --- what the policy expects ---
     @property
@@ -118,6 +124,17 @@ class CarePolicy:
         self.executor.reset()
         self._batch = None
 
+    def keep(self, rows) -> None:
+        """Keep only these rows of the batch (and of its pending actions): a lockstep batch of
+        environments whose finished members drop out. The next call passes len(rows) inputs."""
+        if self._batch is None:
+            raise RuntimeError("keep() before the first select_action() of this batch")
+        rows = [int(r) for r in rows]
+        if not rows or min(rows) < 0 or max(rows) >= self._batch:
+            raise ValueError(f"keep({rows}): rows must be a non-empty subset of 0..{self._batch - 1}")
+        self.executor.keep(rows)
+        self._batch = len(rows)
+
     def _state_tensor(self, state, batch: int) -> torch.Tensor | None:
         if self.state_dim == 0:
             return None
@@ -145,7 +162,8 @@ class CarePolicy:
         obs = preprocess_images(images, self.image_size).to(self.device)
         if len(instructions) != obs.shape[0]:
             raise ValueError(f"{obs.shape[0]} images but {len(instructions)} instructions")
-        pred = self.model(obs, list(instructions), self._state_tensor(state, obs.shape[0])).float()  # (B, H, A)
+        with autocast(self.precision, self.device):
+            pred = self.model(obs, list(instructions), self._state_tensor(state, obs.shape[0])).float()  # (B, H, A)
         return self.normalizer.unnormalize(pred.cpu().numpy().astype(np.float64)).astype(np.float32)
 
     def _unpack(self, observation: dict) -> tuple[np.ndarray, list[str] | str, object]:
@@ -167,7 +185,7 @@ class CarePolicy:
         or one LeRobot-style observation dict (see the module docstring).
 
         Runs the network only when the queue needs a new chunk ("chunk": every H calls;
-        "ensemble": every call). A batch must keep its size until `reset()`.
+        "ensemble": every call). A batch keeps its size until `reset()` (or `keep(rows)`).
         """
         if isinstance(image, dict):
             if instruction is not None or state is not None:

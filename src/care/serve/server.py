@@ -165,7 +165,8 @@ def serve(cfg: ServeConfig) -> int:
     from care.policy import CarePolicy
 
     policy = CarePolicy.from_pretrained(cfg.policy, execution=cfg.execution, n_action_steps=cfg.n_action_steps,
-                                        ensemble_decay=cfg.ensemble_decay, device=cfg.device)
+                                        ensemble_decay=cfg.ensemble_decay, device=cfg.device,
+                                        precision=cfg.precision)
     server = PolicyServer(policy, cfg.host, cfg.port, cfg.max_message_mb)
     if cfg.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"care serve: warning: listening on {cfg.host}; the protocol has no authentication")

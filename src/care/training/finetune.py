@@ -50,7 +50,7 @@ from care.policy.normalize import ActionNormalizer, fit_action_normalizer
 from care.training.batching import step_loader
 from care.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from care.training.loop_utils import (RunLogger, Throughput, build_optimizer, make_accelerator,
-                                      optimizer_step, warmup_cosine)
+                                      optimizer_step, precision_name, warmup_cosine)
 
 STATE_NAME = "finetune_state.json"
 BATCH_KEYS = ("obs", "instruction", "actions", "action_is_pad")  # nothing else reaches the model
@@ -345,7 +345,8 @@ def run_finetuning(cfg: FinetuneConfig, model: CareVLA, normalizer: ActionNormal
         f"{' (LoRA on the LLM)' if cfg.lora.enabled else ''}, {len(meta['train_episodes'])} labelled episodes, "
         f"{len(train_ds)} samples, chunk {cfg.head.chunk_size}"
         + (f", state {meta.get('state_names')}" if state_normalizer is not None else "")
-        + f", {len(meta.get('val_episodes') or [])} held-out episodes, {acc.num_processes} process(es)"
+        + f", {len(meta.get('val_episodes') or [])} held-out episodes, {acc.num_processes} process(es), "
+        + precision_name(acc)
         + (f", resumed at step {start}" if start else "")
     )
     hint = "Lower --optim.lr or raise --optim.warmup-steps, then resume with --resume."

@@ -45,7 +45,7 @@ from care.io import atomic_write_json
 from care.training.batching import StepBatchSampler, collate_clips, step_loader
 from care.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from care.training.loop_utils import (RunLogger, Throughput, build_optimizer, make_accelerator,
-                                      optimizer_step, warmup_cosine)
+                                      optimizer_step, precision_name, warmup_cosine)
 
 LABEL_KEYS = ("actions", "action_is_pad", "state")  # never reach the model during pretraining
 EPISODES_NAME = "episodes.json"  # the run's training / held-out episodes
@@ -174,7 +174,7 @@ def run_pretraining(cfg: PretrainConfig, model, train_ds, val_ds, acc, stage: st
     log = RunLogger(out, cfg.steps, start, enabled=acc.is_main_process, desc=stage)
     log.write(f"care {stage}: method {cfg.method.type}, {n_params / 1e6:.2f}M trainable parameters, {len(train_ds)} training clips"
               f"{f', {len(val_ds)} held-out' if val_ds is not None else ''}, {acc.num_processes} process(es), "
-              f"global batch {cfg.batch_size * acc.num_processes}"
+              f"global batch {cfg.batch_size * acc.num_processes}, {precision_name(acc)}"
               + (f", resumed at step {start}" if start else ""))
     hint = (f"The last good checkpoint is {latest_checkpoint(ckpt_root) or '(none yet)'}: resume from it "
             "with --resume after lowering --optim.lr or raising --optim.warmup-steps.")

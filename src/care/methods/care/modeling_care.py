@@ -80,8 +80,9 @@ class CareModel(PretrainedModel):
         if hasattr(self, "target_encoder") and self.method.target_encoder == "ema":
             d = self.method.ema_decay
             online = dict(self.vlm.vision.named_parameters())
-            for name, p in self.target_encoder.named_parameters():
-                p.lerp_(online[name].detach().to(p.dtype), 1.0 - d)
+            targets = [p for _, p in self.target_encoder.named_parameters()]
+            sources = [online[name].detach().to(p.dtype) for name, p in self.target_encoder.named_parameters()]
+            torch._foreach_lerp_(targets, sources, 1.0 - d)  # one fused update instead of a loop of lerp_
 
     def enable_gradient_checkpointing(self) -> None:
         self.vlm.enable_gradient_checkpointing()

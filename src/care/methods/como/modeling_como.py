@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from care.configs import ModelConfig
 from care.errors import ConfigError
 from care.methods.como.configuration_como import ComoConfig
+from care.models.attention import scaled_dot_product_attention
 from care.models.lam import LatentActionModel, check_lam_matches
 from care.models.latent_vlm import LatentVLM
 from care.models.pretrained import PretrainedModel, config_diff
@@ -68,7 +69,7 @@ class Attention(nn.Module):
         q = self.q(x).view(B, T, h, C // h).transpose(1, 2)  # (B, h, T, c)
         k = self.k(ctx).view(B, S, h, C // h).transpose(1, 2)  # (B, h, S, c)
         v = self.v(ctx).view(B, S, h, C // h).transpose(1, 2)  # (B, h, S, c)
-        y = F.scaled_dot_product_attention(q, k, v)  # (B, h, T, c)
+        y = scaled_dot_product_attention(q, k, v)  # (B, h, T, c)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
 
 

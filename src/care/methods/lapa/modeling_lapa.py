@@ -57,6 +57,7 @@ import torch.nn.functional as F
 from care.configs import ModelConfig
 from care.errors import ConfigError
 from care.methods.lapa.configuration_lapa import LapaConfig
+from care.models.attention import scaled_dot_product_attention
 from care.models.decoders import MLP, Attention, DecoderBlock, LatentContext
 from care.models.lam import LatentActionModel, check_lam_matches
 from care.models.latent_vlm import LatentVLM
@@ -114,7 +115,7 @@ class SelfAttention(nn.Module):
         B, T, C = x.shape
         q, k, v = (fc(x).view(B, T, self.heads, C // self.heads).transpose(1, 2)
                    for fc in (self.q, self.k, self.v))  # (B, nh, T, hs) each
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)  # (B, nh, T, hs)
+        y = scaled_dot_product_attention(q, k, v, is_causal=self.causal)  # (B, nh, T, hs)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
 
 

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Issue 13: every run the report needs (configs/report/paper_mt10.yaml), seed by seed, resumable.
+#
+#   bash scripts/experiments/paper_mt10.sh                 all runs, pipeline seeds 0 1 2, two lanes
+#   SEEDS="0" bash scripts/experiments/paper_mt10.sh care no_pretrain    some runs, some seeds
+#   LANES=1 bash scripts/experiments/paper_mt10.sh ...     one lane using both cores
+#
+# A pipeline seed k pretrains with --seed k and fine-tunes with --seed k (the pretraining's
+# variance is inside the seed-to-seed spread). Jobs (run, seed) go seed-major: seed 0 of every
+# run first. Two lanes (OMP_NUM_THREADS=1 each) take the next job not done and not taken.
+# A finished job has its small files in results/paper_mt10/<run>/s<k>/ (eval_info.json,
+# probe.json, probe_shared.json, val_metrics.json, the run configs): commit them as they come;
+# runs/ and data/ do not outlive a session. An interrupted job resumes from its checkpoints.
+#
+# The same for every method (docs/RESULTS.md, issue 13):
+#   videos      data/mt10: MT10, 20 episodes per task, 128², corner camera (care collect, seed 0)
+#   pretraining 32,000 clips seen (CARE 1000 x 32; LAPA and CoMo 500 x 32 in stage 1 + 500 x 32 in stage 2),
+#               no time limit, --mixed-precision auto (bf16 on this CPU)
+#   fine-tuning configs/finetune/no_pretrain.yaml for every run: every weight trained, 2000 steps x 32,
+#               5 labelled episodes per task (label_supervised: all), chunk 4; --pretrained for the pretrained runs
+#   evaluation  configs/eval/mt10.yaml: 20 episodes per task, env seeds 1000+, step limit 200, fp32 inference
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export MUJOCO_GL=egl OMP_WAIT_POLICY=PASSIVE
+CARE=.venv/bin/care
+D=${D:-data/mt10}; S=${S:-data/shared}; R=${R:-runs/paper_mt10}; OUT=${OUT:-results/paper_mt10}
+SEEDS=${SEEDS:-0 1 2}; LANES=${LANES:-2}
+ALL_RUNS="no_pretrain care lapa como label_supervised care_frame care_point care_equal"
+RUNS=${*:-$ALL_RUNS}
+mkdir -p "$R" "$OUT"
+if [ "$LANES" -gt 1 ]; then export OMP_NUM_THREADS=1; WORKERS=1; else WORKERS=2; fi
+
+resume() { [ -d "$1/checkpoints" ] && echo --resume || true; }
+keep() {  # keep <run> <seed> <dir> <name-in-dir>:<name-in-results> ...
+  local dest="$OUT/$1/s$2" dir=$3; shift 3
+  mkdir -p "$dest"
+  for pair in "$@"; do [ -f "$dir/${pair%%:*}" ] && cp "$dir/${pair%%:*}" "$dest/${pair##*:}"; done
+  return 0
+}
+is_probe_run() { case $1 in care|lapa|como) return 0;; *) return 1;; esac; }
+done_job() {  # every file of the job is in results/
+  local run=$1 k=$2
+  [ -f "$OUT/$run/s$k/eval_info.json" ] || return 1
+  if is_probe_run "$run"; then [ -f "$OUT/$run/s$k/probe.json" ] && [ -f "$OUT/$run/s$k/probe_shared.json" ] || return 1; fi
+  return 0
+}
+
+pretrain() {  # pretrain <run> <seed> -> $R/<run>_s<k>
+  local run=$1 k=$2 dir="$R/${1}_s$2"
+  case $run in
+    care) args=(--config configs/pretrain/care_tiny.yaml);;
+    care_frame) args=(--config configs/pretrain/care_tiny.yaml --method.objective frame);;
+    care_point) args=(--config configs/pretrain/care_tiny.yaml --method.objective point);;
+    care_equal) args=(--config configs/pretrain/care_tiny.yaml --method.task-weighting equal);;
+    lapa|como)
+      local lam="$R/${run}_lam_s$k"
+      [ -f "$lam/model.safetensors" ] || $CARE lam --config configs/lam/${run}_tiny.yaml --dataset "$D" --seed "$k" \
+          --output-dir "$lam" --time-limit-minutes null $(resume "$lam")
+      keep "$run" "$k" "$lam" val_metrics.json:lam_val_metrics.json run_config.yaml:lam_config.yaml
+      args=(--config configs/pretrain/${run}_tiny.yaml --method.lam "$lam");;
+  esac
+  [ -f "$dir/model.safetensors" ] || $CARE pretrain "${args[@]}" --dataset "$D" --seed "$k" --output-dir "$dir" \
+      --time-limit-minutes null $(resume "$dir")
+  keep "$run" "$k" "$dir" val_metrics.json:val_metrics.json run_config.yaml:pretrain_config.yaml
+}
+
+job() {  # job <run> <seed>: pretraining (if any), probes, fine-tuning, evaluation
+  local run=$1 k=$2 pre="" ft="$R/${1}_s$2_ft" ev="$R/${1}_s$2_eval"
+  case $run in
+    no_pretrain) ft_args=(--config configs/finetune/no_pretrain.yaml);;
+    label_supervised) ft_args=(--config configs/finetune/label_supervised.yaml);;
+    *) pretrain "$run" "$k"; pre="$R/${run}_s$k"
+       ft_args=(--config configs/finetune/no_pretrain.yaml --pretrained "$pre");;
+  esac
+  if is_probe_run "$run"; then
+    [ -f "$R/${run}_s${k}_probe/probe.json" ] || $CARE probe --model "$pre" --dataset "$D" --output-dir "$R/${run}_s${k}_probe"
+    keep "$run" "$k" "$R/${run}_s${k}_probe" probe.json:probe.json
+    [ -f "$R/${run}_s${k}_probe_shared/probe.json" ] || \
+        $CARE probe --model "$pre" --dataset "$S" --output-dir "$R/${run}_s${k}_probe_shared"
+    keep "$run" "$k" "$R/${run}_s${k}_probe_shared" probe.json:probe_shared.json
+  fi
+  [ -f "$ft/policy_config.json" ] || $CARE finetune "${ft_args[@]}" --dataset "$D" --seed "$k" --output-dir "$ft" $(resume "$ft")
+  keep "$run" "$k" "$ft" run_config.yaml:finetune_config.yaml
+  [ -f "$ev/eval_info.json" ] || $CARE eval --config configs/eval/mt10.yaml --policy "$ft" --workers "$WORKERS" \
+      --videos-per-task 0 --output-dir "$ev" --overwrite
+  keep "$run" "$k" "$ev" eval_info.json:eval_info.json run_config.yaml:eval_config.yaml
+}
+
+# the datasets every run shares
+[ -f "$D/meta/info.json" ] || $CARE collect --env.tasks MT10 --env.size 128 --episodes-per-task 20 --workers 2 \
+    --action-noise 0.1 --detour-prob 0.02 --seed 0 --output-dir "$D"
+[ -f "$S/meta/info.json" ] || $CARE collect --env.tasks SHARED --env.size 128 --episodes-per-task 10 --workers 2 \
+    --action-noise 0.1 --detour-prob 0.02 --seed 0 --output-dir "$S"
+
+rm -rf "$R/.claims"; mkdir -p "$R/.claims"
+lane() {
+  for k in $SEEDS; do for run in $RUNS; do
+    done_job "$run" "$k" && continue
+    mkdir "$R/.claims/${run}_s$k" 2>/dev/null || continue  # another lane has it
+    local t0=$SECONDS
+    # in the background and waited for: `set -e` holds inside (it is off in an `||` list)
+    ( set -e; job "$run" "$k" ) > "$R/${run}_s$k.log" 2>&1 &
+    wait $! || { echo "FAILED: $run seed $k (see $R/${run}_s$k.log)"; continue; }
+    local minutes=$(( (SECONDS - t0) / 60 ))
+    printf '{"wall_minutes": %d, "lanes": %d, "date": "%s"}\n' "$minutes" "$LANES" "$(date -u +%F)" > "$OUT/$run/s$k/job.json"
+    echo "$(date +%H:%M) done: $run seed $k in $minutes min"
+  done; done
+}
+for _ in $(seq "$LANES"); do lane & done
+wait
+echo "paper_mt10: runs done; results in $OUT (commit them), then: care report --config configs/report/paper_mt10.yaml"

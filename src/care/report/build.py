@@ -1,0 +1,398 @@
+"""`care report`: the paper's tables on our benchmark, rebuilt from committed result files.
+
+    care report --config configs/report/paper_mt10.yaml --output-dir docs/report
+    care report --config configs/report/paper_mt10.yaml --missing      (what is still to run)
+
+Reads the small files of `cfg.results` (layout in care.configs.ReportConfig), never a checkpoint,
+and writes `<output_dir>/README.md` (the tables in the paper's layout, the paper's numbers beside
+ours, and for every ordering the paper claims whether it holds here) and three PNG plots:
+
+    Tab. 1   success per method (mean ± std over pipeline seeds, paired difference with the
+             reference and its 95% t-interval over seeds), and per task
+    Tab. 1'  success per pretraining video (the paper's data rows)
+    Tab. 2   LP-MSE and S-PCFC per pretrained method
+    Tab. 3   semantic accuracy: the frame references and each method's latents
+    Tab. 4   the multi-task ablation: success and the final held-out latent loss
+
+A seed is the whole pipeline (pretraining seed k, then fine-tuning seed k), so the intervals
+include the variance of pretraining. An ordering "a > b" is tested on the seeds both runs have,
+paired: it *holds* when the 95% t-interval of the per-seed difference lies above 0, is
+*reversed* when it lies below 0, and is *not separated* otherwise (with one seed: no interval,
+never separated). A result file that is missing is named on the page and in the output; one that
+does not match the protocol stops the report with the file and the field.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from care.configs import ReportConfig
+from care.errors import ConfigError
+from care.evaluation.compare import t_interval
+from care.io import atomic_write_bytes, read_json
+
+FILES = {"eval": "eval_info.json", "probe": "probe.json", "probe_shared": "probe_shared.json",
+         "pretrain": "val_metrics.json"}
+# the metric of each claim table, and whether higher is better
+CLAIM_METRICS = {"methods": ("success", True), "video": ("success", True), "ablation": ("success", True),
+                 "lp_mse": ("lp_mse", False), "s_pcfc": ("s_pcfc", False), "semantic": ("semantic", True)}
+
+
+@dataclass
+class Results:
+    """Every result file the config needs that exists, by kind -> run -> seed, and what is missing."""
+
+    files: dict[str, dict[str, dict[int, dict]]] = field(default_factory=dict)
+    missing: list[tuple[str, int, str]] = field(default_factory=list)  # (run, seed, path)
+
+    def get(self, kind: str, run: str) -> dict[int, dict]:
+        return self.files.get(kind, {}).get(run, {})
+
+
+def needed(cfg: ReportConfig) -> dict[str, list[str]]:
+    """kind -> the runs that need a file of that kind (in the order the tables list them)."""
+    def uniq(xs):
+        return list(dict.fromkeys(xs))
+
+    evals = uniq([*cfg.methods, *([cfg.reference] if cfg.methods else []), *cfg.video, *cfg.ablation])
+    return {"eval": evals, "probe": uniq(cfg.probes), "probe_shared": uniq(cfg.probes), "pretrain": uniq(cfg.ablation)}
+
+
+def _check_eval(info: dict, path: Path, cfg: ReportConfig, tasks: list[str]) -> None:
+    def bad(what: str, got, want):
+        raise ConfigError(f"{path}: {what} is {got}, the report's protocol says {want} ({cfg.results} must hold "
+                          "evaluations of one protocol; re-run it or fix the report config)")
+
+    if "per_task" not in info or "overall" not in info:
+        raise ConfigError(f"{path}: not a `care eval` output (no per_task/overall)")
+    got_tasks = [r["task"] for r in info["per_task"]]
+    if got_tasks != tasks:
+        bad("the task list", got_tasks, tasks)
+    want_seeds = list(range(cfg.eval_seed, cfg.eval_seed + cfg.episodes_per_task))
+    for r in info["per_task"]:
+        if list(r["seeds"]) != want_seeds:
+            bad(f"{r['task']}'s evaluation seeds", f"{r['seeds'][:3]}... ({len(r['seeds'])})",
+                f"{cfg.eval_seed}..{cfg.eval_seed + cfg.episodes_per_task - 1}")
+    max_steps = (info.get("config") or {}).get("max_steps")
+    if max_steps != cfg.max_steps:
+        bad("the step limit (config.max_steps)", max_steps, cfg.max_steps)
+
+
+def _check_probe_settings(files: dict[str, dict[int, dict]], kind: str, root: Path) -> None:
+    """Every probe of a kind was measured with the same settings (care.probes)."""
+    first = None
+    for run, by_seed in files.items():
+        for seed, info in by_seed.items():
+            path = root / run / f"s{seed}" / FILES[kind]
+            for key in ("lp_mse", "s_pcfc", "semantic_accuracy", "settings"):
+                if key not in info:
+                    raise ConfigError(f"{path}: not a `care probe` output (no {key!r})")
+            if first is None:
+                first = (path, info["settings"])
+            elif info["settings"] != first[1]:
+                diff = sorted(k for k in set(info["settings"]) | set(first[1])
+                              if info["settings"].get(k) != first[1].get(k))
+                raise ConfigError(f"{path}: probe settings {diff} differ from {first[0]}'s; probes are compared "
+                                  "only when measured the same way (care probe with the same flags)")
+
+
+def load_results(cfg: ReportConfig) -> Results:
+    from care.envs.metaworld import resolve_tasks
+
+    tasks = resolve_tasks(cfg.tasks)
+    res = Results()
+    for kind, runs in needed(cfg).items():
+        for run in runs:
+            for seed in cfg.seeds:
+                path = Path(cfg.results) / run / f"s{seed}" / FILES[kind]
+                if not path.is_file():
+                    res.missing.append((run, seed, str(path)))
+                    continue
+                info = read_json(path)  # names the file when malformed
+                if kind == "eval":
+                    _check_eval(info, path, cfg, tasks)
+                elif kind == "pretrain" and "final" not in info:
+                    raise ConfigError(f"{path}: not a pretraining val_metrics.json (no 'final')")
+                res.files.setdefault(kind, {}).setdefault(run, {})[seed] = info
+    for kind in ("probe", "probe_shared"):
+        _check_probe_settings(res.files.get(kind, {}), kind, Path(cfg.results))
+    return res
+
+
+# --- numbers -------------------------------------------------------------------------------
+
+
+def metric(res: Results, run: str, name: str) -> dict[int, float]:
+    """seed -> the value of one metric for a run (only the seeds whose file exists)."""
+    if name == "success":
+        return {s: float(i["overall"]["pc_success"]) for s, i in res.get("eval", run).items()}
+    if name in ("lp_mse", "s_pcfc"):
+        return {s: float(i[name]) for s, i in res.get("probe", run).items()}
+    if name == "semantic":
+        return {s: 100.0 * float(i["semantic_accuracy"]) for s, i in res.get("probe_shared", run).items()}
+    if name == "latent_loss":
+        return {s: float(i["final"]["view_mse"]) for s, i in res.get("pretrain", run).items() if "view_mse" in i["final"]}
+    raise KeyError(name)
+
+
+def summary(values: dict[int, float]) -> dict:
+    x = np.array([values[s] for s in sorted(values)], dtype=np.float64)
+    return {"n": len(x), "seeds": sorted(values), "values": x.tolist(),
+            "mean": float(x.mean()) if len(x) else math.nan,
+            "std": float(x.std(ddof=1)) if len(x) > 1 else math.nan}
+
+
+def paired(a: dict[int, float], b: dict[int, float]) -> dict:
+    """a - b on the seeds both have: per-seed differences, their mean and 95% t-interval."""
+    seeds = sorted(set(a) & set(b))
+    d = np.array([a[s] - b[s] for s in seeds], dtype=np.float64)
+    return {"seeds": seeds, "diffs": d.tolist(), "mean": float(d.mean()) if len(d) else math.nan,
+            "ci": t_interval(d)}
+
+
+def verdict(a: dict[int, float], b: dict[int, float], higher_better: bool) -> tuple[str, dict]:
+    """Does "a is better than b" hold (see the module docstring)? -> (verdict, paired stats)."""
+    p = paired(a, b) if higher_better else paired(b, a)  # positive = a better
+    if not p["seeds"]:
+        return "not measured yet", p
+    if p["ci"] is None:
+        return f"not separated (1 seed: {p['mean']:+.3g})", p
+    lo, hi = p["ci"]["low"], p["ci"]["high"]
+    if lo > 0:
+        return "holds", p
+    if hi < 0:
+        return "reversed", p
+    return "not separated", p
+
+
+# --- the page --------------------------------------------------------------------------------
+
+
+def _fmt(s: dict, digits: int = 1) -> str:
+    if not s["n"]:
+        return "—"
+    if s["n"] == 1:
+        return f"{s['mean']:.{digits}f} (1 seed)"
+    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+
+
+def _seeds(s: dict, digits: int = 1) -> str:
+    return " / ".join(f"{v:.{digits}f}" for v in s["values"]) or "—"
+
+
+def _diff(p: dict, digits: int = 1) -> str:
+    if not p["seeds"]:
+        return "—"
+    if p["ci"] is None:
+        return f"{p['mean']:+.{digits}f} (1 seed)"
+    return f"{p['mean']:+.{digits}f} [{p['ci']['low']:+.{digits}f}, {p['ci']['high']:+.{digits}f}]"
+
+
+def _paper(cfg: ReportConfig, run: str, key: str, digits: int = 1) -> str:
+    v = cfg.paper.get(run, {}).get(key)
+    row = cfg.paper_rows.get(run)
+    if v is None:
+        return "—"
+    return f"{v:.{digits}f}" + (f" ({row})" if row else "")
+
+
+def label(cfg: ReportConfig, run: str) -> str:
+    return cfg.labels.get(run, run)
+
+
+def claims_block(cfg: ReportConfig, res: Results, table: str) -> list[str]:
+    name, higher = CLAIM_METRICS[table]
+    lines = []
+    for claim in cfg.claims.get(table, []):
+        a, sep, b = (x.strip() for x in claim.partition(">"))
+        if not sep or not a or not b:
+            raise ConfigError(f"claims.{table}: {claim!r} is not of the form 'a > b'")
+        va, vb = metric(res, a, name), metric(res, b, name)
+        v, p = verdict(va, vb, higher)
+        lines.append(f"- paper: **{label(cfg, a)} better than {label(cfg, b)}** ({name}) — here: **{v}**"
+                     + (f"; difference {_diff(p, 3 if name in ('lp_mse', 's_pcfc') else 1)} over seeds "
+                        f"{', '.join(map(str, p['seeds']))}" if p["seeds"] else ""))
+    return lines
+
+
+def success_tables(cfg: ReportConfig, res: Results, runs: list[str], heading: str, paper_col: str) -> list[str]:
+    ref = metric(res, cfg.reference, "success")
+    out = [f"| {heading} | success % (mean ± std) | per seed | Δ vs {label(cfg, cfg.reference)} [95% CI] | {paper_col} |",
+           "|---|---:|---:|---:|---:|"]
+    for run in runs:
+        v = metric(res, run, "success")
+        s = summary(v)
+        d = "(reference)" if run == cfg.reference else _diff(paired(v, ref))
+        out.append(f"| {label(cfg, run)} | {_fmt(s)} | {_seeds(s)} | {d} | {_paper(cfg, run, 'success')} |")
+    return out
+
+
+def per_task_table(cfg: ReportConfig, res: Results, runs: list[str]) -> list[str]:
+    from care.envs.metaworld import resolve_tasks
+
+    tasks = resolve_tasks(cfg.tasks)
+    cols = [r for r in runs if res.get("eval", r)]
+    if not cols:
+        return []
+    out = ["| task | " + " | ".join(label(cfg, r) for r in cols) + " |", "|---|" + "---:|" * len(cols)]
+    for t in tasks:
+        cells = []
+        for r in cols:
+            vals = [next(x["pc_success"] for x in i["per_task"] if x["task"] == t) for i in res.get("eval", r).values()]
+            cells.append(f"{np.mean(vals):.0f}")
+        out.append(f"| {t} | " + " | ".join(cells) + " |")
+    return out
+
+
+def build_page(cfg: ReportConfig, res: Results, plots: dict[str, str]) -> str:
+    L = [f"# {cfg.title}", "",
+         f"Rebuilt by `care report` from `{cfg.results}` (committed result files only). Protocol: "
+         f"{cfg.tasks}, {cfg.episodes_per_task} evaluation episodes per task (env seeds {cfg.eval_seed}+), "
+         f"step limit {cfg.max_steps}; pipeline seeds {cfg.seeds} (seed k = pretraining seed k, then fine-tuning "
+         f"seed k). ± is the standard deviation over seeds; [ ] a 95% Student-t interval over seeds of the paired "
+         "difference. The paper's numbers are LIBERO averages of its own rows (the row named in brackets): "
+         "compare orderings, not values.", ""]
+    if res.missing:
+        runs = sorted({r for r, _, _ in res.missing})
+        L += [f"**Not complete:** {len(res.missing)} result file(s) missing, of run(s) {', '.join(runs)} "
+              "(listed at the end; `care report --missing`). Tables show the seeds that exist.", ""]
+    if cfg.methods:
+        L += ["## Tab. 1 — success rate by pretraining method", ""]
+        L += success_tables(cfg, res, cfg.methods, "method", "paper SR (LIBERO avg.)") + [""]
+        L += claims_block(cfg, res, "methods") + [""]
+        if "success" in plots:
+            L += [f"![success per task]({plots['success']})", ""]
+        L += ["Success per task (%, mean over seeds):", ""] + per_task_table(cfg, res, cfg.methods) + [""]
+    if cfg.video:
+        L += ["## Tab. 1 (data rows) — success by pretraining video", ""]
+        L += success_tables(cfg, res, cfg.video, "pretraining video", "paper SR (row)") + [""]
+        L += claims_block(cfg, res, "video") + [""]
+        if "video" in plots:
+            L += [f"![success vs video]({plots['video']})", ""]
+    if cfg.probes:
+        L += ["## Tab. 2 — latent probes: LP-MSE and S-PCFC (lower is better)", "",
+              "| method | LP-MSE | per seed | S-PCFC | per seed | paper LP-MSE | paper S-PCFC |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for run in cfg.probes:
+            lp, sp = summary(metric(res, run, "lp_mse")), summary(metric(res, run, "s_pcfc"))
+            L.append(f"| {label(cfg, run)} | {_fmt(lp, 3)} | {_seeds(lp, 3)} | {_fmt(sp, 3)} | {_seeds(sp, 3)} | "
+                     f"{_paper(cfg, run, 'lp_mse', 3)} | {_paper(cfg, run, 's_pcfc', 3)} |")
+        L += [""] + claims_block(cfg, res, "lp_mse") + claims_block(cfg, res, "s_pcfc") + [""]
+        if "probes" in plots:
+            L += [f"![probes]({plots['probes']})", ""]
+        L += ["## Tab. 3 — semantic accuracy on the shared-scene set (%)", "",
+              "| input | accuracy | per seed | paper |", "|---|---:|---:|---:|"]
+        shared = [i for r in cfg.probes for i in res.get("probe_shared", r).values()]
+        refs = (("initial frame", "semantic_initial", "initial"), ("initial frame × 10", "semantic_initial_x10", "initial_x10"),
+                ("initial + 9 subsequent frames", "semantic_frames", "frames"))
+        for name, key, pkey in refs:  # model-independent: the same in every probe
+            v = {0: 100 * float(shared[0][key])} if shared else {}
+            L.append(f"| {name} | {_fmt(summary(v)).replace(' (1 seed)', '')} | | {_paper(cfg, pkey, 'semantic')} |")
+        for run in cfg.probes:
+            s = summary(metric(res, run, "semantic"))
+            L.append(f"| initial + 9 {label(cfg, run)} latents | {_fmt(s)} | {_seeds(s)} | {_paper(cfg, run, 'semantic')} |")
+        if shared:
+            L.append(f"\nChance: {100 * float(shared[0].get('semantic_chance', math.nan)):.1f}%.")
+        L += [""] + claims_block(cfg, res, "semantic") + [""]
+    if cfg.ablation:
+        L += ["## Tab. 4 — multi-task ablation", "",
+              "| objective | success % | per seed | Δ vs " + label(cfg, cfg.reference) + " [95% CI] | held-out latent loss | paper SR | paper latent loss |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+        ref = metric(res, cfg.reference, "success")
+        for run in cfg.ablation:
+            v = metric(res, run, "success")
+            s, ll = summary(v), summary(metric(res, run, "latent_loss"))
+            L.append(f"| {label(cfg, run)} | {_fmt(s)} | {_seeds(s)} | {_diff(paired(v, ref))} | {_fmt(ll, 3)} | "
+                     f"{_paper(cfg, run, 'success')} | {_paper(cfg, run, 'latent_loss', 3)} |")
+        L += ["", "Latent loss: the pretraining's final held-out ‖ẑ − z*‖² (val_metrics.json `view_mse`).", ""]
+        L += claims_block(cfg, res, "ablation") + [""]
+    if res.missing:
+        L += ["## Missing result files", ""] + [f"- `{p}`" for _, _, p in res.missing] + [""]
+    return "\n".join(L)
+
+
+# --- plots ---------------------------------------------------------------------------------
+
+
+def _bars(ax, names: list[str], series: list[dict[int, float]], color="C0"):
+    for i, vals in enumerate(series):
+        xs = [vals[s] for s in sorted(vals)]
+        if xs:
+            ax.bar(i, np.mean(xs), color=color, alpha=0.6)
+            ax.scatter([i] * len(xs), xs, color="k", s=12, zorder=3)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+
+
+def make_plots(cfg: ReportConfig, res: Results, out: Path) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from care.envs.metaworld import resolve_tasks
+    from care.io import save_figure
+
+    made = {}
+    runs = [r for r in cfg.methods if res.get("eval", r)]
+    if runs:
+        tasks = resolve_tasks(cfg.tasks)
+        fig, ax = plt.subplots(figsize=(max(8, 1.1 * len(tasks)), 4))
+        w = 0.8 / len(runs)
+        for j, run in enumerate(runs):
+            for i, t in enumerate(tasks):
+                vals = [next(x["pc_success"] for x in info["per_task"] if x["task"] == t)
+                        for info in res.get("eval", run).values()]
+                x = i + (j - (len(runs) - 1) / 2) * w
+                ax.bar(x, np.mean(vals), width=w, color=f"C{j}", alpha=0.6, label=label(cfg, run) if i == 0 else None)
+                ax.scatter([x] * len(vals), vals, color="k", s=6, zorder=3)
+        ax.set_xticks(range(len(tasks)))
+        ax.set_xticklabels([t.replace("-v3", "") for t in tasks], rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel("success %")
+        ax.set_title("Success per task and method (bars: mean over seeds; dots: seeds)")
+        ax.legend(fontsize=8, ncol=min(5, len(runs)))
+        made["success"] = save_figure(fig, out / "success_per_task.png").name
+    probes = [r for r in cfg.probes if res.get("probe", r)]
+    if probes:
+        fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
+        for ax, name in zip(axes, ("lp_mse", "s_pcfc")):
+            _bars(ax, [label(cfg, r) for r in probes], [metric(res, r, name) for r in probes])
+            ax.set_title(f"{name.upper().replace('_', '-')} (lower is better)")
+        made["probes"] = save_figure(fig, out / "probes.png").name
+    video = [r for r in cfg.video if res.get("eval", r)]
+    if video:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        _bars(ax, [label(cfg, r) for r in video], [metric(res, r, "success") for r in video], color="C2")
+        ref = summary(metric(res, cfg.reference, "success"))
+        if ref["n"]:
+            ax.axhline(ref["mean"], color="C3", ls="--", label=f"{label(cfg, cfg.reference)} (mean)")
+            ax.legend(fontsize=8)
+        ax.set_ylabel("success %")
+        ax.set_title("Success vs pretraining video")
+        made["video"] = save_figure(fig, out / "success_vs_video.png").name
+    return made
+
+
+# --- the command -----------------------------------------------------------------------------
+
+
+def report(cfg: ReportConfig) -> int:
+    res = load_results(cfg)
+    if cfg.missing:
+        if not res.missing:
+            print(f"care report: every result file the report needs is in {cfg.results}")
+        for run, seed, path in res.missing:
+            print(f"missing: {path}   (run {run}, pipeline seed {seed})")
+        return 0
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plots = make_plots(cfg, res, out)
+    page = build_page(cfg, res, plots)
+    atomic_write_bytes(out / "README.md", page.encode())
+    n = sum(len(s) for k in res.files.values() for s in k.values())
+    print(f"care report: {out / 'README.md'} from {n} result file(s)"
+          + (f"; {len(res.missing)} missing (care report --missing lists them)" if res.missing else ""))
+    return 0

@@ -1,0 +1,159 @@
+"""`care report` on hand-written result files: the hand-computed means, intervals and verdicts,
+and a missing or mismatched file named."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from care.cli import main, parse_config
+from care.configs import ReportConfig
+from care.errors import ConfigError
+from care.report.build import load_results, metric, paired, summary, verdict
+
+TASKS = ["reach-v3", "drawer-close-v3"]
+
+
+def eval_info(successes: dict[str, list[bool]], seed0=1000, max_steps=200) -> dict:
+    per_task = [{"task": t, "pc_success": 100.0 * sum(s) / len(s), "successes": s,
+                 "seeds": list(range(seed0, seed0 + len(s)))} for t, s in successes.items()]
+    all_ = [x for s in successes.values() for x in s]
+    return {"per_task": per_task, "overall": {"pc_success": 100.0 * sum(all_) / len(all_), "n_episodes": len(all_)},
+            "config": {"max_steps": max_steps}}
+
+
+def write(root: Path, run: str, seed: int, name: str, obj: dict) -> None:
+    d = root / run / f"s{seed}"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / name).write_text(json.dumps(obj))
+
+
+SETTINGS = {"frame_interval": 8, "lp": {"epochs": 2000}}
+
+
+def probe(lp: float, sp: float, sem: float) -> dict:
+    return {"lp_mse": lp, "s_pcfc": sp, "semantic_accuracy": sem, "semantic_initial": 0.5, "semantic_initial_x10": 0.55,
+            "semantic_frames": 0.8, "semantic_chance": 0.5, "settings": SETTINGS}
+
+
+# overall success per seed: care 50 / 75 / 100, no pretraining 25 / 50 / 50 (4 episodes each)
+SUCCESS = {
+    "care": [[True, False, True, False], [True, True, True, False], [True, True, True, True]],
+    "no_pretrain": [[True, False, False, False], [True, True, False, False], [True, False, True, False]],
+}
+
+
+@pytest.fixture
+def results(tmp_path):
+    root = tmp_path / "results"
+    for run, seeds in SUCCESS.items():
+        for k, s in enumerate(seeds):
+            write(root, run, k, "eval_info.json", eval_info({TASKS[0]: s[:2], TASKS[1]: s[2:]}))
+    for k, (lp_care, lp_como) in enumerate([(0.30, 0.40), (0.32, 0.41), (0.31, 0.43)]):
+        write(root, "care", k, "probe.json", probe(lp_care, 0.6, 0.8))
+        write(root, "como", k, "probe.json", probe(lp_como, 0.9, 0.7))
+        write(root, "care", k, "probe_shared.json", probe(lp_care, 0.6, 0.8 + 0.01 * k))
+        write(root, "como", k, "probe_shared.json", probe(lp_como, 0.9, 0.85))
+        write(root, "care", k, "val_metrics.json", {"final": {"view_mse": 0.1 * (k + 1)}})
+    return root
+
+
+def config(root: Path, tmp_path: Path, **kw) -> ReportConfig:
+    base = dict(results=root, seeds=[0, 1, 2], tasks=",".join(TASKS), episodes_per_task=2, output_dir=tmp_path / "page",
+                methods=["no_pretrain", "care"], probes=["care", "como"], ablation=["care"],
+                labels={"care": "CARE"}, paper={"care": {"success": 77.7}},
+                claims={"methods": ["care > no_pretrain"], "lp_mse": ["care > como"], "semantic": ["care > como"]})
+    base.update(kw)
+    return ReportConfig(**base)
+
+
+def test_hand_computed_means_intervals_and_verdicts(results, tmp_path):
+    cfg = config(results, tmp_path)
+    res = load_results(cfg)
+    assert res.missing == []
+    care, ref = metric(res, "care", "success"), metric(res, "no_pretrain", "success")
+    assert care == {0: 50.0, 1: 75.0, 2: 100.0} and ref == {0: 25.0, 1: 50.0, 2: 50.0}
+    s = summary(care)
+    assert (s["mean"], s["std"]) == (75.0, 25.0)
+    p = paired(care, ref)  # differences 25, 25, 50: mean 33.33, std 14.43, t(0.975, 2) = 4.3027
+    assert p["diffs"] == [25.0, 25.0, 50.0]
+    half = 4.302652730 * math.sqrt(((25 - 100 / 3) ** 2 * 2 + (50 - 100 / 3) ** 2) / 2) / math.sqrt(3)
+    assert p["ci"]["low"] == pytest.approx(100 / 3 - half) and p["ci"]["high"] == pytest.approx(100 / 3 + half)
+    assert verdict(care, ref, True)[0] == "not separated"  # the interval [-2.5, 69.2] holds 0
+    # LP-MSE: lower is better; care beats como by 0.10, 0.09, 0.12 on every seed
+    assert verdict(metric(res, "care", "lp_mse"), metric(res, "como", "lp_mse"), False)[0] == "holds"
+    # semantic: care 80, 81, 82 vs como 85 on every seed: the paper's ordering is reversed here
+    assert verdict(metric(res, "care", "semantic"), metric(res, "como", "semantic"), True)[0] == "reversed"
+    assert verdict({0: 1.0}, {0: 0.0}, True)[0].startswith("not separated (1 seed")
+
+
+def test_the_page_and_plots(results, tmp_path):
+    assert main(["report", "--results", str(results), "--seeds", "[0,1,2]", "--tasks", ",".join(TASKS),
+                 "--episodes-per-task", "2", "--methods", "[no_pretrain,care]", "--probes", "[care,como]",
+                 "--claims", '{"methods": ["care > no_pretrain"], "lp_mse": ["care > como"]}',
+                 "--output-dir", str(tmp_path / "page")]) == 0
+    page = (tmp_path / "page" / "README.md").read_text()
+    assert "| care | 75.0 ± 25.0 | 50.0 / 75.0 / 100.0 | +33.3 [-2.5, +69.2] |" in page
+    assert "here: **not separated**" in page and "here: **holds**" in page
+    assert "| care | 0.310 ± 0.010 |" in page  # LP-MSE mean and std over seeds
+    assert {"README.md", "success_per_task.png", "probes.png"} <= {p.name for p in (tmp_path / "page").iterdir()}
+
+
+def test_missing_files_are_named(results, tmp_path, capsys):
+    (results / "care" / "s2" / "eval_info.json").unlink()
+    cfg = config(results, tmp_path)
+    res = load_results(cfg)
+    assert [(r, s) for r, s, _ in res.missing] == [("care", 2)]
+    assert metric(res, "care", "success") == {0: 50.0, 1: 75.0}  # the tables use the seeds there are
+    assert main(["report", "--config", str(_yaml(cfg, tmp_path)), "--missing"]) == 0
+    out = capsys.readouterr().out
+    assert "missing: " in out and "care/s2/eval_info.json" in out and "pipeline seed 2" in out
+    assert main(["report", "--config", str(_yaml(cfg, tmp_path))]) == 0
+    page = (tmp_path / "page" / "README.md").read_text()
+    assert "Not complete" in page and "care/s2/eval_info.json" in page
+
+
+def _yaml(cfg: ReportConfig, tmp_path: Path) -> Path:
+    import dataclasses
+
+    import yaml
+
+    d = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()}
+    path = tmp_path / "report.yaml"
+    path.write_text(yaml.safe_dump(d))
+    return path
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("seeds", lambda i: {**i, "per_task": [{**r, "seeds": [7, 8]} for r in i["per_task"]]}, "evaluation seeds"),
+    ("tasks", lambda i: {**i, "per_task": i["per_task"][:1]}, "the task list"),
+    ("max_steps", lambda i: {**i, "config": {"max_steps": 150}}, "step limit"),
+])
+def test_a_mismatched_eval_is_an_error_naming_the_file(results, tmp_path, field, value, message):
+    path = results / "care" / "s1" / "eval_info.json"
+    path.write_text(json.dumps(value(json.loads(path.read_text()))))
+    with pytest.raises(ConfigError, match=message) as e:
+        load_results(config(results, tmp_path))
+    assert str(path) in str(e.value)
+
+
+def test_probes_measured_differently_are_refused(results, tmp_path):
+    path = results / "como" / "s1" / "probe.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "settings": {**SETTINGS, "frame_interval": 4}}))
+    with pytest.raises(ConfigError, match=r"probe settings \['frame_interval'\]") as e:
+        load_results(config(results, tmp_path))
+    assert str(path) in str(e.value)
+
+
+def test_the_shipped_config_parses_and_names_real_runs():
+    cfg = parse_config(ReportConfig, ["--config", str(Path(__file__).parents[2] / "configs/report/paper_mt10.yaml")])
+    assert cfg.reference in cfg.methods and set(cfg.probes) <= set(cfg.methods)
+    for table, claims in cfg.claims.items():
+        for c in claims:
+            a, b = (x.strip() for x in c.split(">"))
+            assert a in cfg.labels and b in cfg.labels, (table, c)
+    with pytest.raises(ValueError, match="unknown table"):
+        ReportConfig(claims={"tab9": ["a > b"]})
