@@ -1,12 +1,14 @@
 """The control loop at batch 1: latency of one policy call (p50, p99) and actions/s, for open-loop
-chunks, re-planning every step, and temporal ensembling; fp32 and bf16 inference, in one run.
+chunks, re-planning every step, and temporal ensembling; fp32 and bf16 inference, in one run
+(and one batched call of 10 frames, what a lockstep evaluation step pays).
 
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/control_loop.py --policy runs/no_pretrain_ft --steps 200
 
 Each configuration runs `--steps` select_action calls on frames of the policy's recorded size
 (a fixed set of random frames, cycled), the way a robot loop calls it: a call that only pops the
 chunk queue costs microseconds, a call that re-plans costs a forward pass. "policy call" is
-predict_chunk alone (the forward pass with its pre- and post-processing). Rows are measured in
+predict_chunk alone (the forward pass with its pre- and post-processing); "actions/s" of the
+policy-call rows are calls/s (chunks/s), of the batch-10 row environment-calls/s. Rows are measured in
 alternating rounds so a machine that slows down mid-run slows every row.
 """
 
@@ -35,6 +37,7 @@ def main(argv=None) -> int:
     configs = {}
     for precision in ("fp32", "bf16"):
         configs[("policy call (predict_chunk)", precision)] = CarePolicy.from_pretrained(args.policy, precision=precision)
+        configs[("policy call, batch 10", precision)] = CarePolicy.from_pretrained(args.policy, precision=precision)
         configs[("chunk, open loop", precision)] = CarePolicy.from_pretrained(args.policy, precision=precision)
         configs[("re-plan every step", precision)] = CarePolicy.from_pretrained(args.policy, n_action_steps=1,
                                                                                 precision=precision)
@@ -53,7 +56,9 @@ def main(argv=None) -> int:
             for i in range(per_round):
                 f = frames[i % len(frames)]
                 t = time.perf_counter()
-                if key[0].startswith("policy call"):
+                if key[0] == "policy call, batch 10":
+                    policy.predict_chunk(frames[:8][np.arange(10) % 8], [instr] * 10)
+                elif key[0].startswith("policy call"):
                     policy.predict_chunk(f[None], [instr])
                 else:
                     policy.select_action(f, instr)
@@ -63,11 +68,11 @@ def main(argv=None) -> int:
     print(f"{args.policy}: chunk size {chunk}, {h}x{w} frames, {per_round * args.rounds} calls per row")
     print("\n| loop | precision | actions/s | p50 (ms) | p99 (ms) | forward passes per action |")
     print("|---|---|---:|---:|---:|---:|")
-    per_action = {"policy call (predict_chunk)": "1", "chunk, open loop": f"1/{chunk}", "re-plan every step": "1",
-                  "temporal ensembling": "1"}
+    per_action = {"policy call (predict_chunk)": "1", "policy call, batch 10": "1/10 (per env)",
+                  "chunk, open loop": f"1/{chunk}", "re-plan every step": "1", "temporal ensembling": "1"}
     for key in configs:
         ms = 1e3 * np.asarray(lat[key])
-        rate = len(ms) / wall[key]
+        rate = len(ms) / wall[key] * (10 if key[0] == "policy call, batch 10" else 1)
         print(f"| {key[0]} | {key[1]} | {rate:.0f} | {np.percentile(ms, 50):.2f} | {np.percentile(ms, 99):.2f} | "
               f"{per_action[key[0]]} |")
     return 0

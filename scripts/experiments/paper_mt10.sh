@@ -4,10 +4,11 @@
 #   bash scripts/experiments/paper_mt10.sh                 all runs, pipeline seeds 0 1 2, two lanes
 #   SEEDS="0" bash scripts/experiments/paper_mt10.sh care no_pretrain    some runs, some seeds
 #   LANES=1 bash scripts/experiments/paper_mt10.sh ...     one lane using both cores
+#   ORDER=run bash scripts/experiments/paper_mt10.sh no_pretrain label_supervised   every seed of a run first
 #
 # A pipeline seed k pretrains with --seed k and fine-tunes with --seed k (the pretraining's
-# variance is inside the seed-to-seed spread). Jobs (run, seed) go seed-major: seed 0 of every
-# run first. Two lanes (OMP_NUM_THREADS=1 each) take the next job not done and not taken.
+# variance is inside the seed-to-seed spread). Jobs (run, seed) go seed-major by default (seed 0
+# of every run first; ORDER=run: all seeds of the first run first). Two lanes (OMP_NUM_THREADS=1 each) take the next job not done and not taken.
 # A finished job has its small files in results/paper_mt10/<run>/s<k>/ (eval_info.json,
 # probe.json, probe_shared.json, val_metrics.json, the run configs): commit them as they come;
 # runs/ and data/ do not outlive a session. An interrupted job resumes from its checkpoints.
@@ -22,9 +23,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export MUJOCO_GL=egl OMP_WAIT_POLICY=PASSIVE
-CARE=.venv/bin/care
+CARE=${CARE:-.venv/bin/care}
 D=${D:-data/mt10}; S=${S:-data/shared}; R=${R:-runs/paper_mt10}; OUT=${OUT:-results/paper_mt10}
-SEEDS=${SEEDS:-0 1 2}; LANES=${LANES:-2}
+SEEDS=${SEEDS:-0 1 2}; LANES=${LANES:-2}; ORDER=${ORDER:-seed}
 ALL_RUNS="no_pretrain care lapa como label_supervised care_frame care_point care_equal"
 RUNS=${*:-$ALL_RUNS}
 mkdir -p "$R" "$OUT"
@@ -93,18 +94,22 @@ job() {  # job <run> <seed>: pretraining (if any), probes, fine-tuning, evaluati
     --action-noise 0.1 --detour-prob 0.02 --seed 0 --output-dir "$S"
 
 rm -rf "$R/.claims"; mkdir -p "$R/.claims"
+jobs_in_order() {
+  if [ "$ORDER" = run ]; then for run in $RUNS; do for k in $SEEDS; do echo "$run $k"; done; done
+  else for k in $SEEDS; do for run in $RUNS; do echo "$run $k"; done; done; fi
+}
 lane() {
-  for k in $SEEDS; do for run in $RUNS; do
+  jobs_in_order | while read -r run k; do
     done_job "$run" "$k" && continue
     mkdir "$R/.claims/${run}_s$k" 2>/dev/null || continue  # another lane has it
     local t0=$SECONDS
     # in the background and waited for: `set -e` holds inside (it is off in an `||` list)
-    ( set -e; job "$run" "$k" ) > "$R/${run}_s$k.log" 2>&1 &
+    ( set -e; job "$run" "$k" ) < /dev/null > "$R/${run}_s$k.log" 2>&1 &
     wait $! || { echo "FAILED: $run seed $k (see $R/${run}_s$k.log)"; continue; }
     local minutes=$(( (SECONDS - t0) / 60 ))
     printf '{"wall_minutes": %d, "lanes": %d, "date": "%s"}\n' "$minutes" "$LANES" "$(date -u +%F)" > "$OUT/$run/s$k/job.json"
     echo "$(date +%H:%M) done: $run seed $k in $minutes min"
-  done; done
+  done
 }
 for _ in $(seq "$LANES"); do lane & done
 wait

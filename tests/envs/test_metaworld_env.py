@@ -233,3 +233,32 @@ def test_occluded_behind_and_outside_points_are_invisible(env):
     vis = env.view.visibility(xy, depth, env.view.render(env.data, depth=True)[1])
     assert vis.tolist() == [True, False, False, False]
     np.testing.assert_allclose(xy[0], [(SIZE - 1) / 2] * 2, atol=1e-3)  # the optical axis hits the centre
+
+
+@pytest.mark.parametrize("task", ["drawer-open-v3", "door-open-v3"])  # tasks that move model bodies at reset
+def test_a_shared_renderer_renders_what_an_own_one_does(task):
+    """Lockstep evaluation gives the envs of a batch one renderer: the frames and the tracks'
+    visibility must be those of an env with its own, whatever the owner's episode is."""
+    from care.errors import CareError
+
+    owner = MetaWorldEnv(task, size=SIZE, tracks=True)
+    shared = MetaWorldEnv(task, size=SIZE, tracks=True, share_renderer_with=owner)
+    own = MetaWorldEnv(task, size=SIZE, tracks=True)
+    assert shared.view is owner.view and own.view is not owner.view
+    rng = np.random.default_rng(0)
+    owner.reset(seed=5)
+    a, b = shared.reset(seed=1000)[0], own.reset(seed=1000)[0]
+    assert np.array_equal(a["pixels"], b["pixels"])
+    for _ in range(12):
+        act = rng.uniform(-1, 1, 4).astype(np.float32)
+        owner.step(-act)
+        a, b = shared.step(act)[0], own.step(act)[0]
+        assert np.array_equal(a["pixels"], b["pixels"])
+    (xa, va), (xb, vb) = shared.project_points(), own.project_points()
+    assert np.array_equal(xa, xb) and np.array_equal(va, vb)
+    with pytest.raises(CareError, match="cannot render"):
+        MetaWorldEnv("reach-v3", size=SIZE, share_renderer_with=owner)
+    shared.close()  # a sharer leaves the renderer to its owner
+    assert owner.render() is not None
+    for e in (own, owner):
+        e.close()

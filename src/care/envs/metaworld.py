@@ -155,6 +155,8 @@ class MetaWorldEnv(_GymEnv):
         points_per_body: track points sampled on each tracked body (robot hand and finger
             pads, and the task's movable object bodies).
         render_mode: "rgb_array" (`render()` returns the current frame) or None.
+        share_renderer_with: another env of the same task, size and camera whose renderer
+            this one uses (it is freed when that env closes: close that one last).
 
     Observations are {"pixels": uint8 (size, size, 3) upright, "agent_pos": float32 (39,)
     Meta-World state}, actions float32 (4,) in [-1, 1] (clipped), rewards Meta-World's own.
@@ -178,6 +180,7 @@ class MetaWorldEnv(_GymEnv):
         tracks: bool = False,
         points_per_body: int = 8,
         render_mode: str | None = "rgb_array",
+        share_renderer_with: "MetaWorldEnv | None" = None,
     ):
         import mujoco
         from metaworld.env_dict import ALL_V3_ENVIRONMENTS, ML1_ARGS_KWARGS
@@ -225,7 +228,19 @@ class MetaWorldEnv(_GymEnv):
         self._env = env
         self.model, self.data = env.model, env.data
         apply_fast_render_settings(self.model)
-        self.view = CameraView(self.model, camera, self.size, rotate180=self._upside_down(camera))
+        # Envs of the same task (a lockstep evaluation batch) may share one renderer: building
+        # its OpenGL context and uploading the scene's meshes took ~0.6 s of the ~0.85 s an env
+        # costs to make. Rendering reads poses from each env's own data; the shared model
+        # supplies only the geometry, identical for one task (tests/envs/test_metaworld_env.py).
+        other = share_renderer_with
+        if other is not None:
+            if (other.env_name, other.size, other.camera) != (env_name, self.size, camera):
+                raise CareError(f"share_renderer_with: a {other.env_name} env at {other.size}px from {other.camera!r} "
+                                f"cannot render {env_name} at {self.size}px from {camera!r}")
+            self.view, self._owns_view = other.view, False
+        else:
+            self.view = CameraView(self.model, camera, self.size, rotate180=self._upside_down(camera))
+            self._owns_view = True
         self._policy = ENV_POLICY_MAP[env_name]()
         self.fps = 1.0 / float(env.dt)
         if abs(self.fps - METAWORLD_FPS) > 1e-6:
@@ -399,7 +414,8 @@ class MetaWorldEnv(_GymEnv):
         if getattr(self, "_closed", True):
             return
         self._closed = True
-        self.view.close()
+        if self._owns_view:  # a shared renderer is freed by the env that made it
+            self.view.close()
         self._env.close()
 
     def __enter__(self):

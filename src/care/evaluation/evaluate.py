@@ -73,12 +73,13 @@ def _envs_for(task: str, n: int) -> list:
     from care.envs.factory import make_env
 
     if _WORKER["env_name"] != task:
-        for env in _WORKER["envs"]:
+        for env in reversed(_WORKER["envs"]):  # the renderer's owner (the first) last
             env.close()
         _WORKER["envs"], _WORKER["env_name"] = [], task
-    while len(_WORKER["envs"]) < n:  # size and camera resolved by evaluate()
-        _WORKER["envs"].append(make_env(_WORKER["env_cfg"], task))
-    return _WORKER["envs"][:n]
+    envs = _WORKER["envs"]
+    while len(envs) < n:  # size and camera resolved by evaluate(); one renderer per task and worker
+        envs.append(make_env(_WORKER["env_cfg"], task, **({"share_renderer_with": envs[0]} if envs else {})))
+    return envs[:n]
 
 
 def _run_group(jobs: tuple[_Job, ...]) -> list[dict]:
@@ -101,7 +102,7 @@ def _run_group(jobs: tuple[_Job, ...]) -> list[dict]:
 
 
 def _worker_close() -> None:
-    for env in _WORKER.get("envs", []):
+    for env in reversed(_WORKER.get("envs", [])):  # the renderer's owner (the first) last
         env.close()
     _WORKER.clear()
 
@@ -243,10 +244,12 @@ def evaluate(cfg: EvalConfig) -> int:
             _worker_close()
     else:
         ctx = mp.get_context("spawn")  # fork + MuJoCo/EGL + torch threads do not mix
-        # a worker's consecutive groups share simulators: hand out groups in task-sized runs
+        # a worker's consecutive groups of a task reuse its simulators: hand out a task's groups
+        # together (split between workers only when there are fewer tasks than workers)
         per_task = -(-cfg.episodes_per_task // cfg.batch_size)
+        chunk = per_task if len(tasks) >= workers else max(1, per_task // workers)
         with ctx.Pool(workers, initializer=_worker_init, initargs=(settings,)) as pool:
-            for rows in pool.imap_unordered(_run_group, groups, chunksize=max(1, per_task // workers)):
+            for rows in pool.imap_unordered(_run_group, groups, chunksize=chunk):
                 done(rows)
     bar.close()
     eval_s = time.perf_counter() - t0
