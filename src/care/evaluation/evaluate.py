@@ -207,7 +207,8 @@ def evaluate(cfg: EvalConfig) -> int:
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out)
 
-    workers = min(cfg.workers, -(-len(jobs) // cfg.batch_size))
+    groups = _groups(jobs, cfg.batch_size)  # one lockstep batch each
+    workers = min(cfg.workers, len(groups))
     settings = {
         "policy_dir": str(cfg.policy),
         "execution": cfg.execution,
@@ -227,7 +228,6 @@ def evaluate(cfg: EvalConfig) -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")  # inherited by spawned workers
     t0 = time.perf_counter()
     results: list[dict] = []
-    groups = _groups(jobs, cfg.batch_size)
     bar = tqdm(total=len(jobs), desc="eval", unit="ep", dynamic_ncols=True)
 
     def done(rows: list[dict]) -> None:

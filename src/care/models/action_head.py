@@ -92,7 +92,7 @@ class ActionHead(nn.Module):
             # Batch-invariant inference: a (B, D) matmul picks its CPU kernel by B, so a row inside
             # a batch of 10 and the same row alone differed in the last bits (1e-7), and a batched
             # evaluation drifted from the one-at-a-time one. Row by row costs ~nothing here (the
-            # (B·T, D) matmuls of the VLM are batch-invariant as they are: tests/models/test_models.py).
+            # (B·T, D) matmuls of the VLM are batch-invariant as they are: tests/policy/test_controller.py).
             return torch.cat([self(hidden[i:i + 1]) for i in range(B)])
         x = self.in_norm(hidden).reshape(B, K * W)  # (B, K*W)
         x = self.in_proj(x)  # (B, width)
