@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[sim,dev]"
+	$(BIN)/pip install -q -e ".[sim,dev,libero]"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -119,6 +119,8 @@ class ClipConfig:
 
     Args:
         camera: which `observation.images.<camera>` to read (None: the first one).
+        wrist_camera: a second camera served beside it as `wrist_obs` (fine-tuning: the policy
+            then also sees that view, e.g. LIBERO's "wrist_image"; None: one camera).
         image_size: frames are resized to this square size if they differ (None: as stored).
         cache_episodes: decoded episodes kept in memory per worker (LRU); decoding a video
             from its start for every sample is never done.
@@ -126,6 +128,7 @@ class ClipConfig:
     """
 
     camera: str | None = None
+    wrist_camera: str | None = None
     image_size: int | None = None
     cache_episodes: int = 256
     val_episodes_per_task: int = 2
@@ -584,6 +587,9 @@ class EvalConfig:
         episodes_per_task: rollouts per task; episode i of a task uses env seed `seed + i`
             (keep `seed` away from the collection seeds; a clash with the policy's training
             seeds is an error). Use >= 20: with 10, +-15% is noise (docs/DESIGN.md §3).
+        seed: the first episode's env seed. None: 1000 for Meta-World (past the collection
+            seeds); 0 for LIBERO, whose evaluation episodes are the suite's fixed initial states
+            (episode i: state `seed + i`, at most 50 per task), never collected from.
         workers: parallel rollout processes (spawned); 1 runs in this process.
         batch_size: environments of one task each worker steps in lockstep, with one batched
             policy call per step (finished episodes drop out). Per-episode results are the same
@@ -605,7 +611,7 @@ class EvalConfig:
     policy: Path = Path("runs/care_tiny_ft")
     env: EnvConfig = field(default_factory=MetaWorldEnvConfig)  # size/camera None: as trained
     episodes_per_task: int = 10
-    seed: int = 1000  # disjoint from collection seeds
+    seed: int | None = None  # Meta-World 1000 (disjoint from collection seeds); LIBERO 0 (initial state 0)
     workers: int = 2
     batch_size: int = 10  # environments stepped in lockstep per worker
     videos_per_task: int = 2
@@ -628,6 +634,8 @@ class EvalConfig:
             raise ValueError(f"videos_per_task must be >= 0, got {self.videos_per_task}")
         if self.ensemble_decay < 0:
             raise ValueError(f"ensemble_decay must be >= 0, got {self.ensemble_decay}")
+        if self.seed is None:
+            self.seed = 0 if self.env.type == "libero" else 1000
 
 
 @dataclass

@@ -58,3 +58,30 @@ def test_config_layer_imports_no_simulator():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_libero_config_resolves_the_protocol_step_limit():
+    from care.envs.configs import LiberoEnvConfig
+
+    assert EnvConfig.get_choice_class("libero") is LiberoEnvConfig
+    cfg = LiberoEnvConfig(suite="libero_spatial")
+    assert cfg.type == "libero" and cfg.max_steps == 220 and cfg.num_steps_wait == 10
+    assert LiberoEnvConfig(suite="libero_10_swap").max_steps == 520
+    assert LiberoEnvConfig(suite="libero_goal", max_steps=50).max_steps == 50
+    assert cfg.with_rendering() == LiberoEnvConfig(suite="libero_spatial", size=128, camera="image")
+    with pytest.raises(CareError, match="unknown LIBERO suite 'libero_nope'"):
+        LiberoEnvConfig(suite="libero_nope")
+
+
+def test_libero_from_the_command_line():
+    """`--env.type libero --env.suite ...` parses, and the eval seed defaults to initial state 0."""
+    import draccus
+
+    from care.configs import CollectConfig, EvalConfig
+
+    args = ["--env.type", "libero", "--env.suite", "libero_object", "--env.tasks", "0,1", "--env.wrist", "true"]
+    c = draccus.parse(CollectConfig, args=args)
+    assert (c.env.type, c.env.suite, c.env.tasks, c.env.wrist, c.env.max_steps, c.env.size) == (
+        "libero", "libero_object", "0,1", True, 280, 128)
+    e = draccus.parse(EvalConfig, args=["--env.type", "libero"])
+    assert e.seed == 0 and draccus.parse(EvalConfig, args=[]).seed == 1000

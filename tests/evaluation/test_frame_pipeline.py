@@ -63,7 +63,7 @@ def test_policy_sees_the_stored_frame(collected, collected_yuv420p, tmp_path, mo
     seen = []
     real_forward = CareVLA.forward
     monkeypatch.setattr(CareVLA, "forward",
-                        lambda self, obs, instr, state=None: seen.append(obs.clone()) or real_forward(self, obs, instr, state))
+                        lambda self, obs, *a: seen.append(obs.clone()) or real_forward(self, obs, *a))
     from care.envs.configs import MetaWorldEnvConfig
 
     # env size and camera left None: rendered as the policy's training data was recorded

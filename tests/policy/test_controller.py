@@ -140,7 +140,7 @@ def test_chunk_queue_plans_every_H_calls_and_ensemble_every_call(policy_dir):
         policy = CarePolicy.from_pretrained(policy_dir, execution=execution)
         calls = []
         forward = policy.model.forward
-        policy.model.forward = lambda obs, instr, state=None: calls.append(1) or forward(obs, instr, state)
+        policy.model.forward = lambda *a: calls.append(1) or forward(*a)
         img = images(1)[0]
         chunk = policy.predict_chunk(img[None], INSTR[:1])[0]  # (H=3, A): what the queue holds
         calls.clear()
@@ -160,7 +160,7 @@ def test_images_are_resized_like_the_training_clips(policy_dir):
     policy = CarePolicy.from_pretrained(policy_dir)
     seen = []
     forward = policy.model.forward
-    policy.model.forward = lambda obs, instr, state=None: seen.append(obs.clone()) or forward(obs, instr, state)
+    policy.model.forward = lambda obs, *a: seen.append(obs.clone()) or forward(obs, *a)
     img = images(1, size=48)[0]
     policy.select_action(img, INSTR[0])
     assert seen[0].shape == (1, 3, 32, 32) and seen[0].dtype == torch.uint8

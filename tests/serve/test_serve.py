@@ -129,3 +129,32 @@ def test_the_client_needs_no_torch():
     code = "import sys, care.serve; assert 'torch' not in sys.modules, 'torch was imported'; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_a_wrist_camera_policy_is_served(tmp_path):
+    """A policy that reads a wrist camera: the client sends both frames and gets what the
+    in-process policy gives; a request without the wrist frame gets an error naming it."""
+    import dataclasses
+
+    from care.configs import ClipConfig, FinetuneConfig, LoRAConfig
+    from care.training.finetune import build_policy_model
+
+    model = micro_model(chunk_size=3, lora=False)
+    cfg = dataclasses.replace(FinetuneConfig(pretrained=None), clip=ClipConfig(wrist_camera="wrist_image"),
+                              head=model.head.config, lora=LoRAConfig(enabled=False))
+    wrist_model = build_policy_model(cfg, model.vlm, action_dim=4)
+    assert wrist_model.has_wrist
+    save_policy(tmp_path, merge_lora(wrist_model).eval(), normalizer(), {**META, "wrist_camera": "wrist_image"})
+    local = CarePolicy.from_pretrained(tmp_path)
+    srv = PolicyServer(CarePolicy.from_pretrained(tmp_path), port=0).start_in_thread()
+    try:
+        imgs, wrists = images(2, size=48, seed=1), images(2, size=48, seed=2)
+        with PolicyClient("127.0.0.1", srv.port) as client:
+            assert client.info["wrist_camera"] == "wrist_image"
+            served = client.predict_chunk(imgs[0], "close the drawer", wrist=wrists[0])
+            np.testing.assert_array_equal(served, local.predict_chunk(imgs[:1], ["close the drawer"], wrist=wrists[:1])[0])
+            with pytest.raises(ServerError, match="wrist"):
+                client.select_action(imgs[1], "close the drawer")
+            assert client.select_action(imgs[1], "close the drawer", wrist=wrists[1]).shape == (4,)
+    finally:
+        srv.stop()

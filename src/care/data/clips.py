@@ -104,6 +104,14 @@ class ClipDataset(Dataset):
         self.camera = self.clip.camera if self.clip.camera is not None else ds.cameras[0] if ds.cameras else None
         ds.camera_key(self.camera)  # DatasetError for an unknown camera or no camera at all
         self.stored_hw = ds.frame_shape(self.camera)
+        self.wrist_camera = self.clip.wrist_camera
+        if self.wrist_camera is not None:
+            ds.camera_key(self.wrist_camera)  # DatasetError naming the dataset's cameras
+            if self.wrist_camera == self.camera:
+                raise DatasetError(f"{ds.root}: clip.wrist_camera is the main camera {self.camera!r}")
+            if self.clip.image_size is None and ds.frame_shape(self.wrist_camera) != self.stored_hw:
+                raise DatasetError(f"{ds.root}: camera {self.wrist_camera!r} is {ds.frame_shape(self.wrist_camera)}, "
+                                   f"{self.camera!r} is {self.stored_hw}; set --clip.image_size to serve both")
         self.image_size = self.clip.image_size
         if self.image_size is None and self.stored_hw[0] != self.stored_hw[1]:
             raise DatasetError(
@@ -185,6 +193,13 @@ class ClipDataset(Dataset):
             "task": ds.episode_task(ep),
             "task_index": ds.episode_task_index(ep),
         }
+        if self.wrist_camera is not None:
+            wrist = ds.episode_frames(ep, self.wrist_camera)
+            if len(wrist) != len(frames):
+                raise DatasetError(f"{ds.root}: episode {ep} has {len(frames)} frames of {self.camera!r} "
+                                   f"but {len(wrist)} of {self.wrist_camera!r}")
+            wrist = resize_frames(wrist, self.image_size) if self.image_size else wrist
+            entry["wrist_frames"] = np.ascontiguousarray(wrist.transpose(0, 3, 1, 2))
         if self.has_actions:
             entry["actions"] = ds.episode_actions(ep)
         if self.has_state:
@@ -214,6 +229,8 @@ class ClipDataset(Dataset):
             "frame_index": torch.tensor(t, dtype=torch.int64),
             "task_index": torch.tensor(e["task_index"], dtype=torch.int64),
         }
+        if self.wrist_camera is not None:
+            item["wrist_obs"] = torch.from_numpy(e["wrist_frames"][t])
         if self.n > 0:
             item["future_obs"] = torch.from_numpy(e["frames"][t + self.n])
         if self.has_tracks:

@@ -1,10 +1,12 @@
-"""`care collect`: roll scripted experts out in Meta-World and record a LeRobot v3 dataset.
+"""`care collect`: roll scripted experts out in a simulator and record a LeRobot v3 dataset.
 
     care collect --env.tasks MT10 --episodes-per-task 20 --env.size 128 --workers 2 --seed 0 --output-dir data/mt10
+    care collect --env.type libero --env.suite libero_object --episodes-per-task 50 --output-dir data/libero_object
 
 Each episode is a deterministic function of (task, episode seed, config): the episode seed
 is `cfg.seed + k` for the task's k-th episode, the task variation comes from that seed
-(`MetaWorldEnv.reset(seed=...)`), and so do the action noise and detours. Episodes are spread
+(`MetaWorldEnv.reset(seed=...)`; LIBERO: a random placement, never one of the suite's fixed
+initial states that `care eval` uses), and so do the action noise and detours. Episodes are spread
 over `cfg.workers` processes but written in a fixed order by the main process, so the
 dataset is the same for any number of workers.
 
@@ -32,18 +34,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np
 
 from care.configs import CollectConfig
-from care.envs.factory import resolve_env_tasks
-from care.envs.metaworld import METAWORLD_FPS, instruction_for
-from care.errors import CareError
+from care.envs.factory import env_fps, env_names, resolve_env_tasks, task_instruction
 
-ACTION_NAMES = ["dx", "dy", "dz", "gripper"]
-STATE_NAMES = (
-    ["hand_x", "hand_y", "hand_z", "gripper_opening"]
-    + [f"object_{i}" for i in range(14)]
-    + ["prev_hand_x", "prev_hand_y", "prev_hand_z", "prev_gripper_opening"]
-    + [f"prev_object_{i}" for i in range(14)]
-    + ["goal_x", "goal_y", "goal_z"]
-)
 CONFIG_NAME = "care_collect.yaml"  # written to <out>/meta/
 
 
@@ -121,15 +113,18 @@ class BehaviourDiversity:
 
 
 def rollout(env, spec: EpisodeSpec, cfg: CollectConfig):
-    """Run one episode on `env` (a MetaWorldEnv for spec.env_name) -> care.data.lerobot.Episode."""
+    """Run one episode on `env` (made by care.envs.factory for spec.env_name) -> care.data.lerobot.Episode."""
     from care.data.lerobot import Episode
 
     diversity = BehaviourDiversity(cfg, spec.env_name, spec.seed)
     obs, _ = env.reset(seed=spec.seed)
-    frames, states, actions, tracks, visible = [], [], [], [], []
+    frames, wrist, states, actions, tracks, visible = [], [], [], [], [], []
+    instruction = task_instruction(cfg.env, spec.env_name, spec.seed)
     first_success = -1
     for t in range(cfg.env.max_steps):
         frames.append(obs["pixels"])
+        if "wrist_pixels" in obs:
+            wrist.append(obs["wrist_pixels"])
         states.append(env.state)
         if cfg.tracks:
             xy, vis = env.project_points()
@@ -143,8 +138,8 @@ def rollout(env, spec: EpisodeSpec, cfg: CollectConfig):
         if first_success >= 0 and t - first_success >= cfg.post_success_steps:
             break
     return Episode(
-        frames={cfg.env.camera: np.stack(frames)},
-        task=instruction_for(spec.env_name, spec.seed),
+        frames={cfg.env.camera: np.stack(frames), **({"wrist_image": np.stack(wrist)} if wrist else {})},
+        task=instruction,
         state=np.stack(states).astype(np.float32),
         action=np.stack(actions).astype(np.float32),
         extra={
@@ -246,18 +241,17 @@ def collect_dataset(cfg: CollectConfig) -> CollectSummary:
     from care.io import atomic_dir
     from care.data.lerobot import LeRobotDatasetWriter
 
-    if cfg.env.type != "metaworld":
-        raise CareError(f"--env.type={cfg.env.type}: `care collect` supports --env.type=metaworld")
     specs = episode_specs(cfg)  # unknown task names fail here, before anything is written
     summary = CollectSummary(episodes=0, frames=0, seconds=0.0)
     start = time.perf_counter()
     with atomic_dir(cfg.output_dir, overwrite=cfg.overwrite) as tmp:
+        names = env_names(cfg.env)
         writer = LeRobotDatasetWriter(
             tmp,
-            fps=METAWORLD_FPS,
-            robot_type="sawyer",
+            fps=env_fps(cfg.env),
+            robot_type=names.pop("robot_type"),
             pix_fmt=cfg.pix_fmt,
-            names={"action": ACTION_NAMES, "observation.state": STATE_NAMES},
+            names=names,
         )
         bar = tqdm(total=len(specs), unit="ep", desc="collect", dynamic_ncols=True, file=sys.stderr)
         try:

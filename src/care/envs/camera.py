@@ -7,7 +7,8 @@ pixel where the renderer drew it:
     convention: a point at (x, y) is drawn at img[round(y), round(x)]);
     f = 0.5 * H / tan(fovy / 2); the camera looks along its -z axis, y up (MuJoCo/OpenGL);
     `rotate180` turns both the image and the coordinates by 180 degrees (Meta-World's
-    "corner" camera renders upside down).
+    "corner" camera renders upside down); `mirror_x` mirrors both left-right (LIBERO's public
+    datasets store robosuite's bottom-up frame turned by 180 degrees: the upright view mirrored).
 
 Depth comes from the same render pass as the RGB image (one `mjr_render`, one
 `mjr_readPixels` for both buffers), so a visibility test costs almost nothing extra.
@@ -71,15 +72,20 @@ class CameraView:
         camera: camera name in the model.
         size: square image side in pixels.
         rotate180: turn images and projected coordinates by 180 degrees.
+        mirror_x: mirror images and projected coordinates left-right (after `rotate180`).
+        geom_groups: the geom groups drawn (None: MuJoCo's default, 0-2; robosuite models keep
+            their collision geoms in group 0 and draw groups 1-2).
     """
 
-    def __init__(self, model, camera: str, size: int, rotate180: bool = False):
+    def __init__(self, model, camera: str, size: int, rotate180: bool = False, mirror_x: bool = False,
+                 geom_groups: tuple[int, ...] | None = None):
         import mujoco
 
         self._mj = mujoco
         self.model = model
         self.size = int(size)
         self.rotate180 = bool(rotate180)
+        self.mirror_x = bool(mirror_x)
         self.cam_id = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera)
         if self.cam_id < 0:
             names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_CAMERA, i) for i in range(model.ncam)]
@@ -105,6 +111,8 @@ class CameraView:
         self._ctx.readDepthMap = mujoco.mjtDepthMap.mjDEPTH_ZEROFAR
         self._scene = mujoco.MjvScene(model, maxgeom=2000)
         self._opt = mujoco.MjvOption()
+        if geom_groups is not None:
+            self._opt.geomgroup[:] = [int(g in geom_groups) for g in range(len(self._opt.geomgroup))]
         self._cam = mujoco.MjvCamera()
         self._cam.type = mujoco.mjtCamera.mjCAMERA_FIXED
         self._cam.fixedcamid = self.cam_id
@@ -133,8 +141,10 @@ class CameraView:
         mj.mjr_render(self._rect, self._scene, self._ctx)
         mj.mjr_readPixels(self._rgb, self._zbuf if depth else None, self._rect, self._ctx)
         # OpenGL rows run bottom-up: flipping rows makes the image upright for a normal camera;
-        # a 180-degree turn on top of that is a flip of the columns alone.
-        flip = (slice(None), slice(None, None, -1)) if self.rotate180 else (slice(None, None, -1),)
+        # a 180-degree turn on top of that is a flip of the columns alone; a mirror flips columns.
+        rows = slice(None) if self.rotate180 else slice(None, None, -1)
+        cols = slice(None, None, -1) if self.rotate180 != self.mirror_x else slice(None)
+        flip = (rows, cols)
         rgb = np.ascontiguousarray(self._rgb[flip])
         if not depth:
             return rgb, None
@@ -159,6 +169,8 @@ class CameraView:
         x, y = u - 0.5, v - 0.5  # pixel centres at integers
         if self.rotate180:
             x, y = (self.size - 1) - x, (self.size - 1) - y
+        if self.mirror_x:
+            x = (self.size - 1) - x
         return np.stack([x, y], axis=1).astype(np.float32), depth.astype(np.float32)
 
     def visibility(

@@ -44,6 +44,8 @@ from care.errors import CareError
 __all__ = [
     "TASK_SUITES",
     "METAWORLD_FPS",
+    "ACTION_NAMES",
+    "STATE_NAMES",
     "INSTRUCTIONS",
     "MetaWorldEnv",
     "resolve_tasks",
@@ -100,6 +102,15 @@ SHARED = [
 ]  # fmt: skip
 
 TASK_SUITES: dict[str, list[str]] = {"MT10": MT10, "MT50": MT50, "SHARED": SHARED}
+
+ACTION_NAMES = ["dx", "dy", "dz", "gripper"]
+STATE_NAMES = (
+    ["hand_x", "hand_y", "hand_z", "gripper_opening"]
+    + [f"object_{i}" for i in range(14)]
+    + ["prev_hand_x", "prev_hand_y", "prev_hand_z", "prev_gripper_opening"]
+    + [f"prev_object_{i}" for i in range(14)]
+    + ["goal_x", "goal_y", "goal_z"]
+)  # the 39-d MT observation, as recorded by `care collect`
 
 # Meta-World's control rate: 5 MuJoCo substeps of 2.5 ms per step (checked in MetaWorldEnv).
 METAWORLD_FPS = 80.0

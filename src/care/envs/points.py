@@ -38,11 +38,14 @@ def _quat_to_mat(q: np.ndarray) -> np.ndarray:
     )
 
 
-def visible_geoms(model, body: int) -> list[int]:
-    """Geoms of `body` that the default scene draws (groups 0-2) and are not transparent."""
+def visible_geoms(model, body: int, geom_groups: tuple[int, ...] | None = None) -> list[int]:
+    """Geoms of `body` that the scene draws (`geom_groups`; None: MuJoCo's default, 0-2) and
+    are not transparent."""
     import mujoco
 
     shown = np.asarray(mujoco.MjvOption().geomgroup)
+    if geom_groups is not None:
+        shown = np.array([int(g in geom_groups) for g in range(len(shown))])
     adr, num = model.body_geomadr[body], model.body_geomnum[body]
     out = []
     for g in range(adr, adr + num) if adr >= 0 else ():
@@ -136,16 +139,17 @@ def _geom_area(model, g: int) -> float:
     return 0.0
 
 
-def sample_body_points(model, bodies: list[int], points_per_body: int, seed: int = 0) -> BodyPoints:
+def sample_body_points(model, bodies: list[int], points_per_body: int, seed: int = 0,
+                       geom_groups: tuple[int, ...] | None = None) -> BodyPoints:
     """`points_per_body` points on the visible geoms of each body (area-weighted), body-local.
 
     Deterministic for (model, bodies, points_per_body, seed). Bodies without a visible geom
-    get no points.
+    (of `geom_groups`, as in `visible_geoms`) get no points.
     """
     rng = np.random.default_rng(seed)
     body_ids, local = [], []
     for b in bodies:
-        geoms = [g for g in visible_geoms(model, b) if _geom_area(model, g) > 0]
+        geoms = [g for g in visible_geoms(model, b, geom_groups) if _geom_area(model, g) > 0]
         if not geoms:
             continue
         areas = np.array([_geom_area(model, g) for g in geoms])

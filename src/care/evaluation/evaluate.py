@@ -1,10 +1,14 @@
-"""`care eval`: roll a fine-tuned policy out in Meta-World and report success per task.
+"""`care eval`: roll a fine-tuned policy out in a simulator and report success per task.
 
     care eval --policy runs/care_tiny_ft --env.tasks MT10 --episodes-per-task 20 --seed 1000 \
               --output-dir runs/eval
+    care eval --policy runs/libero_ft --env.type libero --env.suite libero_object --episodes-per-task 20
 
 Episode i of every task resets the simulator with seed `cfg.seed + i`; those seeds must not be
 among the seeds of the episodes the policy was fine-tuned on (checked from the policy folder).
+LIBERO follows the published protocol (care.envs.libero): episode i starts from the suite's
+fixed initial state `cfg.seed + i` (never collected from), after 10 settling steps, with the
+suite's step limit; `eval_info.json` records the protocol under "config".
 Rollouts run in `cfg.workers` spawned processes, each holding one copy of the policy and
 `cfg.batch_size` simulators of one task that step in lockstep, with one batched policy call per
 step (finished episodes drop out of the batch). Per-episode results do not depend on the batch
@@ -141,11 +145,11 @@ def aggregate(episodes: list[dict], tasks: list[str]) -> dict:
 
 
 def _jobs(cfg: EvalConfig, tasks: list[str]) -> list[_Job]:
-    from care.envs.metaworld import instruction_for
+    from care.envs.factory import task_instruction
 
-    # the paraphrase is chosen by the seed, exactly as `care collect` chooses it
+    # Meta-World's paraphrase is chosen by the seed, exactly as `care collect` chooses it
     return [
-        _Job(task, i, cfg.seed + i, instruction_for(task, cfg.seed + i), i < cfg.videos_per_task)
+        _Job(task, i, cfg.seed + i, task_instruction(cfg.env, task, cfg.seed + i), i < cfg.videos_per_task)
         for task in tasks
         for i in range(cfg.episodes_per_task)
     ]
@@ -176,8 +180,34 @@ def _check_seeds(meta: dict, jobs: list[_Job]) -> None:
 def _recorded_size(meta: dict, policy: Path) -> int:
     h, w = meta["frame_hw"]
     if h != w:
-        raise ConfigError(f"{policy} was trained on {w}x{h} frames; Meta-World renders square ones: pass --env.size")
+        raise ConfigError(f"{policy} was trained on {w}x{h} frames; the simulators render square ones: pass --env.size")
     return int(h)
+
+
+def _with_wrist(env_cfg, meta: dict, policy: Path):
+    """The env config, rendering the wrist camera too when the policy reads one."""
+    from dataclasses import replace
+
+    wrist = meta.get("wrist_camera")
+    if not wrist:
+        return env_cfg
+    if env_cfg.type != "libero" or wrist != "wrist_image":
+        raise ConfigError(f"{policy} reads a second camera {wrist!r}; --env.type={env_cfg.type} renders no such "
+                          "view (LIBERO's is 'wrist_image')")
+    return replace(env_cfg, wrist=True)
+
+
+def _libero_protocol(cfg: EvalConfig, env) -> dict:
+    """What a LIBERO number depends on, written into eval_info.json (users' most common LIBERO
+    complaint is a result that does not reproduce because one of these differed)."""
+    from care.envs.libero import CAMERAS
+
+    return {"benchmark": "libero", "suite": env.suite, "init_states": env.init_states,
+            "init_state_indices": [cfg.seed, cfg.seed + cfg.episodes_per_task - 1],
+            "num_steps_wait": env.num_steps_wait, "max_steps": env.max_steps,
+            "image": "robosuite frame turned 180 degrees (img[::-1, ::-1]), as the public datasets",
+            "camera": CAMERAS.get(env.camera, env.camera), "gripper": "-1 open, +1 closed",
+            "success": "the environment's goal check; the episode ends at the first success"}
 
 
 def evaluate(cfg: EvalConfig) -> int:
@@ -186,15 +216,23 @@ def evaluate(cfg: EvalConfig) -> int:
     from care.evaluation.report import plot_success, write_markdown
     from care.policy import read_policy_meta
 
-    if cfg.env.type != "metaworld":
-        raise ConfigError(f"--env.type={cfg.env.type} is not supported by `care eval` yet; use --env.type=metaworld")
-    meta = read_policy_meta(cfg.policy)  # fails early, with a clear message, on a bad folder
+    from dataclasses import replace
+
+    meta = read_policy_meta(cfg.policy)
+    if cfg.env.type == "libero" and cfg.env.init_states is None:
+        cfg.env = replace(cfg.env, init_states="fixed")  # the protocol's episodes  # fails early, with a clear message, on a bad folder
     tasks = resolve_env_tasks(cfg.env)
     H = int(meta["chunk_size"])
     if cfg.n_action_steps is not None and not 1 <= cfg.n_action_steps <= H:
         raise ConfigError(f"--n-action-steps={cfg.n_action_steps}, but {cfg.policy} predicts chunks of {H}: use 1..{H}")
     jobs = _jobs(cfg, tasks)
-    _check_seeds(meta, jobs)
+    if cfg.env.type == "libero" and cfg.env.init_states == "fixed":
+        if cfg.seed < 0 or cfg.seed + cfg.episodes_per_task > 50:
+            raise ConfigError(f"LIBERO has 50 fixed initial states per task (0-49): --seed {cfg.seed} with "
+                              f"--episodes-per-task {cfg.episodes_per_task} asks for states up to "
+                              f"{cfg.seed + cfg.episodes_per_task - 1}")
+    else:  # LIBERO's fixed initial states are never collected from: nothing to clash
+        _check_seeds(meta, jobs)
     unseen = [t for t in tasks if meta.get("train_seeds") and t not in meta["train_seeds"]]
     if unseen:
         print(f"care eval: note: {cfg.policy} saw no labelled episode of {', '.join(unseen)}")
@@ -217,9 +255,9 @@ def evaluate(cfg: EvalConfig) -> int:
         "device": cfg.device,
         "precision": cfg.precision,
         # env.size / env.camera of None: as the policy's training data was recorded
-        "env_cfg": cfg.env.with_rendering(
+        "env_cfg": _with_wrist(cfg.env.with_rendering(
             size=cfg.env.size or _recorded_size(meta, cfg.policy), camera=cfg.env.camera or meta["camera"]
-        ),
+        ), meta, cfg.policy),
         "max_steps": cfg.env.max_steps,
         "video_dir": str(out / "videos"),
         "video_fps": cfg.video_fps,
@@ -259,7 +297,7 @@ def evaluate(cfg: EvalConfig) -> int:
                             "episodes_per_min": round(60 * len(jobs) / max(eval_s, 1e-9), 2)})
     info["per_episode"] = sorted(results, key=lambda r: (tasks.index(r["task"]), r["episode_ix"]))
     info["video_paths"] = [p for row in info["per_task"] for p in row["video_paths"]]
-    info["policy"] = {"path": str(cfg.policy), **{k: meta.get(k) for k in ("chunk_size", "pretrained", "episodes_per_task", "state_names")}}
+    info["policy"] = {"path": str(cfg.policy), **{k: meta.get(k) for k in ("chunk_size", "pretrained", "episodes_per_task", "state_names", "wrist_camera")}}
     info["config"] = {
         "execution": cfg.execution,
         "n_action_steps": cfg.n_action_steps,
@@ -273,6 +311,8 @@ def evaluate(cfg: EvalConfig) -> int:
         "size": settings["env_cfg"].size,
         "camera": settings["env_cfg"].camera,
     }
+    if cfg.env.type == "libero":
+        info["config"]["protocol"] = _libero_protocol(cfg, settings["env_cfg"])
     atomic_write_json(out / "eval_info.json", info, indent=2)
     title = f"Success rate — {cfg.policy} ({cfg.episodes_per_task} episodes per task, seeds {cfg.seed}+)"
     write_markdown(info, out / "eval.md", title=title)

@@ -63,10 +63,12 @@ def run_episode(env, policy, instruction: str, seed: int, max_steps: int, record
     frames = [image] if record else []
     success, steps, sum_reward = False, 0, 0.0
     reads_state = getattr(policy, "state_dim", 0) > 0
+    reads_wrist = getattr(policy, "wrist_camera", None) is not None
     for steps in range(1, max_steps + 1):
         # the state, when the policy reads one: the full recorded vector (the policy picks its dims)
         state = obs["agent_pos"] if reads_state else None
-        action = policy.select_action(image, instruction, state)
+        action = (policy.select_action(image, instruction, state, wrist=obs["wrist_pixels"]) if reads_wrist
+                  else policy.select_action(image, instruction, state))
         obs, reward, terminated, truncated, info = env.step(action)
         image = obs["pixels"]
         sum_reward += float(reward)
@@ -104,11 +106,16 @@ def run_episodes(envs: list, policy, instructions: list[str], seeds: list[int], 
     frames = [[o["pixels"]] if rec else [] for o, rec in zip(obs, record)]
     success, length, sum_reward = [False] * n, [0] * n, [0.0] * n
     reads_state = getattr(policy, "state_dim", 0) > 0
+    reads_wrist = getattr(policy, "wrist_camera", None) is not None
     live = list(range(n))  # environments still running, in batch-row order
     for step in range(1, max_steps + 1):
         images = np.stack([obs[i]["pixels"] for i in live])
         state = np.stack([obs[i]["agent_pos"] for i in live]) if reads_state else None
-        actions = policy.select_action(images, [instructions[i] for i in live], state)  # (B, A)
+        if reads_wrist:
+            actions = policy.select_action(images, [instructions[i] for i in live], state,
+                                           wrist=np.stack([obs[i]["wrist_pixels"] for i in live]))  # (B, A)
+        else:
+            actions = policy.select_action(images, [instructions[i] for i in live], state)  # (B, A)
         still = []
         for row, i in enumerate(live):
             obs[i], reward, terminated, truncated, info = envs[i].step(actions[row])

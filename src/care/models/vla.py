@@ -1,7 +1,8 @@
 """CareVLA: the network a fine-tuned policy runs (paper §2.3, docs/DESIGN.md §4).
 
     obs uint8 (B,3,S,S) ─► latent VLM, policy view ─► K placeholder hidden states (B,K,W) ─► action head ─► (B,H,A)
-    [state (B,S_dim), normalised] ─► StateProjector ─► one token after the vision tokens ─┘
+    [wrist (B,3,S,S)] ─► the same towers + projector, + a wrist marker ─► tokens after the vision tokens ─┘
+    [state (B,S_dim), normalised] ─► StateProjector ─► one token after those ─┘
 
 The same network serves every pretraining method (care, and the baselines of the method
 registry): they differ in how the VLM's weights were pretrained, never in this network, so
@@ -9,6 +10,9 @@ a success rate compares pretraining alone.
 
 Proprioceptive state (optional, beyond the paper): projected by a small MLP into one LLM
 token, as OpenVLA-OFT's proprio projector does, so the LLM attends to it beside the image.
+A wrist camera (optional; LIBERO policies commonly read both views, as OpenVLA-OFT does): its
+frame goes through the same vision towers and projector, a learned marker tells its tokens from
+the main view's, and they join the sequence as extra tokens.
 
 LoRA helpers (`apply_lora`, `merge_lora`) wrap the VLM's LLM with `peft` adapters and fold
 them back before a policy folder is written, so a policy loads without `peft`.
@@ -23,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from care.models.action_head import ActionHead
+from care.models.vision import merge_tokens
 
 
 class StateProjector(nn.Module):
@@ -46,24 +51,41 @@ class StateProjector(nn.Module):
 
 
 class CareVLA(nn.Module):
-    """obs uint8 (B,3,S,S) + instructions [+ state (B, S_dim)] -> (B, H, A) normalised actions."""
+    """obs uint8 (B,3,S,S) + instructions [+ state (B, S_dim)] [+ wrist uint8 (B,3,S,S)] -> (B, H, A)
+    normalised actions."""
 
-    def __init__(self, vlm: nn.Module, head: ActionHead, state_dim: int = 0):
+    def __init__(self, vlm: nn.Module, head: ActionHead, state_dim: int = 0, wrist: bool = False):
         super().__init__()
         self.vlm = vlm
         self.head = head
         self.state_proj = StateProjector(state_dim, vlm.hidden_size) if state_dim else None
+        self.wrist_embed = None
+        if wrist:  # the wrist view's marker, at the scale of the VLM's own frame markers
+            self.wrist_embed = nn.Parameter(torch.empty(vlm.hidden_size))
+            nn.init.normal_(self.wrist_embed, std=float(vlm.frame_embed.detach().float().std()))
+
+    @property
+    def has_wrist(self) -> bool:
+        return self.wrist_embed is not None
 
     @property
     def state_dim(self) -> int:
         return self.state_proj.state_dim if self.state_proj is not None else 0
 
-    def forward(self, obs: torch.Tensor, instructions: list[str], state: torch.Tensor | None = None) -> torch.Tensor:
-        extra = None
+    def forward(self, obs: torch.Tensor, instructions: list[str], state: torch.Tensor | None = None,
+                wrist: torch.Tensor | None = None) -> torch.Tensor:
+        extra = []
+        if self.wrist_embed is not None:
+            if wrist is None:
+                raise ValueError("this policy reads a wrist camera image; none was given")
+            vlm = self.vlm
+            tokens = vlm.projector(merge_tokens(vlm.vision_features(wrist), vlm.cfg.vision_token_merge))
+            extra.append(tokens + self.wrist_embed)  # (B, P/m², W)
         if self.state_proj is not None:
             if state is None:
                 raise ValueError(f"this policy reads a {self.state_dim}-d state (observation.state); none was given")
-            extra = self.state_proj(state.to(obs.device, torch.float32))  # (B, 1, W)
+            extra.append(self.state_proj(state.to(obs.device, torch.float32)))  # (B, 1, W)
+        extra = torch.cat([e.to(extra[0].dtype) for e in extra], dim=1) if extra else None
         _, hidden = self.vlm.encode(obs, instructions, extra_tokens=extra)  # policy view: (B, K, W)
         return self.head(hidden)  # (B, H, A)
 

@@ -9,8 +9,10 @@
     action = policy.select_action({                              # a LeRobot-style observation
         "observation.images.corner": image,                      #   (H, W, 3) or (B, H, W, 3)
         "observation.state": state,                              #   when the policy reads one
+        "observation.images.wrist_image": wrist,                 #   when it reads a wrist camera
         "task": "close the drawer",
     })
+    action = policy.select_action(image, instruction, state, wrist=wrist_image)   # the same, unpacked
 
 Inside: the frame is resized to the model's input exactly as the training clips were
 (`care.data.clips.resize_frames`), the state (if the policy reads one) is normalised with the
@@ -119,6 +121,11 @@ class CarePolicy:
     def camera(self) -> str | None:
         return self.meta.get("camera")
 
+    @property
+    def wrist_camera(self) -> str | None:
+        """The second camera the policy reads (LIBERO's "wrist_image"), or None."""
+        return self.meta.get("wrist_camera")
+
     def reset(self) -> None:
         """Forget queued actions: call at the start of every episode."""
         self.executor.reset()
@@ -155,20 +162,34 @@ class CarePolicy:
             raise ValueError(f"expected a {self.state_dim}-d state, got {s.shape[1]} dims")
         return torch.from_numpy(self.state_normalizer.normalize(s)).float().to(self.device)  # (B, S) in [-1, 1]
 
+    def _wrist_tensor(self, wrist, batch: int) -> torch.Tensor | None:
+        if not self.model.has_wrist:
+            return None
+        if wrist is None:
+            raise ValueError(f"this policy also reads the {self.wrist_camera!r} camera: pass its image "
+                             f"(`{IMAGE_PREFIX}{self.wrist_camera}`, or wrist=...)")
+        w = np.asarray(wrist)
+        w = w[None] if w.ndim == 3 else w
+        if len(w) != batch:
+            raise ValueError(f"{batch} image(s) but {len(w)} wrist image(s)")
+        return preprocess_images(w, self.image_size).to(self.device)
+
     @torch.no_grad()
-    def predict_chunk(self, images: np.ndarray, instructions: list[str], state=None) -> np.ndarray:
-        """(B, H, W, 3) uint8 + B instructions [+ state] -> (B, chunk_size, A) actions in the
-        robot's range. Stateless: no queue involved."""
+    def predict_chunk(self, images: np.ndarray, instructions: list[str], state=None, wrist=None) -> np.ndarray:
+        """(B, H, W, 3) uint8 + B instructions [+ state] [+ B wrist images] -> (B, chunk_size, A)
+        actions in the robot's range. Stateless: no queue involved."""
         obs = preprocess_images(images, self.image_size).to(self.device)
         if len(instructions) != obs.shape[0]:
             raise ValueError(f"{obs.shape[0]} images but {len(instructions)} instructions")
+        state_t, wrist_t = self._state_tensor(state, obs.shape[0]), self._wrist_tensor(wrist, obs.shape[0])
         with autocast(self.precision, self.device):
-            pred = self.model(obs, list(instructions), self._state_tensor(state, obs.shape[0])).float()  # (B, H, A)
+            pred = self.model(obs, list(instructions), state_t, wrist_t).float()  # (B, H, A)
         return self.normalizer.unnormalize(pred.cpu().numpy().astype(np.float64)).astype(np.float32)
 
-    def _unpack(self, observation: dict) -> tuple[np.ndarray, list[str] | str, object]:
-        """A LeRobot-style observation dict -> (images, instruction(s), state)."""
-        cams = [k for k in observation if k.startswith(IMAGE_PREFIX)]
+    def _unpack(self, observation: dict) -> tuple[np.ndarray, list[str] | str, object, object]:
+        """A LeRobot-style observation dict -> (images, instruction(s), state, wrist images)."""
+        wrist_key = IMAGE_PREFIX + self.wrist_camera if self.wrist_camera else None
+        cams = [k for k in observation if k.startswith(IMAGE_PREFIX) and k != wrist_key]
         if not cams:
             raise ValueError(f"the observation has no `{IMAGE_PREFIX}<camera>` key (keys: {sorted(observation)})")
         key = IMAGE_PREFIX + self.camera if self.camera and IMAGE_PREFIX + self.camera in observation else None
@@ -178,9 +199,9 @@ class CarePolicy:
             key = cams[0]
         if "task" not in observation:
             raise ValueError("the observation has no `task` (the instruction)")
-        return observation[key], observation["task"], observation.get(STATE_KEY)
+        return observation[key], observation["task"], observation.get(STATE_KEY), observation.get(wrist_key)
 
-    def select_action(self, image, instruction: str | list[str] | None = None, state=None) -> np.ndarray:
+    def select_action(self, image, instruction: str | list[str] | None = None, state=None, wrist=None) -> np.ndarray:
         """The action to execute now: (H, W, 3), str -> (A,); (B, H, W, 3), [str]*B -> (B, A);
         or one LeRobot-style observation dict (see the module docstring).
 
@@ -188,9 +209,9 @@ class CarePolicy:
         "ensemble": every call). A batch keeps its size until `reset()` (or `keep(rows)`).
         """
         if isinstance(image, dict):
-            if instruction is not None or state is not None:
+            if instruction is not None or state is not None or wrist is not None:
                 raise ValueError("pass either an observation dict or image + instruction (+ state), not both")
-            image, instruction, state = self._unpack(image)
+            image, instruction, state, wrist = self._unpack(image)
         if instruction is None:
             raise ValueError("select_action needs an instruction")
         single = np.ndim(image) == 3
@@ -202,6 +223,6 @@ class CarePolicy:
             raise ValueError(f"batch size changed from {self._batch} to {len(images)} without reset()")
         self._batch = len(images)
         if self.executor.needs_plan():
-            self.executor.add_chunk(self.predict_chunk(images, instructions, state))
+            self.executor.add_chunk(self.predict_chunk(images, instructions, state, wrist))
         action = self.executor.next_action()  # (B, A)
         return action[0] if single else action

@@ -97,7 +97,7 @@ def load_policy_model(path: str | Path, map_location: str | torch.device = "cpu"
             f"{vlm.hidden_size}): the folder mixes files of two runs; re-run `care finetune`"
         )
     state_dim = int(meta.get("state_dim", 0))
-    model = CareVLA(vlm, head, state_dim)
+    model = CareVLA(vlm, head, state_dim, wrist=bool(meta.get("wrist_camera")))
     load_weights(model, path / WEIGHTS_NAME, map_location,
                  hint="The weights were saved with another config than the folder's config.json / "
                       f"{POLICY_CONFIG_NAME} (or by a care version whose model defaults differ); "

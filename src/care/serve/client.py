@@ -39,15 +39,21 @@ class PolicyClient:
         """Forget the session's queued actions: call at the start of every episode."""
         self._call({"type": "reset"})
 
-    def select_action(self, image: np.ndarray, instruction: str, state: np.ndarray | None = None) -> np.ndarray:
-        """(H, W, 3) uint8 frame (+ the full state when the policy reads one) -> the action (A,)."""
+    def _act(self, image, instruction, state, wrist, chunk: bool) -> dict:
         return self._call({"type": "act", "image": np.asarray(image), "instruction": instruction,
-                           "state": None if state is None else np.asarray(state, np.float32), "chunk": False})["action"]
+                           "state": None if state is None else np.asarray(state, np.float32),
+                           "wrist": None if wrist is None else np.asarray(wrist), "chunk": chunk})
 
-    def predict_chunk(self, image: np.ndarray, instruction: str, state: np.ndarray | None = None) -> np.ndarray:
+    def select_action(self, image: np.ndarray, instruction: str, state: np.ndarray | None = None,
+                      wrist: np.ndarray | None = None) -> np.ndarray:
+        """(H, W, 3) uint8 frame (+ the full state, + the wrist frame, when the policy reads
+        them) -> the action (A,)."""
+        return self._act(image, instruction, state, wrist, chunk=False)["action"]
+
+    def predict_chunk(self, image: np.ndarray, instruction: str, state: np.ndarray | None = None,
+                      wrist: np.ndarray | None = None) -> np.ndarray:
         """The whole predicted chunk (H, A), without touching the session's queue."""
-        return self._call({"type": "act", "image": np.asarray(image), "instruction": instruction,
-                           "state": None if state is None else np.asarray(state, np.float32), "chunk": True})["actions"]
+        return self._act(image, instruction, state, wrist, chunk=True)["actions"]
 
     def close(self) -> None:
         self._ws.close()

@@ -1,6 +1,7 @@
 """The wire format of `care serve`: msgpack maps, numpy arrays as typed byte strings.
 
-    request   {"type": "act", "image": ARRAY, "instruction": str, "state": ARRAY | None, "chunk": bool}
+    request   {"type": "act", "image": ARRAY, "instruction": str, "state": ARRAY | None, "chunk": bool,
+               "wrist": ARRAY | None (a policy that reads a wrist camera)}
               {"type": "reset"}   {"type": "info"}
     reply     {"type": "action", "action": ARRAY}   or {"type": "chunk", "actions": ARRAY}
               {"type": "ok"}   {"type": "info", ...}   {"type": "error", "message": str}

@@ -56,19 +56,26 @@ class PolicyServer:
         return {"type": "info", "frame_hw": list(self.frame_hw), "image_size": p.image_size,
                 "action_dim": p.action_dim, "chunk_size": p.chunk_size, "state_dim": p.state_dim,
                 "state_indices": p.state_indices, "state_names": p.meta.get("state_names"),
-                "camera": p.camera, "execution": p.executor.mode}
+                "camera": p.camera, "wrist_camera": p.wrist_camera, "execution": p.executor.mode}
 
-    def _check_act(self, msg: dict) -> tuple[np.ndarray, str, np.ndarray | None]:
-        image, instruction, state = msg.get("image"), msg.get("instruction"), msg.get("state")
+    def _check_image(self, image, key: str, camera) -> None:
         if not isinstance(image, np.ndarray):
-            raise ProtocolError("\"act\" needs an \"image\" array (H, W, 3) uint8")
+            raise ProtocolError(f"\"act\" needs an \"{key}\" array (H, W, 3) uint8")
         if image.dtype != np.uint8:
-            raise ProtocolError(f"image dtype must be uint8 (0-255), got {image.dtype}")
+            raise ProtocolError(f"{key} dtype must be uint8 (0-255), got {image.dtype}")
         if image.ndim != 3 or image.shape[-1] != 3:
-            raise ProtocolError(f"image must be (H, W, 3), got shape {list(image.shape)}")
+            raise ProtocolError(f"{key} must be (H, W, 3), got shape {list(image.shape)}")
         if tuple(image.shape[:2]) != self.frame_hw:
-            raise ProtocolError(f"image is {image.shape[1]}x{image.shape[0]} (W x H); this policy was trained on "
-                                f"{self.frame_hw[1]}x{self.frame_hw[0]} frames of camera {self.policy.camera!r}")
+            raise ProtocolError(f"{key} is {image.shape[1]}x{image.shape[0]} (W x H); this policy was trained on "
+                                f"{self.frame_hw[1]}x{self.frame_hw[0]} frames of camera {camera!r}")
+
+    def _check_act(self, msg: dict) -> tuple[np.ndarray, str, np.ndarray | None, np.ndarray | None]:
+        image, instruction, state, wrist = msg.get("image"), msg.get("instruction"), msg.get("state"), msg.get("wrist")
+        self._check_image(image, "image", self.policy.camera)
+        if self.policy.wrist_camera:
+            self._check_image(wrist, "wrist", self.policy.wrist_camera)
+        elif wrist is not None:
+            raise ProtocolError("this policy reads one camera: send no \"wrist\" image")
         if not isinstance(instruction, str) or not instruction.strip():
             raise ProtocolError("\"act\" needs a non-empty \"instruction\" string")
         if self.policy.state_dim and state is None:
@@ -79,14 +86,15 @@ class PolicyServer:
                 raise ProtocolError("\"state\" must be a 1-d float array")
             if not np.all(np.isfinite(state)):
                 raise ProtocolError("\"state\" contains NaN or inf")
-        return image, instruction, state
+        return image, instruction, state, wrist
 
     async def _act(self, session: Session, msg: dict) -> dict:
-        image, instruction, state = self._check_act(msg)
+        image, instruction, state, wrist = self._check_act(msg)
         loop = asyncio.get_running_loop()
 
         def plan() -> np.ndarray:  # on the forward thread: one network call at a time
-            return self.policy.predict_chunk(image[None], [instruction], None if state is None else state[None])
+            return self.policy.predict_chunk(image[None], [instruction], None if state is None else state[None],
+                                             None if wrist is None else wrist[None])
 
         if msg.get("chunk"):
             chunk = await loop.run_in_executor(self._forward, plan)

@@ -56,9 +56,9 @@ STATE_NAME = "finetune_state.json"
 BATCH_KEYS = ("obs", "instruction", "actions", "action_is_pad")  # nothing else reaches the model
 
 
-def collate_finetune(items: list[dict], with_state: bool = False) -> dict:
+def collate_finetune(items: list[dict], with_state: bool = False, with_wrist: bool = False) -> dict:
     """The fine-tuning batch; the state only when the policy reads it (else it is never collated)."""
-    keys = BATCH_KEYS + (("state",) if with_state else ())
+    keys = BATCH_KEYS + (("state",) if with_state else ()) + (("wrist_obs",) if with_wrist else ())
     return default_collate([{k: it[k] for k in keys} for it in items])
 
 
@@ -139,7 +139,7 @@ def build_vlm(cfg: FinetuneConfig, instructions: list[str], out: Path, accelerat
 
 def build_policy_model(cfg: FinetuneConfig, vlm, action_dim: int, state_dim: int = 0) -> CareVLA:
     head = ActionHead(cfg.head, input_dim=vlm.hidden_size, num_latents=vlm.cfg.num_latents, action_dim=action_dim)
-    model = CareVLA(vlm, head, state_dim)
+    model = CareVLA(vlm, head, state_dim, wrist=cfg.clip.wrist_camera is not None)
     model.requires_grad_(True)
     if cfg.lora.enabled:
         apply_lora(model, cfg.lora)  # freezes the LLM's base weights
@@ -164,6 +164,8 @@ def run_signature(cfg: FinetuneConfig, model_cfg, episodes: list[int], state_ind
         "dataset": str(cfg.dataset),
         "episodes": episodes,
         "action_quantiles": list(cfg.action_quantiles),
+        # only when set, so runs that predate the option still resume
+        **({"wrist_camera": cfg.clip.wrist_camera} if cfg.clip.wrist_camera else {}),
     }
 
 
@@ -271,6 +273,7 @@ def finetune(cfg: FinetuneConfig) -> int:
         "dataset": str(cfg.dataset),
         "episodes_per_task": cfg.episodes_per_task,
         "camera": train_ds.camera,
+        "wrist_camera": train_ds.wrist_camera,
         "frame_hw": list(train_ds.stored_hw),  # (H, W) as recorded: `care eval` renders at this size
         "fps": ds.fps,
         "train_episodes": episodes,
@@ -293,6 +296,11 @@ def _select_state(batch: dict, meta: dict, state_normalizer, device):
     return state_normalizer.normalize(s).float()  # (B, S) in [-1, 1]
 
 
+def _wrist(batch: dict, device):
+    """The wrist frames of a batch (None when the policy reads one camera)."""
+    return batch["wrist_obs"].to(device) if "wrist_obs" in batch else None
+
+
 @torch.no_grad()
 def held_out_l1(net, val_ds, normalizer, meta, state_normalizer, batch_size: int, device, num_batches: int = 8) -> float:
     """Mean L1 (normalised actions) on fixed held-out batches spread over the validation episodes."""
@@ -302,10 +310,11 @@ def held_out_l1(net, val_ds, normalizer, meta, state_normalizer, batch_size: int
     net.eval()
     total, count = 0.0, 0
     for i in range(0, len(idx), batch_size):
-        batch = collate_finetune([val_ds[j] for j in idx[i:i + batch_size]], with_state=state_normalizer is not None)
+        batch = collate_finetune([val_ds[j] for j in idx[i:i + batch_size]], with_state=state_normalizer is not None,
+                                 with_wrist=net.has_wrist)
         obs = batch["obs"].to(device)
         target = normalizer.normalize(batch["actions"].to(device))
-        pred = net(obs, batch["instruction"], _select_state(batch, meta, state_normalizer, device))
+        pred = net(obs, batch["instruction"], _select_state(batch, meta, state_normalizer, device), _wrist(batch, device))
         total += float(l1_action_loss(pred.float(), target, batch["action_is_pad"].to(device))) * len(obs)
         count += len(obs)
     net.train(was_training)
@@ -335,7 +344,7 @@ def run_finetuning(cfg: FinetuneConfig, model: CareVLA, normalizer: ActionNormal
     ddp_model, optimizer = acc.prepare(model, optimizer)
     net = acc.unwrap_model(ddp_model)
 
-    collate = functools.partial(collate_finetune, with_state=state_normalizer is not None)
+    collate = functools.partial(collate_finetune, with_state=state_normalizer is not None, with_wrist=net.has_wrist)
     loader = step_loader(train_ds, sampler_kw, start, cfg.steps, cfg.num_workers, collate)
     n_train = sum(p.numel() for p in net.parameters() if p.requires_grad)
     n_all = sum(p.numel() for p in net.parameters())
@@ -369,7 +378,7 @@ def run_finetuning(cfg: FinetuneConfig, model: CareVLA, normalizer: ActionNormal
         target = normalizer.normalize(batch["actions"].to(acc.device))  # (B, H, A) in [-1, 1]
         state = _select_state(batch, meta, state_normalizer, acc.device)
         with acc.autocast():
-            pred = ddp_model(obs, batch["instruction"], state)  # (B, H, A)
+            pred = ddp_model(obs, batch["instruction"], state, _wrist(batch, acc.device))  # (B, H, A)
         loss = l1_action_loss(pred.float(), target, batch["action_is_pad"].to(acc.device))
         gnorm = optimizer_step(acc, ddp_model, loss, optimizer, scheduler, step, cfg.optim.grad_clip, hint)
         speed.add(cfg.batch_size * acc.num_processes)
