@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Issue 12: LIBERO-Object runs, resumable, one job at a time (both cores).
+#
+#   bash scripts/experiments/libero_object.sh label_supervised          seed 0
+#   SEEDS="0 1 2" bash scripts/experiments/libero_object.sh no_pretrain care
+#
+# A seed k is the whole pipeline (pretraining seed k, then fine-tuning seed k), as in paper_mt10.sh.
+# A finished job's small files go to results/libero_object/<run>/s<k>/ (eval_info.json, configs,
+# val_metrics.json, job.json): commit them; runs/ and data/ do not outlive a session.
+#
+#   videos      data/libero_object: care collect, LIBERO-Object, 20 random placements per task
+#               (never the fixed initial states), 128², agent view, expert + noise 0.1 + detours
+#   pretraining CARE tiny, 1000 x 32 clips, bf16 (care only)
+#   fine-tuning configs/finetune/no_pretrain.yaml (every weight, 2000 steps x 32, chunk 4, 5
+#               labelled episodes per task; label_supervised: configs/finetune/label_supervised.yaml,
+#               every episode); --pretrained for care
+#   evaluation  configs/eval/libero_object.yaml: the protocol, initial states 0-19 of each task
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export MUJOCO_GL=egl OMP_WAIT_POLICY=PASSIVE
+CARE=${CARE:-.venv/bin/care}
+D=${D:-data/libero_object}; R=${R:-runs/libero_object}; OUT=${OUT:-results/libero_object}
+SEEDS=${SEEDS:-0}
+RUNS=${*:-label_supervised}
+mkdir -p "$R" "$OUT"
+
+resume() { [ -d "$1/checkpoints" ] && echo --resume || true; }
+keep() {  # keep <run> <seed> <dir> <name-in-dir>:<name-in-results> ...
+  local dest="$OUT/$1/s$2" dir=$3; shift 3
+  mkdir -p "$dest"
+  for pair in "$@"; do [ -f "$dir/${pair%%:*}" ] && cp "$dir/${pair%%:*}" "$dest/${pair##*:}"; done
+  return 0
+}
+
+[ -f "$D/meta/info.json" ] || $CARE collect --env.type libero --env.suite libero_object --episodes-per-task 20 \
+    --action-noise 0.1 --detour-prob 0.02 --workers 2 --seed 0 --output-dir "$D"
+
+for run in $RUNS; do for k in $SEEDS; do
+  [ -f "$OUT/$run/s$k/eval_info.json" ] && continue
+  t0=$SECONDS; ft="$R/${run}_s${k}_ft"; ev="$R/${run}_s${k}_eval"
+  case $run in
+    no_pretrain) ft_args=(--config configs/finetune/no_pretrain.yaml);;
+    label_supervised) ft_args=(--config configs/finetune/label_supervised.yaml);;
+    care) pre="$R/care_s$k"
+          [ -f "$pre/model.safetensors" ] || $CARE pretrain --config configs/pretrain/care_tiny.yaml --dataset "$D" \
+              --seed "$k" --output-dir "$pre" --time-limit-minutes null $(resume "$pre")
+          keep "$run" "$k" "$pre" val_metrics.json:val_metrics.json run_config.yaml:pretrain_config.yaml
+          ft_args=(--config configs/finetune/no_pretrain.yaml --pretrained "$pre");;
+    *) echo "unknown run $run"; exit 2;;
+  esac
+  [ -f "$ft/policy_config.json" ] || $CARE finetune "${ft_args[@]}" --dataset "$D" --seed "$k" --output-dir "$ft" $(resume "$ft")
+  keep "$run" "$k" "$ft" run_config.yaml:finetune_config.yaml
+  [ -f "$ev/eval_info.json" ] || $CARE eval --config configs/eval/libero_object.yaml --policy "$ft" \
+      --output-dir "$ev" --overwrite
+  keep "$run" "$k" "$ev" eval_info.json:eval_info.json run_config.yaml:eval_config.yaml
+  printf '{"wall_minutes": %d, "date": "%s"}\n' $(( (SECONDS - t0) / 60 )) "$(date -u +%F)" > "$OUT/$run/s$k/job.json"
+  echo "$(date +%H:%M) done: $run seed $k"
+done; done
