@@ -74,6 +74,9 @@ class CollectConfig:
         if self.episodes_per_task < 1:
             raise ValueError(f"episodes_per_task must be >= 1, got {self.episodes_per_task}")
         self.env = self.env.with_rendering()  # the simulator's size/camera for those left None
+        if getattr(self.env, "init_states", None) == "fixed":
+            raise ValueError("care collect records random placements: LIBERO's fixed initial states are the "
+                             "evaluation episodes of the published protocol (leave --env.init-states unset)")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if not 0.0 <= self.detour_prob <= 1.0:

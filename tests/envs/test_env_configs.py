@@ -83,5 +83,9 @@ def test_libero_from_the_command_line():
     c = draccus.parse(CollectConfig, args=args)
     assert (c.env.type, c.env.suite, c.env.tasks, c.env.wrist, c.env.max_steps, c.env.size) == (
         "libero", "libero_object", "0,1", True, 280, 128)
+    from care.envs.configs import LiberoEnvConfig
+
+    with pytest.raises(ValueError, match="fixed initial states are the evaluation episodes"):
+        CollectConfig(env=LiberoEnvConfig(init_states="fixed"))
     e = draccus.parse(EvalConfig, args=["--env.type", "libero"])
     assert e.seed == 0 and draccus.parse(EvalConfig, args=[]).seed == 1000

@@ -189,3 +189,17 @@ def test_random_placements_on_a_fixture_land_on_it():
             assert e.view.model is e.model and obs["pixels"].std() > 10  # a picture of the new scene
             xy, vis = e.project_points()
             assert vis.any()
+
+
+def test_fixtures_stand_where_the_env_seed_puts_them():
+    """Building the model places the fixtures from numpy's global generator: the env seeds it, so
+    a fixed-initial-state episode is the same in any process, whatever ran there before."""
+    task = L.resolve_tasks("libero_spatial")[0]
+    scenes = []
+    for before in (1, 2):
+        np.random.seed(before)
+        with L.LiberoEnv("libero_spatial", task, size=32, init_states="fixed") as e:
+            e.reset(seed=0)
+            scenes.append((e.model.body_pos.copy(), e.state))
+    np.testing.assert_array_equal(scenes[0][0], scenes[1][0])
+    np.testing.assert_array_equal(scenes[0][1], scenes[1][1])

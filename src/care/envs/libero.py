@@ -218,6 +218,8 @@ class LiberoEnv(_GymEnv):
         if camera not in CAMERAS:
             raise CareError(f"LIBERO camera {camera!r}: use one of {', '.join(CAMERAS)} "
                             f"(the public datasets' keys for {', '.join(CAMERAS.values())})")
+        if wrist and camera == "wrist_image":
+            raise CareError("camera='wrist_image' with wrist=True would record the wrist view twice")
         if init_states not in ("random", "fixed"):
             raise CareError(f"init_states must be 'random' or 'fixed', got {init_states!r}")
         if render_mode not in (None, *self.metadata["render_modes"]):
@@ -253,6 +255,9 @@ class LiberoEnv(_GymEnv):
         self._init_states = None if init_states == "random" else np.asarray(s.get_task_init_states(i))
         # robosuite without its renderer (care renders); soft resets (a reset keeps the model, so
         # the renderer stays valid) except where they would be wrong (below); the step limit is ours.
+        # building the model places the fixtures, drawing from numpy's global generator: seeded,
+        # so that the scene (and every fixed-initial-state episode in it) is the same in any process
+        np.random.seed(_stable_seed(suite, self.env_name, self.seed))
         self._env = ControlEnv(
             bddl_file_name=s.get_task_bddl_file_path(i), use_camera_obs=False, has_offscreen_renderer=False,
             hard_reset=False, ignore_done=True, camera_heights=self.size, camera_widths=self.size,
