@@ -107,8 +107,12 @@ def _require_libero():
 
 @functools.lru_cache(maxsize=None)
 def _suite(suite: str):
+    import contextlib
+    import io
+
     benchmark = _require_libero()
-    return benchmark.get_benchmark_dict()[check_suite(suite)](task_order_index=0)
+    with contextlib.redirect_stdout(io.StringIO()):  # "[info] Applying task order index 0 ..." per suite
+        return benchmark.get_benchmark_dict()[check_suite(suite)](task_order_index=0)
 
 
 def resolve_tasks(suite: str, spec: str = "") -> list[str]:
