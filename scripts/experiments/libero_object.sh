@@ -3,6 +3,8 @@
 #
 #   bash scripts/experiments/libero_object.sh label_supervised          seed 0
 #   SEEDS="0 1 2" bash scripts/experiments/libero_object.sh no_pretrain care
+#   LANE=1 SEEDS="1 2" bash scripts/experiments/libero_object.sh no_pretrain &   two lanes, one core each:
+#   LANE=1 SEEDS="0 1" bash scripts/experiments/libero_object.sh care            give them disjoint jobs
 #
 # A seed k is the whole pipeline (pretraining seed k, then fine-tuning seed k), as in paper_mt10.sh.
 # A finished job's small files go to results/libero_object/<run>/s<k>/ (eval_info.json, configs,
@@ -23,6 +25,7 @@ D=${D:-data/libero_object}; R=${R:-runs/libero_object}; OUT=${OUT:-results/liber
 SEEDS=${SEEDS:-0}
 RUNS=${*:-label_supervised}
 mkdir -p "$R" "$OUT"
+if [ -n "${LANE:-}" ]; then export OMP_NUM_THREADS=1; WORKERS=1; else WORKERS=2; fi
 
 resume() { [ -d "$1/checkpoints" ] && echo --resume || true; }
 keep() {  # keep <run> <seed> <dir> <name-in-dir>:<name-in-results> ...
@@ -51,7 +54,7 @@ for run in $RUNS; do for k in $SEEDS; do
   [ -f "$ft/policy_config.json" ] || $CARE finetune "${ft_args[@]}" --dataset "$D" --seed "$k" --output-dir "$ft" $(resume "$ft")
   keep "$run" "$k" "$ft" run_config.yaml:finetune_config.yaml
   [ -f "$ev/eval_info.json" ] || $CARE eval --config configs/eval/libero_object.yaml --policy "$ft" \
-      --output-dir "$ev" --overwrite
+      --workers "$WORKERS" --output-dir "$ev" --overwrite
   keep "$run" "$k" "$ev" eval_info.json:eval_info.json run_config.yaml:eval_config.yaml
   printf '{"wall_minutes": %d, "date": "%s"}\n' $(( (SECONDS - t0) / 60 )) "$(date -u +%F)" > "$OUT/$run/s$k/job.json"
   echo "$(date +%H:%M) done: $run seed $k"

@@ -798,6 +798,43 @@ class ProbeConfig:
 
 
 @dataclass
+class ReportBenchmark:
+    """Another benchmark's Tab. 1 on the same page (`benchmarks:` in a report config): success
+    by method under that benchmark's own evaluation protocol, from its own results folder.
+
+    Args:
+        title: the section's heading, e.g. "LIBERO-Object".
+        results: its committed results folder (<results>/<run>/s<k>/eval_info.json).
+        tasks: the task names every eval_info.json must list, in order.
+        episodes_per_task, eval_seed, max_steps: the protocol every eval_info.json must have used
+            (LIBERO: eval_seed 0 = the suite's fixed initial states 0..episodes_per_task-1).
+        methods: the runs, in row order; reference: the run every success is paired with.
+        seeds: the pipeline seeds (empty: the report's).
+        claims: orderings "a > b" over runs (success), marked holds / reversed / not separated.
+        paper: run -> the paper's success on this benchmark; paper_rows: run -> that row's name.
+    """
+
+    title: str = ""
+    results: Path = Path("results")
+    tasks: list[str] = field(default_factory=list)
+    episodes_per_task: int = 20
+    eval_seed: int = 0
+    max_steps: int = 280
+    methods: list[str] = field(default_factory=list)
+    reference: str = "no_pretrain"
+    seeds: list[int] = field(default_factory=list)
+    claims: list[str] = field(default_factory=list)
+    paper: dict[str, float] = field(default_factory=dict)
+    paper_rows: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.title or not self.tasks or not self.methods:
+            raise ValueError(f"report benchmark {self.title!r}: title, tasks and methods are required")
+        if self.episodes_per_task < 1 or self.max_steps < 1:
+            raise ValueError(f"report benchmark {self.title!r}: episodes_per_task and max_steps must be >= 1")
+
+
+@dataclass
 class ReportConfig:
     """`care report`: the paper's tables on our benchmark, rebuilt from committed result files.
 
@@ -826,6 +863,8 @@ class ReportConfig:
             better, and "a > b" still reads "a is better"); the page says which hold here.
         paper: run -> the paper's numbers for the row it stands for ("success", "lp_mse",
             "s_pcfc", "semantic", "latent_loss"); paper_rows: run -> that row's name in the paper.
+        benchmarks: further benchmarks' success tables on the same page (ReportBenchmark), e.g.
+            LIBERO-Object beside Meta-World.
         output_dir: receives README.md and the PNG plots.
         missing: only list what is missing (and the runs it belongs to), write nothing.
     """
@@ -846,6 +885,7 @@ class ReportConfig:
     claims: dict[str, list[str]] = field(default_factory=dict)
     paper: dict[str, dict[str, float]] = field(default_factory=dict)
     paper_rows: dict[str, str] = field(default_factory=dict)
+    benchmarks: list[ReportBenchmark] = field(default_factory=list)
     output_dir: Path = Path("docs/report")
     missing: bool = False
 
@@ -854,6 +894,9 @@ class ReportConfig:
             raise ValueError("seeds is empty: give the pipeline seeds, e.g. [0, 1, 2]")
         if self.episodes_per_task < 1 or self.max_steps < 1:
             raise ValueError(f"episodes_per_task and max_steps must be >= 1, got {self.episodes_per_task}, {self.max_steps}")
+        titles = [b.title for b in self.benchmarks]
+        if len(set(titles)) != len(titles):
+            raise ValueError(f"benchmarks: titles must differ, got {titles}")
         tables = {"methods", "video", "ablation", "lp_mse", "s_pcfc", "semantic"}
         unknown = sorted(set(self.claims) - tables)
         if unknown:

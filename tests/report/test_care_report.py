@@ -121,7 +121,11 @@ def _yaml(cfg: ReportConfig, tmp_path: Path) -> Path:
 
     import yaml
 
-    d = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()}
+    def plain(v):
+        return str(v) if isinstance(v, Path) else [plain(x) for x in v] if isinstance(v, list) else \
+            {k: plain(x) for k, x in v.items()} if isinstance(v, dict) else v
+
+    d = plain(dataclasses.asdict(cfg))
     path = tmp_path / "report.yaml"
     path.write_text(yaml.safe_dump(d))
     return path
@@ -157,3 +161,75 @@ def test_the_shipped_config_parses_and_names_real_runs():
             assert a in cfg.labels and b in cfg.labels, (table, c)
     with pytest.raises(ValueError, match="unknown table"):
         ReportConfig(claims={"tab9": ["a > b"]})
+    for b in cfg.benchmarks:
+        assert b.reference in b.methods and len(b.tasks) == len(set(b.tasks)) > 0
+        for c in b.claims:
+            assert all(x.strip() in cfg.labels for x in c.split(">")), (b.title, c)
+
+
+LIBERO_TASKS = ["pick_up_the_milk_and_place_it_in_the_basket", "pick_up_the_butter_and_place_it_in_the_basket"]
+
+
+def test_a_further_benchmark_gets_its_own_table_under_its_own_protocol(results, tmp_path):
+    from care.configs import ReportBenchmark
+
+    lib = tmp_path / "libero"
+    # success per seed: care 100 / 50, no pretraining 50 / 0 (two tasks x 1 episode, initial states 0..)
+    for k, (c, n) in enumerate([((True, True), (True, False)), ((True, False), (False, False))]):
+        write(lib, "care", k, "eval_info.json", eval_info(dict(zip(LIBERO_TASKS, ([c[0]], [c[1]]))), seed0=0, max_steps=280))
+        write(lib, "no_pretrain", k, "eval_info.json", eval_info(dict(zip(LIBERO_TASKS, ([n[0]], [n[1]]))), seed0=0, max_steps=280))
+    bench = ReportBenchmark(title="LIBERO-Object", results=lib, tasks=LIBERO_TASKS, episodes_per_task=1, eval_seed=0,
+                            max_steps=280, methods=["no_pretrain", "care"], seeds=[0, 1], claims=["care > no_pretrain"],
+                            paper={"care": 86.4}, paper_rows={"care": "Ours"})
+    cfg = config(results, tmp_path, benchmarks=[bench])
+    res = load_results(cfg)
+    assert metric(res.benchmarks["LIBERO-Object"], "care", "success") == {0: 100.0, 1: 50.0}
+    assert metric(res, "care", "success") == {0: 50.0, 1: 75.0, 2: 100.0}  # Meta-World's table is untouched
+    assert main(["report", "--config", str(_yaml(cfg, tmp_path))]) == 0
+    page = (tmp_path / "page" / "README.md").read_text()
+    assert "## Tab. 1 on LIBERO-Object" in page
+    # differences 50, 50: mean +50 with zero spread -> the interval is the point, and the ordering holds
+    assert "| CARE | 75.0 ± 35.4 | 100.0 / 50.0 | +50.0 [+50.0, +50.0] | 86.4 (Ours) |" in page
+    assert "CARE better than no_pretrain** (success) — here: **holds**" in page
+    assert "| pick_up_the_milk_and_place_it_in_the_basket | 50 | 100 |" in page  # per task, mean over seeds
+    assert (tmp_path / "page" / "success_per_task_libero_object.png").is_file()
+
+    # its own protocol is checked: a Meta-World step limit in the LIBERO folder is named
+    path = lib / "care" / "s1" / "eval_info.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "config": {"max_steps": 200}}))
+    with pytest.raises(ConfigError, match="step limit") as e:
+        load_results(cfg)
+    assert str(path) in str(e.value)
+    path.unlink()
+    assert ("care", 1, str(path)) in load_results(cfg).missing
+
+
+def test_short_task_names_drop_the_shared_words():
+    from care.report.build import short_names
+
+    assert short_names(LIBERO_TASKS) == ["milk", "butter"]
+    assert short_names(["reach", "push"]) == ["reach", "push"]
+    assert short_names(["a_b", "a_b"]) == ["a_b", "a_b"]  # nothing left: the full name
+
+
+def test_the_committed_results_rebuild_the_page(tmp_path):
+    """`care report` on the shipped config and the committed results/ (what a fresh clone has)."""
+    root = Path(__file__).parents[2]
+    cfg = parse_config(ReportConfig, ["--config", str(root / "configs/report/paper_mt10.yaml")])
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(root)  # the config's results paths are relative to the repository
+    try:
+        assert main(["report", "--config", "configs/report/paper_mt10.yaml", "--output-dir", str(tmp_path)]) == 0
+        res = load_results(cfg)
+    finally:
+        os.chdir(cwd)
+    page = (tmp_path / "README.md").read_text()
+    for b in cfg.benchmarks:
+        assert f"## Tab. 1 on {b.title}" in page
+    # every committed evaluation shows up in its table as its seed's value
+    for r in (res, *res.benchmarks.values()):
+        for run, by_seed in r.files.get("eval", {}).items():
+            for seed, info in by_seed.items():
+                assert f"{info['overall']['pc_success']:.1f}" in page, (run, seed)

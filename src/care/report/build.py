@@ -13,6 +13,8 @@ ours, and for every ordering the paper claims whether it holds here) and three P
     Tab. 2   LP-MSE and S-PCFC per pretrained method
     Tab. 3   semantic accuracy: the frame references and each method's latents
     Tab. 4   the multi-task ablation: success and the final held-out latent loss
+    and for each further benchmark (`benchmarks:`, e.g. LIBERO-Object) its Tab. 1: success by
+    method under its own protocol, per task, and a plot
 
 A seed is the whole pipeline (pretraining seed k, then fine-tuning seed k), so the intervals
 include the variance of pretraining. An ordering "a > b" is tested on the seeds both runs have,
@@ -30,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from care.configs import ReportConfig
+from care.configs import ReportBenchmark, ReportConfig
 from care.errors import ConfigError
 from care.evaluation.compare import t_interval
 from care.io import atomic_write_bytes, read_json
@@ -48,6 +50,7 @@ class Results:
 
     files: dict[str, dict[str, dict[int, dict]]] = field(default_factory=dict)
     missing: list[tuple[str, int, str]] = field(default_factory=list)  # (run, seed, path)
+    benchmarks: dict[str, Results] = field(default_factory=dict)  # further benchmarks, by title
 
     def get(self, kind: str, run: str) -> dict[int, dict]:
         return self.files.get(kind, {}).get(run, {})
@@ -62,7 +65,8 @@ def needed(cfg: ReportConfig) -> dict[str, list[str]]:
     return {"eval": evals, "probe": uniq(cfg.probes), "probe_shared": uniq(cfg.probes), "pretrain": uniq(cfg.ablation)}
 
 
-def _check_eval(info: dict, path: Path, cfg: ReportConfig, tasks: list[str]) -> None:
+def _check_eval(info: dict, path: Path, cfg: ReportConfig | ReportBenchmark, tasks: list[str]) -> None:
+    """`cfg`'s protocol (eval_seed, episodes_per_task, max_steps) and `tasks` are what `info` used."""
     def bad(what: str, got, want):
         raise ConfigError(f"{path}: {what} is {got}, the report's protocol says {want} ({cfg.results} must hold "
                           "evaluations of one protocol; re-run it or fix the report config)")
@@ -101,9 +105,7 @@ def _check_probe_settings(files: dict[str, dict[int, dict]], kind: str, root: Pa
 
 
 def load_results(cfg: ReportConfig) -> Results:
-    from care.envs.metaworld import resolve_tasks
-
-    tasks = resolve_tasks(cfg.tasks)
+    tasks = _tasks(cfg)
     res = Results()
     for kind, runs in needed(cfg).items():
         for run in runs:
@@ -120,6 +122,23 @@ def load_results(cfg: ReportConfig) -> Results:
                 res.files.setdefault(kind, {}).setdefault(run, {})[seed] = info
     for kind in ("probe", "probe_shared"):
         _check_probe_settings(res.files.get(kind, {}), kind, Path(cfg.results))
+    for b in cfg.benchmarks:
+        res.benchmarks[b.title] = bres = _load_benchmark(b, b.seeds or cfg.seeds)
+        res.missing += bres.missing
+    return res
+
+
+def _load_benchmark(b: ReportBenchmark, seeds: list[int]) -> Results:
+    res = Results()
+    for run in dict.fromkeys([*b.methods, b.reference]):
+        for seed in seeds:
+            path = Path(b.results) / run / f"s{seed}" / FILES["eval"]
+            if not path.is_file():
+                res.missing.append((run, seed, str(path)))
+                continue
+            info = read_json(path)
+            _check_eval(info, path, b, list(b.tasks))
+            res.files.setdefault("eval", {}).setdefault(run, {})[seed] = info
     return res
 
 
@@ -204,10 +223,11 @@ def label(cfg: ReportConfig, run: str) -> str:
     return cfg.labels.get(run, run)
 
 
-def claims_block(cfg: ReportConfig, res: Results, table: str) -> list[str]:
+def claims_block(cfg: ReportConfig, res: Results, table: str, claims: list[str] | None = None) -> list[str]:
+    """One line per claimed ordering of `table` (`claims`: a further benchmark's, else cfg's)."""
     name, higher = CLAIM_METRICS[table]
     lines = []
-    for claim in cfg.claims.get(table, []):
+    for claim in cfg.claims.get(table, []) if claims is None else claims:
         a, sep, b = (x.strip() for x in claim.partition(">"))
         if not sep or not a or not b:
             raise ConfigError(f"claims.{table}: {claim!r} is not of the form 'a > b'")
@@ -219,22 +239,32 @@ def claims_block(cfg: ReportConfig, res: Results, table: str) -> list[str]:
     return lines
 
 
-def success_tables(cfg: ReportConfig, res: Results, runs: list[str], heading: str, paper_col: str) -> list[str]:
-    ref = metric(res, cfg.reference, "success")
-    out = [f"| {heading} | success % (mean ± std) | per seed | Δ vs {label(cfg, cfg.reference)} [95% CI] | {paper_col} |",
+def success_tables(cfg: ReportConfig, res: Results, runs: list[str], heading: str, paper_col: str,
+                   bench: ReportBenchmark | None = None) -> list[str]:
+    reference = bench.reference if bench else cfg.reference
+    ref = metric(res, reference, "success")
+    out = [f"| {heading} | success % (mean ± std) | per seed | Δ vs {label(cfg, reference)} [95% CI] | {paper_col} |",
            "|---|---:|---:|---:|---:|"]
     for run in runs:
         v = metric(res, run, "success")
         s = summary(v)
-        d = "(reference)" if run == cfg.reference else _diff(paired(v, ref))
-        out.append(f"| {label(cfg, run)} | {_fmt(s)} | {_seeds(s)} | {d} | {_paper(cfg, run, 'success')} |")
+        d = "(reference)" if run == reference else _diff(paired(v, ref))
+        if bench is None:
+            paper = _paper(cfg, run, "success")
+        else:
+            v_p, row = bench.paper.get(run), bench.paper_rows.get(run)
+            paper = "—" if v_p is None else f"{v_p:.1f}" + (f" ({row})" if row else "")
+        out.append(f"| {label(cfg, run)} | {_fmt(s)} | {_seeds(s)} | {d} | {paper} |")
     return out
 
 
-def per_task_table(cfg: ReportConfig, res: Results, runs: list[str]) -> list[str]:
+def _tasks(cfg: ReportConfig) -> list[str]:
     from care.envs.metaworld import resolve_tasks
 
-    tasks = resolve_tasks(cfg.tasks)
+    return resolve_tasks(cfg.tasks)
+
+
+def per_task_table(cfg: ReportConfig, res: Results, runs: list[str], tasks: list[str]) -> list[str]:
     cols = [r for r in runs if res.get("eval", r)]
     if not cols:
         return []
@@ -246,6 +276,21 @@ def per_task_table(cfg: ReportConfig, res: Results, runs: list[str]) -> list[str
             cells.append(f"{np.mean(vals):.0f}")
         out.append(f"| {t} | " + " | ".join(cells) + " |")
     return out
+
+
+def benchmark_section(cfg: ReportConfig, b: ReportBenchmark, res: Results, plot: str | None) -> list[str]:
+    seeds = b.seeds or cfg.seeds
+    L = [f"## Tab. 1 on {b.title} — success rate by pretraining method", "",
+         f"From `{b.results}`. Protocol: {len(b.tasks)} tasks, {b.episodes_per_task} evaluation episodes per task "
+         f"(evaluation seeds {b.eval_seed}..{b.eval_seed + b.episodes_per_task - 1}), step limit {b.max_steps}; "
+         f"pipeline seeds {seeds}. The paper's column is its own result on this benchmark (the row named in "
+         "brackets), with its own data and model: compare orderings, not values.", ""]
+    L += success_tables(cfg, res, b.methods, "method", f"paper SR ({b.title})", bench=b) + [""]
+    L += claims_block(cfg, res, "methods", claims=b.claims) + [""]
+    if plot:
+        L += [f"![success per task, {b.title}]({plot})", ""]
+    L += ["Success per task (%, mean over seeds):", ""] + per_task_table(cfg, res, b.methods, list(b.tasks)) + [""]
+    return L
 
 
 def build_page(cfg: ReportConfig, res: Results, plots: dict[str, str]) -> str:
@@ -266,7 +311,9 @@ def build_page(cfg: ReportConfig, res: Results, plots: dict[str, str]) -> str:
         L += claims_block(cfg, res, "methods") + [""]
         if "success" in plots:
             L += [f"![success per task]({plots['success']})", ""]
-        L += ["Success per task (%, mean over seeds):", ""] + per_task_table(cfg, res, cfg.methods) + [""]
+        L += ["Success per task (%, mean over seeds):", ""] + per_task_table(cfg, res, cfg.methods, _tasks(cfg)) + [""]
+    for b in cfg.benchmarks:
+        L += benchmark_section(cfg, b, res.benchmarks[b.title], plots.get(f"bench:{b.title}"))
     if cfg.video:
         L += ["## Tab. 1 (data rows) — success by pretraining video", ""]
         L += success_tables(cfg, res, cfg.video, "pretraining video", "paper SR (row)") + [""]
@@ -327,19 +374,30 @@ def _bars(ax, names: list[str], series: list[dict[int, float]], color="C0"):
     ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
 
 
+def short_names(tasks: list[str]) -> list[str]:
+    """Task names without the words they all share at the start and end (LIBERO's
+    "pick_up_the_X_and_place_it_in_the_basket" -> "X")."""
+    words = [t.split("_") for t in tasks]
+    if len(words) < 2:
+        return list(tasks)
+    n = min(len(w) for w in words)
+    pre = next((i for i in range(n) if len({w[i] for w in words}) > 1), n)
+    suf = next((i for i in range(n - pre) if len({w[-1 - i] for w in words}) > 1), n - pre)
+    return ["_".join(w[pre:len(w) - suf]) or t for w, t in zip(words, tasks)]
+
+
 def make_plots(cfg: ReportConfig, res: Results, out: Path) -> dict[str, str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from care.envs.metaworld import resolve_tasks
     from care.io import save_figure
 
-    made = {}
-    runs = [r for r in cfg.methods if res.get("eval", r)]
-    if runs:
-        tasks = resolve_tasks(cfg.tasks)
+    def per_task_plot(res: Results, methods: list[str], tasks: list[str], title: str, path: Path) -> str | None:
+        runs = [r for r in methods if res.get("eval", r)]
+        if not runs:
+            return None
         fig, ax = plt.subplots(figsize=(max(8, 1.1 * len(tasks)), 4))
         w = 0.8 / len(runs)
         for j, run in enumerate(runs):
@@ -350,11 +408,21 @@ def make_plots(cfg: ReportConfig, res: Results, out: Path) -> dict[str, str]:
                 ax.bar(x, np.mean(vals), width=w, color=f"C{j}", alpha=0.6, label=label(cfg, run) if i == 0 else None)
                 ax.scatter([x] * len(vals), vals, color="k", s=6, zorder=3)
         ax.set_xticks(range(len(tasks)))
-        ax.set_xticklabels([t.replace("-v3", "") for t in tasks], rotation=30, ha="right", fontsize=8)
+        names = short_names([t.replace("-v3", "") for t in tasks])
+        ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel("success %")
-        ax.set_title("Success per task and method (bars: mean over seeds; dots: seeds)")
+        ax.set_title(f"{title}: success per task and method (bars: mean over seeds; dots: seeds)")
         ax.legend(fontsize=8, ncol=min(5, len(runs)))
-        made["success"] = save_figure(fig, out / "success_per_task.png").name
+        return save_figure(fig, path).name
+
+    made = {}
+    if cfg.methods and (name := per_task_plot(res, cfg.methods, _tasks(cfg), cfg.tasks, out / "success_per_task.png")):
+        made["success"] = name
+    for b in cfg.benchmarks:
+        slug = "".join(c if c.isalnum() else "_" for c in b.title.lower()).strip("_")
+        if name := per_task_plot(res.benchmarks[b.title], b.methods, list(b.tasks), b.title,
+                                 out / f"success_per_task_{slug}.png"):
+            made[f"bench:{b.title}"] = name
     probes = [r for r in cfg.probes if res.get("probe", r)]
     if probes:
         fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
@@ -392,7 +460,7 @@ def report(cfg: ReportConfig) -> int:
     plots = make_plots(cfg, res, out)
     page = build_page(cfg, res, plots)
     atomic_write_bytes(out / "README.md", page.encode())
-    n = sum(len(s) for k in res.files.values() for s in k.values())
+    n = sum(len(s) for r in (res, *res.benchmarks.values()) for k in r.files.values() for s in k.values())
     print(f"care report: {out / 'README.md'} from {n} result file(s)"
           + (f"; {len(res.missing)} missing (care report --missing lists them)" if res.missing else ""))
     return 0
