@@ -119,3 +119,42 @@ def micro_configs(**kw):
     mk = {k: v for k, v in kw.items() if k in {f.name for f in dataclasses.fields(model)}}
     ck = {k: v for k, v in kw.items() if k not in mk}
     return dataclasses.replace(model, **mk), dataclasses.replace(method, **ck)
+
+
+# a micro policy (tests/policy, tests/serve, tests/evaluation): 48x48 frames of the corner camera
+INSTR = ["close the drawer", "press the button from the top"]
+META = {"camera": "corner", "frame_hw": [48, 48], "train_seeds": {}, "pretrained": None}
+
+
+def micro_model(chunk_size=3, lora=True, seed=0):
+    """A micro CareVLA (4-d actions) whose LoRA and head weights are moved off their init."""
+    import torch
+
+    from care.configs import ActionHeadConfig, FinetuneConfig, LoRAConfig
+    from care.models.latent_vlm import LatentVLM
+    from care.models.tokenizer import train_bpe_tokenizer
+    from care.presets import get_preset
+    from care.training.finetune import build_policy_model
+
+    torch.manual_seed(seed)
+    mcfg = get_preset("micro")
+    vlm = LatentVLM(mcfg, train_bpe_tokenizer(INSTR, mcfg.vocab_size))
+    cfg = FinetuneConfig(pretrained=None, head=ActionHeadConfig(chunk_size=chunk_size, width=32),
+                         lora=LoRAConfig(enabled=lora, rank=4, alpha=8))
+    model = build_policy_model(cfg, vlm, action_dim=4)
+    with torch.no_grad():  # move every weight off its init so LoRA's B != 0 and the head is not ~0
+        for n, p in model.named_parameters():
+            if "lora_B" in n or n.startswith("head.out_proj"):
+                p.normal_(0, 0.3)
+    return model.eval()
+
+
+def normalizer():
+    from care.policy.normalize import fit_action_normalizer
+
+    rng = np.random.default_rng(0)
+    return fit_action_normalizer(rng.uniform(-1, 1, size=(500, 4)) * np.array([1.0, 0.5, 2.0, 0.0]))
+
+
+def images(B=2, size=48, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, size=(B, size, size, 3), dtype=np.uint8)

@@ -94,3 +94,65 @@ def test_lockstep_episodes_equal_one_at_a_time_and_finished_ones_drop_out():
 def test_lockstep_needs_matching_inputs():
     with pytest.raises(ValueError, match="as many envs"):
         run_episodes([_Env()], _BatchPolicy(), ["a", "b"], [0], max_steps=2)
+
+
+class _AlwaysRenders:
+    """A care env without the render switch: the rollout cannot skip its renders."""
+
+    def __init__(self, env):
+        self.wrapped, self.env_name = env, env.env_name
+
+    def reset(self, **kw):
+        return self.wrapped.reset(**kw)
+
+    def step(self, action):
+        return self.wrapped.step(action)
+
+
+def test_frames_between_plans_are_not_rendered_and_the_episode_is_the_same(tmp_path):
+    """A real Meta-World env and a micro policy (chunk 3): with render skipping, the env renders
+    only at reset and before each plan (plus every frame of a recorded episode), and the episode
+    (actions, length, rewards) is the one that renders every step."""
+    from helpers import INSTR, META, micro_model, normalizer
+
+    from care.envs.metaworld import MetaWorldEnv
+    from care.models.vla import merge_lora
+    from care.policy import CarePolicy, save_policy
+
+    save_policy(tmp_path / "p", merge_lora(micro_model()), normalizer(), META)
+    policy = CarePolicy.from_pretrained(tmp_path / "p")
+    calls = []
+    actions = []
+    select = policy.select_action
+    policy.select_action = lambda *a, **k: actions.append(np.array(select(*a, **k))) or actions[-1]
+
+    def episode(env, record=False):
+        calls.clear(), actions.clear()
+        inner = getattr(env, "wrapped", env)
+        render = inner.view.render
+        inner.view.render = lambda *a, **k: calls.append(1) or render(*a, **k)
+        r = run_episode(env, policy, INSTR[0], seed=1000, max_steps=10, record=record)
+        inner.view.render = render
+        return r, len(calls), [a.copy() for a in actions]
+
+    with MetaWorldEnv("drawer-close-v3", size=48, max_steps=10) as env:
+        skip, n_skip, a_skip = episode(env)
+        assert env.render_on_step  # restored after the episode
+        full, n_full, a_full = episode(_AlwaysRenders(env))
+        rec, n_rec, _ = episode(env, record=True)
+    assert (skip.length, skip.sum_reward, skip.success) == (full.length, full.sum_reward, full.success) == (10, full.sum_reward, False)
+    for a, b in zip(a_skip, a_full, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert n_full == 11 and n_skip == 1 + 3  # reset + the frames before plans at steps 4, 7, 10
+    assert n_rec == 11 and len(rec.frames) == 11  # a recorded episode renders every frame
+
+    # lockstep: the same episodes as one at a time, rendering only what the plans need
+    with MetaWorldEnv("drawer-close-v3", size=48, max_steps=10) as e1, \
+            MetaWorldEnv("drawer-close-v3", size=48, max_steps=10, share_renderer_with=e1) as e2:
+        policy.select_action = select
+        batch = run_episodes([e1, e2], policy, INSTR, [1000, 1001], max_steps=10)
+        assert e1.render_on_step and e2.render_on_step
+    with MetaWorldEnv("drawer-close-v3", size=48, max_steps=10) as e:
+        alone = [run_episode(_AlwaysRenders(e), policy, i, s, max_steps=10) for i, s in zip(INSTR, [1000, 1001])]
+    for b, a in zip(batch, alone):
+        assert (b.length, b.sum_reward, b.success) == (a.length, a.sum_reward, a.success)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 
 import numpy as np
@@ -13,37 +12,14 @@ import torch
 from care.configs import ActionHeadConfig, FinetuneConfig, LoRAConfig
 from care.data.clips import resize_frames
 from care.errors import ConfigError
-from care.policy.normalize import fit_action_normalizer
 from care.methods.care.configuration_care import CareConfig
 from care.methods.care.modeling_care import CareModel
-from care.models.latent_vlm import LatentVLM
 from care.presets import get_preset
 from care.models.tokenizer import train_bpe_tokenizer
-from care.models.vla import CareVLA, has_lora, merge_lora
+from care.models.vla import has_lora, merge_lora
 from care.policy import CarePolicy, save_policy
 from care.training.finetune import build_policy_model
-
-INSTR = ["close the drawer", "press the button from the top"]
-META = {"camera": "corner", "frame_hw": [48, 48], "train_seeds": {}, "pretrained": None}
-
-
-def micro_model(chunk_size=3, lora=True, seed=0) -> CareVLA:
-    torch.manual_seed(seed)
-    mcfg = get_preset("micro")
-    vlm = LatentVLM(mcfg, train_bpe_tokenizer(INSTR, mcfg.vocab_size))
-    cfg = FinetuneConfig(pretrained=None, head=ActionHeadConfig(chunk_size=chunk_size, width=32),
-                         lora=LoRAConfig(enabled=lora, rank=4, alpha=8))
-    model = build_policy_model(cfg, vlm, action_dim=4)
-    with torch.no_grad():  # move every weight off its init so LoRA's B != 0 and the head is not ~0
-        for n, p in model.named_parameters():
-            if "lora_B" in n or n.startswith("head.out_proj"):
-                p.normal_(0, 0.3)
-    return model.eval()
-
-
-def normalizer():
-    rng = np.random.default_rng(0)
-    return fit_action_normalizer(rng.uniform(-1, 1, size=(500, 4)) * np.array([1.0, 0.5, 2.0, 0.0]))
+from helpers import INSTR, META, images, micro_model, normalizer
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +27,6 @@ def policy_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("policy")
     save_policy(out, merge_lora(micro_model()), normalizer(), META)
     return out
-
-
-def images(B=2, size=48, seed=0):
-    return np.random.default_rng(seed).integers(0, 256, size=(B, size, size, 3), dtype=np.uint8)
 
 
 def test_unbatched_and_batched_agree(policy_dir):
@@ -219,3 +191,36 @@ def test_bad_folders_error_clearly(tmp_path, policy_dir):
     (tmp_path / "mixed2" / "policy_config.json").write_text(json.dumps(meta))
     with pytest.raises(ConfigError, match="mixes files of two runs"):
         CarePolicy.from_pretrained(tmp_path / "mixed2")
+
+
+def test_needs_frame_says_when_the_image_is_read(policy_dir):
+    """"chunk": the network runs every H calls; between plans the image is not read, so None is
+    accepted and gives the same queued action; at a plan step None is an error."""
+    img = images(1)[0]
+    ref = CarePolicy.from_pretrained(policy_dir)
+    ref.reset()
+    expected = [ref.select_action(img, INSTR[0]) for _ in range(7)]
+    policy = CarePolicy.from_pretrained(policy_dir)
+    policy.reset()
+    got, needs = [], []
+    for _ in range(7):
+        needs.append(policy.needs_frame())
+        got.append(policy.select_action(img if needs[-1] else None, INSTR[0]))
+    assert needs == [True, False, False, True, False, False, True]  # H = 3
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
+    assert got[1].shape == (4,)  # unbatched in, unbatched out
+    policy.select_action(None, INSTR[0]), policy.select_action(None, INSTR[0])  # steps 8, 9: queued
+    with pytest.raises(ValueError, match="needs the frame"):
+        policy.select_action(None, INSTR[0])  # step 10 plans
+    policy.reset()
+    with pytest.raises(ValueError, match="needs the frame"):
+        policy.select_action(None, INSTR[0])  # the first step always plans
+    batched = CarePolicy.from_pretrained(policy_dir)
+    batched.reset()
+    batched.select_action(images(2), INSTR)
+    assert batched.select_action(None, INSTR).shape == (2, 4)
+    ens = CarePolicy.from_pretrained(policy_dir, execution="ensemble")
+    ens.reset()
+    ens.select_action(img, INSTR[0])
+    assert ens.needs_frame()  # temporal ensembling plans at every step

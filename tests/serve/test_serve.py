@@ -9,14 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "policy"))
-
 from care.policy import CarePolicy, save_policy  # noqa: E402
 from care.models.vla import merge_lora  # noqa: E402
 from care.serve import PolicyClient, ServerError  # noqa: E402
 from care.serve.protocol import ProtocolError, pack, unpack  # noqa: E402
 from care.serve.server import PolicyServer  # noqa: E402
-from test_controller import META, images, micro_model, normalizer  # noqa: E402
+from helpers import META, images, micro_model, normalizer  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -193,6 +193,9 @@ class LiberoEnv(_GymEnv):
     `terminated` is always False (success does not end an episode, as in MetaWorldEnv; the caller
     decides); `truncated` is True at `max_steps`; `info["is_success"]` is the goal check.
     Resets seed numpy's global generator (robosuite's placement samplers draw from it).
+    `render_on_step = False` makes the next steps skip the render (their frames are None, as is
+    `render()`): for a caller that will not read those frames, e.g. an evaluation rollout between
+    two chunk plans. Physics, state, reward and success do not depend on it.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": int(LIBERO_FPS)}
@@ -241,6 +244,7 @@ class LiberoEnv(_GymEnv):
         self.wrist = bool(wrist)
         self.num_steps_wait = int(num_steps_wait)
         self.render_mode = render_mode
+        self.render_on_step = True  # False: step() skips the render (class docstring)
         obs_space = {
             "pixels": spaces.Box(0, 255, (self.size, self.size, 3), np.uint8),
             "agent_pos": spaces.Box(-np.inf, np.inf, (len(STATE_NAMES),), np.float32),
@@ -403,7 +407,10 @@ class LiberoEnv(_GymEnv):
         self._raw, reward, _done, _info = self._env.step(a)
         self.t += 1
         self._info = {"is_success": bool(self._env.check_success())}
-        self._render()
+        if self.render_on_step:
+            self._render()
+        else:
+            self._image = self._depth = self._wrist_image = None
         return self._observation(), float(reward), False, self.t >= self.max_steps, dict(self._info)
 
     def render(self) -> np.ndarray | None:

@@ -177,6 +177,10 @@ class MetaWorldEnv(_GymEnv):
     The task variation (object and goal positions) is a function of the reset seed alone:
     Meta-World's own sampler draws it from a generator seeded with it, after the simulator
     state has been fully reset, so an episode does not depend on what ran before it.
+
+    `render_on_step = False` makes the next steps skip the render (their frames are None, as is
+    `render()`): for a caller that will not read those frames, e.g. an evaluation rollout between
+    two chunk plans. Physics, state, reward and success do not depend on it.
     """
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": int(METAWORLD_FPS)}
@@ -215,6 +219,7 @@ class MetaWorldEnv(_GymEnv):
         self.max_steps = int(max_steps)
         self.tracks_enabled = bool(tracks)
         self.render_mode = render_mode
+        self.render_on_step = True  # False: step() skips the render (class docstring)
         self.observation_space = spaces.Dict(
             {
                 "pixels": spaces.Box(0, 255, (self.size, self.size, 3), np.uint8),
@@ -354,7 +359,10 @@ class MetaWorldEnv(_GymEnv):
         self._obs = np.asarray(obs, np.float64)
         self._info = {**info, "is_success": bool(info.get("success", False))}
         self.t += 1
-        self._render()
+        if self.render_on_step:
+            self._render()
+        else:
+            self._image = self._depth = None
         return self._observation(), float(reward), False, self.t >= self.max_steps, dict(self._info)
 
     def render(self) -> np.ndarray | None:

@@ -12,6 +12,11 @@ chunk schedule of every member starts at step 0.
 The policy sees exactly the frames `env.reset` / `env.step` return (`obs["pixels"]`: upright
 uint8 frames at the dataset's recorded size and camera); resizing to the model's input happens
 inside the policy, with the same function the training clips use.
+
+Frames nobody reads are not rendered: between two chunk plans (`policy.needs_frame()` False)
+and when the episode is not recorded, the env steps with `render_on_step = False` (care's envs;
+others always render) and the policy gets image None. Rendering is most of a step's cost
+(LIBERO: ~2/3), and the episode is the same (tests/evaluation/test_rollout.py).
 """
 
 from __future__ import annotations
@@ -20,6 +25,17 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+
+
+def _render_next(env, need: bool) -> None:
+    """Tell a care env whether its next step must render (an env without the switch always does)."""
+    env = getattr(env, "unwrapped", env)
+    if hasattr(env, "render_on_step"):
+        env.render_on_step = need
+
+
+def _needs_frame(policy) -> bool:
+    return bool(getattr(policy, "needs_frame", lambda: True)())
 
 
 @dataclass
@@ -64,19 +80,23 @@ def run_episode(env, policy, instruction: str, seed: int, max_steps: int, record
     success, steps, sum_reward = False, 0, 0.0
     reads_state = getattr(policy, "state_dim", 0) > 0
     reads_wrist = getattr(policy, "wrist_camera", None) is not None
-    for steps in range(1, max_steps + 1):
-        # the state, when the policy reads one: the full recorded vector (the policy picks its dims)
-        state = obs["agent_pos"] if reads_state else None
-        action = (policy.select_action(image, instruction, state, wrist=obs["wrist_pixels"]) if reads_wrist
-                  else policy.select_action(image, instruction, state))
-        obs, reward, terminated, truncated, info = env.step(action)
-        image = obs["pixels"]
-        sum_reward += float(reward)
-        success = bool(info.get("is_success", False))
-        if record:
-            frames.append(image)
-        if success or terminated or truncated:
-            break
+    try:
+        for steps in range(1, max_steps + 1):
+            # the state, when the policy reads one: the full recorded vector (the policy picks its dims)
+            state = obs["agent_pos"] if reads_state else None
+            action = (policy.select_action(image, instruction, state, wrist=obs.get("wrist_pixels")) if reads_wrist
+                      else policy.select_action(image, instruction, state))
+            _render_next(env, record or _needs_frame(policy))
+            obs, reward, terminated, truncated, info = env.step(action)
+            image = obs["pixels"]
+            sum_reward += float(reward)
+            success = bool(info.get("is_success", False))
+            if record:
+                frames.append(image)
+            if success or terminated or truncated:
+                break
+    finally:
+        _render_next(env, True)
     return EpisodeResult(
         task=getattr(env, "env_name", ""),
         episode=-1,
@@ -108,29 +128,40 @@ def run_episodes(envs: list, policy, instructions: list[str], seeds: list[int], 
     reads_state = getattr(policy, "state_dim", 0) > 0
     reads_wrist = getattr(policy, "wrist_camera", None) is not None
     live = list(range(n))  # environments still running, in batch-row order
-    for step in range(1, max_steps + 1):
-        images = np.stack([obs[i]["pixels"] for i in live])
-        state = np.stack([obs[i]["agent_pos"] for i in live]) if reads_state else None
-        if reads_wrist:
-            actions = policy.select_action(images, [instructions[i] for i in live], state,
-                                           wrist=np.stack([obs[i]["wrist_pixels"] for i in live]))  # (B, A)
-        else:
-            actions = policy.select_action(images, [instructions[i] for i in live], state)  # (B, A)
-        still = []
-        for row, i in enumerate(live):
-            obs[i], reward, terminated, truncated, info = envs[i].step(actions[row])
-            sum_reward[i] += float(reward)
-            success[i] = bool(info.get("is_success", False))
-            length[i] = step
-            if record[i]:
-                frames[i].append(obs[i]["pixels"])
-            if not (success[i] or terminated or truncated):
-                still.append(row)
-        if not still:
-            break
-        if len(still) < len(live):
-            policy.keep(still)
-            live = [live[row] for row in still]
+
+    def stack(key):  # the live envs' frames, or None on a step between plans (not rendered)
+        xs = [obs[i].get(key) for i in live]
+        return np.stack(xs) if all(x is not None for x in xs) else None
+
+    try:
+        for step in range(1, max_steps + 1):
+            images = stack("pixels")
+            state = np.stack([obs[i]["agent_pos"] for i in live]) if reads_state else None
+            if reads_wrist:
+                actions = policy.select_action(images, [instructions[i] for i in live], state,
+                                               wrist=stack("wrist_pixels"))  # (B, A)
+            else:
+                actions = policy.select_action(images, [instructions[i] for i in live], state)  # (B, A)
+            need = _needs_frame(policy)
+            still = []
+            for row, i in enumerate(live):
+                _render_next(envs[i], need or record[i])
+                obs[i], reward, terminated, truncated, info = envs[i].step(actions[row])
+                sum_reward[i] += float(reward)
+                success[i] = bool(info.get("is_success", False))
+                length[i] = step
+                if record[i]:
+                    frames[i].append(obs[i]["pixels"])
+                if not (success[i] or terminated or truncated):
+                    still.append(row)
+            if not still:
+                break
+            if len(still) < len(live):
+                policy.keep(still)
+                live = [live[row] for row in still]
+    finally:
+        for env in envs:
+            _render_next(env, True)
     wall = (time.perf_counter() - t0) / n
     return [
         EpisodeResult(task=getattr(envs[i], "env_name", ""), episode=-1, seed=seeds[i], instruction=instructions[i],

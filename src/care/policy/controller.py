@@ -85,6 +85,7 @@ class CarePolicy:
         self.precision = resolve_precision(precision, self.device)
         self.executor = ChunkExecutor(self.chunk_size, execution, ensemble_decay, n_action_steps)
         self._batch: int | None = None
+        self._single = False  # the last call passed one image, not a batch
 
     @classmethod
     def from_pretrained(cls, path: str | Path, execution: str = "chunk", n_action_steps: int | None = None,
@@ -130,6 +131,12 @@ class CarePolicy:
         """Forget queued actions: call at the start of every episode."""
         self.executor.reset()
         self._batch = None
+        self._single = False
+
+    def needs_frame(self) -> bool:
+        """Whether the next `select_action` runs the network, i.e. reads its image. When it does
+        not ("chunk" execution between plans), the caller may pass image=None and skip the render."""
+        return self.executor.needs_plan()
 
     def keep(self, rows) -> None:
         """Keep only these rows of the batch (and of its pending actions): a lockstep batch of
@@ -208,6 +215,11 @@ class CarePolicy:
         Runs the network only when the queue needs a new chunk ("chunk": every H calls;
         "ensemble": every call). A batch keeps its size until `reset()` (or `keep(rows)`).
         """
+        if image is None:  # a step between plans (see needs_frame): the next queued action
+            if self._batch is None or self.executor.needs_plan():
+                raise ValueError("select_action(None, ...): this step plans a new chunk and needs the frame")
+            action = self.executor.next_action()
+            return action[0] if self._single else action
         if isinstance(image, dict):
             if instruction is not None or state is not None or wrist is not None:
                 raise ValueError("pass either an observation dict or image + instruction (+ state), not both")
@@ -221,7 +233,7 @@ class CarePolicy:
             raise ValueError(f"{len(images)} image(s) but {len(instructions)} instruction(s)")
         if self._batch is not None and self._batch != len(images):
             raise ValueError(f"batch size changed from {self._batch} to {len(images)} without reset()")
-        self._batch = len(images)
+        self._batch, self._single = len(images), single
         if self.executor.needs_plan():
             self.executor.add_chunk(self.predict_chunk(images, instructions, state, wrist))
         action = self.executor.next_action()  # (B, A)
