@@ -375,6 +375,10 @@ class PretrainConfig:
 
     Args:
         dataset: a LeRobot v3 folder; CARE's point objective needs its track store (`care track`).
+        extra_datasets: more LeRobot v3 folders whose videos join `dataset`'s (pretraining on
+            several sources, the paper's data rows): each is split into training and held-out
+            episodes by task like `dataset`, and clips are drawn uniformly over all of them.
+            `--extra-datasets "[data/mt40,data/mt10_corner2]"`.
         output_dir: receives run_config.yaml (this config), checkpoints/, tensorboard/,
             val_metrics.json and the final model (save_pretrained: config.json = the VLM's
             ModelConfig, method.json = the method's config, model.safetensors, tokenizer).
@@ -402,6 +406,7 @@ class PretrainConfig:
     """
 
     dataset: Path = Path("data/mt10")
+    extra_datasets: list[Path] = field(default_factory=list)
     output_dir: Path = Path("runs/care_tiny")
     preset: Literal["micro", "tiny", "base", "pretrained"] | None = None
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader
 
 from care.configs import ClipConfig
 from care.data import video as V
-from care.data.clips import ClipDataset, select_episodes_per_task, split_episodes
+from care.data.clips import ClipDataset, ConcatClips, select_episodes_per_task, split_episodes
 from care.data.lerobot import LeRobotDataset
 from care.errors import DatasetError
 from helpers import make_dataset, make_episodes
@@ -149,3 +149,39 @@ def test_split_and_select_are_stratified_and_reproducible(tmp_path):
         select_episodes_per_task(ds, 5, seed=0, exclude=val)
     # ClipDataset and paths work too
     assert split_episodes(root, 2, seed=0) == (train, val)
+
+
+def test_concat_clips_serve_every_part_and_only_the_fields_all_have(root, make_dataset):
+    other = make_dataset(episodes=2, T=10, size=32, with_tracks=False)
+    a, b = ClipDataset(root, frame_interval=4), ClipDataset(other, frame_interval=4)
+    both = ConcatClips([a, b])
+    assert len(both) == len(a) + len(b) and both.served_size == (32, 32)
+    for i in (0, len(a) - 1):  # the first part's clips, then the second's, in order
+        assert torch.equal(both[i]["obs"], a[i]["obs"]) and both[i]["instruction"] == a[i]["instruction"]
+    for j in (0, len(b) - 1):
+        assert torch.equal(both[len(a) + j]["obs"], b[j]["obs"])
+        assert int(both[len(a) + j]["episode_index"]) == int(b[j]["episode_index"])  # within its own dataset
+    with pytest.raises(IndexError):
+        both[len(both)]
+    # the second part has no tracks: no item carries them, so a batch can mix the parts
+    assert not both.has_tracks and both.has_actions
+    assert "tracks" in a[0] and not {"tracks", "future_tracks", "visible"} & set(both[0])
+    from care.training.batching import collate_clips
+
+    batch = next(iter(DataLoader(both, batch_size=len(both), collate_fn=collate_clips)))
+    assert batch["obs"].shape[0] == len(both)
+    assert both.instructions() == list(dict.fromkeys(a.instructions() + b.instructions()))
+    tracked = ConcatClips([a, ClipDataset(make_dataset(episodes=2, T=10, size=32), frame_interval=4)])
+    assert tracked.has_tracks and "future_tracks" in tracked[len(tracked) - 1]  # all parts tracked: kept
+
+
+def test_concat_clips_refuse_mixed_frame_sizes_and_a_repeated_dataset(root, make_dataset):
+    small = make_dataset(episodes=2, T=10, size=24)
+    a = ClipDataset(root, frame_interval=2)
+    with pytest.raises(DatasetError, match="different sizes.*--clip.image_size") as e:
+        ConcatClips([a, ClipDataset(small, frame_interval=2)])
+    assert str(small) in str(e.value)
+    same = ConcatClips([a, ClipDataset(small, frame_interval=2, clip=ClipConfig(image_size=32))])
+    assert same[len(a)]["obs"].shape == (3, 32, 32)  # served at one size
+    with pytest.raises(DatasetError, match="listed twice"):
+        ConcatClips([a, ClipDataset(root, frame_interval=2)])

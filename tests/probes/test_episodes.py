@@ -76,3 +76,13 @@ def test_probe_split_is_per_task_seeded_and_independent_of_other_tasks():
     alone = split_probe({"a": [0, 1, 2, 3]}, 0.5, seed=0)  # another task set: same split of "a"
     assert set(alone[1]) == set(test) & {0, 1, 2, 3}
     assert any(split_probe(groups, 0.5, seed=s)[1] != test for s in range(1, 6))
+
+
+def test_an_extra_pretraining_dataset_without_episode_lists_is_refused(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "episodes.json").write_text(json.dumps({"dataset": str(tmp_path / "a"), "frame_interval": 2, "train": [0],
+                                                   "val": [1], "extra": [{"dataset": str(tmp_path / "b")}]}))
+    with pytest.raises(ConfigError, match="malformed episodes file") as e:
+        held_out_episodes(run, tmp_path / "b", [0, 1])
+    assert str(run / "episodes.json") in str(e.value)

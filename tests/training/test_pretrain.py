@@ -177,3 +177,30 @@ def test_bf16_autocast_and_gradient_checkpointing_run(dataset, tmp_path, fresh_a
     assert P.pretrain(cfg) == 0
     log = read_log(out)
     assert all(math.isfinite(log[s]["loss"]) for s in (1, 2, 3))
+
+
+def test_pretraining_on_several_datasets_records_each_split_for_the_probes(dataset, tmp_path, make_dataset, capsys):
+    from care.probes.episodes import held_out_episodes
+
+    other = make_dataset(episodes=4, T=20, size=32)
+    out = tmp_path / "multi"
+    rc = main(["pretrain", "--config", str(REPO_ROOT / "configs/pretrain/care_micro.yaml"), "--dataset", str(dataset),
+               "--extra-datasets", f"[{other}]", "--output-dir", str(out), "--steps", "3", "--val-every", "0",
+               "--save-every", "0", "--clip.val-episodes-per-task", "1"])
+    assert rc == 0 and (out / "model.safetensors").is_file()
+    rec = json.loads((out / "episodes.json").read_text())
+    assert rec["dataset"] == str(dataset.resolve()) and len(rec["extra"]) == 1
+    extra = rec["extra"][0]
+    assert extra["dataset"] == str(other.resolve())
+    # 2 tasks x 1 held-out episode in each dataset; the rest trained on
+    assert len(rec["val"]) == 2 and len(rec["train"]) == 4 and len(extra["val"]) == 2 and len(extra["train"]) == 2
+    assert sorted(extra["train"] + extra["val"]) == [0, 1, 2, 3]
+    # the training clips are both datasets' (each split by task as a single dataset is)
+    cfg = P.PretrainConfig(dataset=dataset, extra_datasets=[other], frame_interval=2)
+    cfg.clip.val_episodes_per_task = 1
+    train, val = P.build_datasets(cfg)
+    assert len(train) == sum(len(p) for p in train.parts) and len(train.parts) == 2 and len(val.parts) == 2
+    # a probe on the extra dataset excludes exactly its training episodes
+    held = held_out_episodes(out, other, [0, 1, 2, 3])
+    assert held.held_out == sorted(extra["val"]) and sorted(held.trained) == sorted(extra["train"])
+    assert held_out_episodes(out, dataset, list(range(6))).held_out == sorted(rec["val"])

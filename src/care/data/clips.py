@@ -249,6 +249,53 @@ class ClipDataset(Dataset):
         return item
 
 
+class ConcatClips(Dataset):
+    """Several ClipDatasets served as one: pretraining on several video sources (the paper's
+    data rows; LeRobot's MultiLeRobotDataset does the same for its datasets).
+
+    Clips are drawn uniformly over all parts (a part's share is its share of the clips). Items
+    keep their part's fields (`episode_index` is the episode within its own dataset) minus the
+    ones not every part has (tracks, actions, state), so a batch can mix parts. `instructions()`
+    is the union. Every part must serve frames of one size (set --clip.image_size otherwise).
+    """
+
+    _OPTIONAL = {"has_tracks": ("tracks", "future_tracks", "visible"), "has_actions": ("actions", "action_is_pad"),
+                 "has_state": ("state",)}
+
+    def __init__(self, parts: list[ClipDataset]):
+        if not parts:
+            raise ValueError("ConcatClips needs at least one ClipDataset")
+        sizes = {p.served_size for p in parts}
+        if len(sizes) > 1:
+            shown = ", ".join(f"{p.dataset.root}: {p.served_size[1]}x{p.served_size[0]}" for p in parts)
+            raise DatasetError(f"the datasets serve frames of different sizes ({shown}); set --clip.image_size")
+        roots = [Path(p.dataset.root).resolve() for p in parts]
+        if len(set(roots)) != len(roots):
+            raise DatasetError(f"a dataset is listed twice: {[str(r) for r in roots]}")
+        self.parts = list(parts)
+        self.offsets = np.cumsum([0] + [len(p) for p in self.parts])
+        for flag in self._OPTIONAL:
+            setattr(self, flag, all(getattr(p, flag) for p in self.parts))
+        self._drop = {k for flag, keys in self._OPTIONAL.items() if not getattr(self, flag) for k in keys}
+
+    def __len__(self) -> int:
+        return int(self.offsets[-1])
+
+    @property
+    def served_size(self) -> tuple[int, int]:
+        return self.parts[0].served_size
+
+    def instructions(self) -> list[str]:
+        return list(dict.fromkeys(x for p in self.parts for x in p.instructions()))
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < len(self):
+            raise IndexError(f"clip {i} of {len(self)}")
+        k = int(np.searchsorted(self.offsets, i, side="right") - 1)
+        item = self.parts[k][i - int(self.offsets[k])]
+        return {key: v for key, v in item.items() if key not in self._drop} if self._drop else item
+
+
 # ----------------------------------------------------------------------------------------
 # Episode selection
 # ----------------------------------------------------------------------------------------

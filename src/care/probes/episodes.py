@@ -3,7 +3,8 @@
 Every pretraining run writes `<run>/episodes.json` (care.training.pretrain):
 
     {"dataset": "/abs/path", "frame_interval": n, "stage": "pretrain" | "lam",
-     "train": [episode indices trained on], "val": [held-out episode indices]}
+     "train": [episode indices trained on], "val": [held-out episode indices],
+     "extra": [{"dataset": ..., "train": [...], "val": [...]}, ...]}   (pretraining on several datasets)
 
 A two-stage method (LAPA-style, CoMo-style) has a second one: its stage-1 run's, reached
 through the stage-2 folder's copy `<run>/lam/episodes.json` or the stage-1 folder that
@@ -57,13 +58,15 @@ class HeldOut:
     notes: list[str] = field(default_factory=list)  # what to know about them
 
 
-def _read_stage(file: Path) -> StageEpisodes:
+def _read_stage(file: Path) -> list[StageEpisodes]:
+    """One StageEpisodes per dataset the stage trained on (its "dataset", then its "extra" ones)."""
     try:
         d = json.loads(Path(file).read_text())
-        return StageEpisodes(source=Path(file), stage=str(d.get("stage", "pretrain")),
-                             dataset=Path(d["dataset"]), frame_interval=int(d["frame_interval"]),
-                             train=[int(e) for e in d["train"]], val=[int(e) for e in d.get("val", [])])
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as e:
+        stage, n = str(d.get("stage", "pretrain")), int(d["frame_interval"])
+        return [StageEpisodes(source=Path(file), stage=stage, dataset=Path(r["dataset"]), frame_interval=n,
+                              train=[int(e) for e in r["train"]], val=[int(e) for e in r.get("val", [])])
+                for r in [d, *d.get("extra", [])]]
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
         raise ConfigError(f"{file}: malformed episodes file ({e}); it should hold "
                           '{"dataset", "frame_interval", "train": [...], "val": [...]}') from e
 
@@ -115,9 +118,10 @@ def held_out_episodes(run: Path, dataset: Path, dataset_episodes: list[int],
             "measure anything (a metric on training episodes is no held-out number). Runs of `care pretrain` "
             "write it; for an older run, write it by hand: "
             '{"dataset": "<the pretraining dataset>", "frame_interval": n, "train": [its training episodes], "val": []}')
-    stages = [_read_stage(own)] + [_read_stage(f) for f in stage1_files(run)]
+    files = [own, *stage1_files(run)]
+    stages = [s for f in files for s in _read_stage(f)]
     warnings = []
-    if has_stage1(run) and len(stages) == 1:
+    if has_stage1(run) and len(files) == 1:
         warnings.append(f"{run} is a two-stage model but its stage-1 run's episodes.json was not found "
                         f"(looked in {run / 'lam'} and the folder method.json names in \"lam\"): only the "
                         "stage-2 run's training episodes are excluded")

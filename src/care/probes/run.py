@@ -245,7 +245,7 @@ def probe(cfg: ProbeConfig) -> int:
         "latent_shape": list(recs[0]["lp_z"].shape[1:]) if len(recs[0]["lp_z"]) else None,
         "episodes": {"probe_train": train_eps, "probe_test": test_eps,
                      "excluded_trained_on": sorted(e for e in held.trained if e in set(ds.episode_indices)),
-                     "stage_files": [str(s.source) for s in held.stages]},
+                     "stage_files": list(dict.fromkeys(str(s.source) for s in held.stages))},
         "tasks": {k: {"probe_train": sum(e in set(train_eps) for e in v), "probe_test": sum(e in set(test_eps) for e in v)}
                   for k, v in sorted(groups.items()) if v},
         "settings": settings(cfg, n), "seed": cfg.seed,

@@ -15,10 +15,11 @@ Writes into output_dir:
     tensorboard/           losses, σ's, latent loss, grad norm, lr, samples/s, validation
     train_log.jsonl        the same scalars, one JSON line per log step
     val_metrics.json       held-out diagnostics (the method's `diagnostics`) at every validation
-    episodes.json          the dataset and the training / held-out episodes of this run
+    episodes.json          the dataset(s) and the training / held-out episodes of this run
     config.json, method.json, model.safetensors   the final model (care.models.pretrained)
 
 No action labels are read: the batches carry images, instructions and point tracks only.
+With `extra_datasets` the clips of several datasets are drawn together (ConcatClips).
 The method and its sizes are logged with the compute it used: clips seen and wall time.
 """
 
@@ -56,7 +57,18 @@ def collate_pretrain(items: list[dict]) -> dict:
 
 
 def build_datasets(cfg: PretrainConfig, needs_tracks: bool = False):
-    """(train, val) ClipDatasets on a held-out split of episodes (split_episodes, by task)."""
+    """(train, val) ClipDatasets on a held-out split of episodes (split_episodes, by task); with
+    `cfg.extra_datasets`, ConcatClips of every dataset's split."""
+    from care.data.clips import ConcatClips
+
+    parts = [_split_dataset(cfg, root, needs_tracks) for root in [cfg.dataset, *cfg.extra_datasets]]
+    if len(parts) == 1:
+        return parts[0]
+    vals = [v for _, v in parts if v is not None]
+    return ConcatClips([t for t, _ in parts]), (ConcatClips(vals) if vals else None)
+
+
+def _split_dataset(cfg: PretrainConfig, root: Path, needs_tracks: bool):
     from care.data.clips import ClipDataset, split_episodes
 
     m = cfg.model
@@ -68,17 +80,37 @@ def build_datasets(cfg: PretrainConfig, needs_tracks: bool = False):
             f"clip.image_size={clip.image_size} but model.image_size={m.image_size}: point tracks are "
             "in served-frame pixels, so they must match (leave clip.image_size unset)"
         )
-    full = ClipDataset(cfg.dataset, frame_interval=cfg.frame_interval, clip=clip)
+    full = ClipDataset(root, frame_interval=cfg.frame_interval, clip=clip)
     if needs_tracks and not full.has_tracks:
         hint = " or train on frames only with --method.objective=frame" if cfg.method.type == "care" else ""
         raise DatasetError(
-            f"{cfg.dataset}: method {cfg.method.type!r} ({_describe(cfg.method)}) needs point tracks, and this "
-            f"dataset has none (or not for every episode). Run `care track --dataset {cfg.dataset}` first{hint}"
+            f"{root}: method {cfg.method.type!r} ({_describe(cfg.method)}) needs point tracks, and this "
+            f"dataset has none (or not for every episode). Run `care track --dataset {root}` first{hint}"
         )
     train_eps, val_eps = split_episodes(full.dataset, clip.val_episodes_per_task, cfg.seed)
     train = ClipDataset(full.dataset, frame_interval=cfg.frame_interval, clip=clip, episodes=train_eps)
     val = ClipDataset(full.dataset, frame_interval=cfg.frame_interval, clip=clip, episodes=val_eps) if val_eps else None
     return train, val
+
+
+def episodes_record(train_ds, val_ds, frame_interval: int, stage: str) -> dict:
+    """episodes.json: {"dataset", "frame_interval", "stage", "train", "val"} of the first dataset,
+    and "extra": [{"dataset", "train", "val"}, ...] of the others (care.probes.episodes reads it)."""
+    def parts(ds):
+        return [] if ds is None else getattr(ds, "parts", [ds])
+
+    def root(p):
+        return str(Path(p.dataset.root).resolve())
+
+    val = {root(p): [int(e) for e in p.episodes] for p in parts(val_ds)}
+    recs = [{"dataset": root(p), "train": [int(e) for e in p.episodes], "val": val.get(root(p), [])}
+            for p in parts(train_ds)]
+    first = recs[0]
+    out = {"dataset": first["dataset"], "frame_interval": int(frame_interval), "stage": stage,
+           "train": first["train"], "val": first["val"]}
+    if len(recs) > 1:
+        out["extra"] = recs[1:]
+    return out
 
 
 def _describe(method) -> str:
@@ -167,10 +199,7 @@ def run_pretraining(cfg: PretrainConfig, model, train_ds, val_ds, acc, stage: st
         history = [h for h in json.loads(val_path.read_text()).get("history", []) if h["step"] <= start]
 
     if acc.is_main_process:  # which episodes this model saw: the probes refuse to measure on them
-        atomic_write_json(out / EPISODES_NAME, {
-            "dataset": str(Path(cfg.dataset).resolve()), "frame_interval": cfg.frame_interval, "stage": stage,
-            "train": [int(e) for e in train_ds.episodes],
-            "val": [int(e) for e in val_ds.episodes] if val_ds is not None else []}, indent=2)
+        atomic_write_json(out / EPISODES_NAME, episodes_record(train_ds, val_ds, cfg.frame_interval, stage), indent=2)
     log = RunLogger(out, cfg.steps, start, enabled=acc.is_main_process, desc=stage)
     log.write(f"care {stage}: method {cfg.method.type}, {n_params / 1e6:.2f}M trainable parameters, {len(train_ds)} training clips"
               f"{f', {len(val_ds)} held-out' if val_ds is not None else ''}, {acc.num_processes} process(es), "
