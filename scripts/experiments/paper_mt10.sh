@@ -15,6 +15,10 @@
 #
 # The same for every method (docs/RESULTS.md, issue 13):
 #   videos      data/mt10: MT10, 20 episodes per task, 128², corner camera (care collect, seed 0)
+#               the pretraining-video rows (Tab. 1's data rows, CARE only): care_mt40 pretrains on
+#               data/mt40 (the other 40 MT50 tasks, 20 episodes each: no video of a target task),
+#               care_cam2 on data/mt10_corner2 (MT10 filmed by the corner2 camera, collection seeds
+#               500+), care_all on all three (--extra-datasets); fine-tuning and evaluation as above
 #   pretraining 32,000 clips seen (CARE 1000 x 32; LAPA and CoMo 500 x 32 in stage 1 + 500 x 32 in stage 2),
 #               no time limit, --mixed-precision auto (bf16 on this CPU)
 #   fine-tuning configs/finetune/no_pretrain.yaml for every run: every weight trained, 2000 steps x 32,
@@ -26,7 +30,8 @@ export MUJOCO_GL=egl OMP_WAIT_POLICY=PASSIVE
 CARE=${CARE:-.venv/bin/care}
 D=${D:-data/mt10}; S=${S:-data/shared}; R=${R:-runs/paper_mt10}; OUT=${OUT:-results/paper_mt10}
 SEEDS=${SEEDS:-0 1 2}; LANES=${LANES:-2}; ORDER=${ORDER:-seed}
-ALL_RUNS="no_pretrain care lapa como label_supervised care_frame care_point care_equal"
+ALL_RUNS="no_pretrain care lapa como label_supervised care_frame care_point care_equal care_mt40 care_cam2 care_all"
+D40=${D40:-data/mt40}; DC2=${DC2:-data/mt10_corner2}
 RUNS=${*:-$ALL_RUNS}
 mkdir -p "$R" "$OUT"
 if [ "$LANES" -gt 1 ]; then export OMP_NUM_THREADS=1; WORKERS=1; else WORKERS=2; fi
@@ -53,6 +58,9 @@ pretrain() {  # pretrain <run> <seed> -> $R/<run>_s<k>
     care_frame) args=(--config configs/pretrain/care_tiny.yaml --method.objective frame);;
     care_point) args=(--config configs/pretrain/care_tiny.yaml --method.objective point);;
     care_equal) args=(--config configs/pretrain/care_tiny.yaml --method.task-weighting equal);;
+    care_mt40) args=(--config configs/pretrain/care_tiny.yaml --dataset "$D40");;
+    care_cam2) args=(--config configs/pretrain/care_tiny.yaml --dataset "$DC2");;
+    care_all) args=(--config configs/pretrain/care_tiny.yaml --extra-datasets "[$D40,$DC2]");;
     lapa|como)
       local lam="$R/${run}_lam_s$k"
       [ -f "$lam/model.safetensors" ] || $CARE lam --config configs/lam/${run}_tiny.yaml --dataset "$D" --seed "$k" \
@@ -60,7 +68,7 @@ pretrain() {  # pretrain <run> <seed> -> $R/<run>_s<k>
       keep "$run" "$k" "$lam" val_metrics.json:lam_val_metrics.json run_config.yaml:lam_config.yaml
       args=(--config configs/pretrain/${run}_tiny.yaml --method.lam "$lam");;
   esac
-  [ -f "$dir/model.safetensors" ] || $CARE pretrain "${args[@]}" --dataset "$D" --seed "$k" --output-dir "$dir" \
+  [ -f "$dir/model.safetensors" ] || $CARE pretrain --dataset "$D" "${args[@]}" --seed "$k" --output-dir "$dir" \
       --time-limit-minutes null $(resume "$dir")
   keep "$run" "$k" "$dir" val_metrics.json:val_metrics.json run_config.yaml:pretrain_config.yaml
 }
@@ -92,6 +100,12 @@ job() {  # job <run> <seed>: pretraining (if any), probes, fine-tuning, evaluati
     --action-noise 0.1 --detour-prob 0.02 --seed 0 --output-dir "$D"
 [ -f "$S/meta/info.json" ] || $CARE collect --env.tasks SHARED --env.size 128 --episodes-per-task 10 --workers 2 \
     --action-noise 0.1 --detour-prob 0.02 --seed 0 --output-dir "$S"
+case " $RUNS " in *" care_mt40 "*|*" care_all "*)
+  [ -f "$D40/meta/info.json" ] || $CARE collect --env.tasks MT40 --env.size 128 --episodes-per-task 20 --workers 2 \
+      --action-noise 0.1 --detour-prob 0.02 --seed 0 --output-dir "$D40";; esac
+case " $RUNS " in *" care_cam2 "*|*" care_all "*)
+  [ -f "$DC2/meta/info.json" ] || $CARE collect --env.tasks MT10 --env.camera corner2 --env.size 128 --episodes-per-task 20 \
+      --workers 2 --action-noise 0.1 --detour-prob 0.02 --seed 500 --output-dir "$DC2";; esac
 
 rm -rf "$R/.claims"; mkdir -p "$R/.claims"
 jobs_in_order() {

@@ -11,6 +11,7 @@ def test_suites():
     assert resolve_tasks("MT10") == MT10 and len(MT10) == 10
     assert resolve_tasks("mt50") == TASK_SUITES["MT50"] and len(set(TASK_SUITES["MT50"])) == 50
     assert set(MT10) <= set(TASK_SUITES["MT50"])
+    assert resolve_tasks("MT40") == [t for t in TASK_SUITES["MT50"] if t not in MT10] and len(TASK_SUITES["MT40"]) == 40
 
 
 def test_suite_matches_metaworld():
