@@ -19,19 +19,6 @@ import time
 import torch
 
 
-class AlwaysRenders:
-    """Hides the env's render switch: the rollout renders every step (care before the switch)."""
-
-    def __init__(self, env):
-        self.wrapped, self.env_name = env, env.env_name
-
-    def reset(self, **kw):
-        return self.wrapped.reset(**kw)
-
-    def step(self, action):
-        return self.wrapped.step(action)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--policy", required=True)
@@ -45,7 +32,7 @@ def main() -> None:
 
     from care.envs.configs import LiberoEnvConfig, MetaWorldEnvConfig
     from care.envs.factory import make_env, resolve_env_tasks, task_instruction
-    from care.evaluation.rollout import run_episode
+    from care.evaluation.rollout import RenderEveryStep, run_episode
     from care.policy import CarePolicy
 
     policy = CarePolicy.from_pretrained(args.policy)
@@ -72,7 +59,7 @@ def main() -> None:
             results = {}
             for mode in (("every step", "before plans") if ep % 2 == 0 else ("before plans", "every step")):
                 t0 = time.perf_counter()
-                r = run_episode(AlwaysRenders(env) if mode == "every step" else env, policy, instruction, seed, max_steps)
+                r = run_episode(RenderEveryStep(env) if mode == "every step" else env, policy, instruction, seed, max_steps)
                 stats[mode][0] += r.length
                 stats[mode][1] += time.perf_counter() - t0
                 results[mode] = (r.success, r.length, r.sum_reward)

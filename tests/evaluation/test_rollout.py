@@ -4,7 +4,7 @@ the first success or at the env's end of episode, and sums the env's rewards."""
 import numpy as np
 import pytest
 
-from care.evaluation.rollout import run_episode, run_episodes
+from care.evaluation.rollout import RenderEveryStep, run_episode, run_episodes
 
 
 class _Env:
@@ -96,19 +96,6 @@ def test_lockstep_needs_matching_inputs():
         run_episodes([_Env()], _BatchPolicy(), ["a", "b"], [0], max_steps=2)
 
 
-class _AlwaysRenders:
-    """A care env without the render switch: the rollout cannot skip its renders."""
-
-    def __init__(self, env):
-        self.wrapped, self.env_name = env, env.env_name
-
-    def reset(self, **kw):
-        return self.wrapped.reset(**kw)
-
-    def step(self, action):
-        return self.wrapped.step(action)
-
-
 def test_frames_between_plans_are_not_rendered_and_the_episode_is_the_same(tmp_path):
     """A real Meta-World env and a micro policy (chunk 3): with render skipping, the env renders
     only at reset and before each plan (plus every frame of a recorded episode), and the episode
@@ -138,7 +125,7 @@ def test_frames_between_plans_are_not_rendered_and_the_episode_is_the_same(tmp_p
     with MetaWorldEnv("drawer-close-v3", size=48, max_steps=10) as env:
         skip, n_skip, a_skip = episode(env)
         assert env.render_on_step  # restored after the episode
-        full, n_full, a_full = episode(_AlwaysRenders(env))
+        full, n_full, a_full = episode(RenderEveryStep(env))
         rec, n_rec, _ = episode(env, record=True)
     assert (skip.length, skip.sum_reward, skip.success) == (full.length, full.sum_reward, full.success) == (10, full.sum_reward, False)
     for a, b in zip(a_skip, a_full, strict=True):
@@ -153,6 +140,6 @@ def test_frames_between_plans_are_not_rendered_and_the_episode_is_the_same(tmp_p
         batch = run_episodes([e1, e2], policy, INSTR, [1000, 1001], max_steps=10)
         assert e1.render_on_step and e2.render_on_step
     with MetaWorldEnv("drawer-close-v3", size=48, max_steps=10) as e:
-        alone = [run_episode(_AlwaysRenders(e), policy, i, s, max_steps=10) for i, s in zip(INSTR, [1000, 1001])]
+        alone = [run_episode(RenderEveryStep(e), policy, i, s, max_steps=10) for i, s in zip(INSTR, [1000, 1001])]
     for b, a in zip(batch, alone):
         assert (b.length, b.sum_reward, b.success) == (a.length, a.sum_reward, a.success)

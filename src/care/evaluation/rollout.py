@@ -34,6 +34,20 @@ def _render_next(env, need: bool) -> None:
         env.render_on_step = need
 
 
+class RenderEveryStep:
+    """`env` without its render switch: a rollout on it renders every step, as before the
+    switch existed (benchmarks/eval_frames.py and the tests compare the two)."""
+
+    def __init__(self, env):
+        self.wrapped, self.env_name = env, getattr(env, "env_name", "")
+
+    def reset(self, **kw):
+        return self.wrapped.reset(**kw)
+
+    def step(self, action):
+        return self.wrapped.step(action)
+
+
 def _needs_frame(policy) -> bool:
     return bool(getattr(policy, "needs_frame", lambda: True)())
 
