@@ -813,6 +813,8 @@ class ReportBenchmark:
         tasks: the task names every eval_info.json must list, in order.
         episodes_per_task, eval_seed, max_steps: the protocol every eval_info.json must have used
             (LIBERO: eval_seed 0 = the suite's fixed initial states 0..episodes_per_task-1).
+        protocol: fields every eval_info.json's `config.protocol` must have (LIBERO:
+            {"suite": "libero_object", "init_states": "fixed", "num_steps_wait": 10}).
         methods: the runs, in row order; reference: the run every success is paired with.
         seeds: the pipeline seeds (empty: the report's).
         claims: orderings "a > b" over runs (success), marked holds / reversed / not separated.
@@ -825,6 +827,7 @@ class ReportBenchmark:
     episodes_per_task: int = 20
     eval_seed: int = 0
     max_steps: int = 280
+    protocol: dict[str, str] = field(default_factory=dict)  # compared as text
     methods: list[str] = field(default_factory=list)
     reference: str = "no_pretrain"
     seeds: list[int] = field(default_factory=list)

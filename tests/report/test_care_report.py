@@ -194,8 +194,23 @@ def test_a_further_benchmark_gets_its_own_table_under_its_own_protocol(results, 
     assert "| pick_up_the_milk_and_place_it_in_the_basket | 50 | 100 |" in page  # per task, mean over seeds
     assert (tmp_path / "page" / "success_per_task_libero_object.png").is_file()
 
-    # its own protocol is checked: a Meta-World step limit in the LIBERO folder is named
+    # its own protocol is checked: random initial states instead of the suite's fixed ones ...
+    cfg.benchmarks[0].protocol = {"init_states": "fixed", "num_steps_wait": "10"}
+    for run, k in [(r, k) for r in ("care", "no_pretrain") for k in (0, 1)]:
+        p = lib / run / f"s{k}" / "eval_info.json"
+        info = json.loads(p.read_text())
+        info["config"]["protocol"] = {"init_states": "random" if (run, k) == ("care", 1) else "fixed", "num_steps_wait": 10}
+        p.write_text(json.dumps(info))
     path = lib / "care" / "s1" / "eval_info.json"
+    with pytest.raises(ConfigError, match="config.protocol.init_states is 'random'") as e:
+        load_results(cfg)
+    assert str(path) in str(e.value)
+    info = json.loads(path.read_text())
+    del info["config"]["protocol"]  # an evaluation without the record is refused too
+    path.write_text(json.dumps(info))
+    with pytest.raises(ConfigError, match="config.protocol.init_states is None"):
+        load_results(cfg)
+    # ... and a Meta-World step limit in the LIBERO folder is named
     path.write_text(json.dumps({**json.loads(path.read_text()), "config": {"max_steps": 200}}))
     with pytest.raises(ConfigError, match="step limit") as e:
         load_results(cfg)

@@ -138,6 +138,11 @@ def _load_benchmark(b: ReportBenchmark, seeds: list[int]) -> Results:
                 continue
             info = read_json(path)
             _check_eval(info, path, b, list(b.tasks))
+            got = (info.get("config") or {}).get("protocol") or {}
+            for key, want in b.protocol.items():
+                if key not in got or str(got[key]) != str(want):
+                    raise ConfigError(f"{path}: config.protocol.{key} is {got.get(key)!r}, the report's protocol says "
+                                      f"{want!r} ({b.results} must hold evaluations of one protocol)")
             res.files.setdefault("eval", {}).setdefault(run, {})[seed] = info
     return res
 
