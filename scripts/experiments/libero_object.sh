@@ -27,13 +27,7 @@ RUNS=${*:-label_supervised}
 mkdir -p "$R" "$OUT"
 if [ -n "${LANE:-}" ]; then export OMP_NUM_THREADS=1; WORKERS=1; else WORKERS=2; fi
 
-resume() { [ -d "$1/checkpoints" ] && echo --resume || true; }
-keep() {  # keep <run> <seed> <dir> <name-in-dir>:<name-in-results> ...
-  local dest="$OUT/$1/s$2" dir=$3; shift 3
-  mkdir -p "$dest"
-  for pair in "$@"; do [ -f "$dir/${pair%%:*}" ] && cp "$dir/${pair%%:*}" "$dest/${pair##*:}"; done
-  return 0
-}
+. scripts/experiments/lib.sh  # resume, keep
 
 [ -f "$D/meta/info.json" ] || $CARE collect --env.type libero --env.suite libero_object --episodes-per-task 20 \
     --action-noise 0.1 --detour-prob 0.02 --workers 2 --seed 0 --output-dir "$D"

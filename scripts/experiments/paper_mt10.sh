@@ -36,13 +36,7 @@ RUNS=${*:-$ALL_RUNS}
 mkdir -p "$R" "$OUT"
 if [ "$LANES" -gt 1 ]; then export OMP_NUM_THREADS=1; WORKERS=1; else WORKERS=2; fi
 
-resume() { [ -d "$1/checkpoints" ] && echo --resume || true; }
-keep() {  # keep <run> <seed> <dir> <name-in-dir>:<name-in-results> ...
-  local dest="$OUT/$1/s$2" dir=$3; shift 3
-  mkdir -p "$dest"
-  for pair in "$@"; do [ -f "$dir/${pair%%:*}" ] && cp "$dir/${pair%%:*}" "$dest/${pair##*:}"; done
-  return 0
-}
+. scripts/experiments/lib.sh  # resume, keep
 is_probe_run() { case $1 in care|lapa|como) return 0;; *) return 1;; esac; }
 done_job() {  # every file of the job is in results/
   local run=$1 k=$2
