@@ -66,7 +66,8 @@ def needed(cfg: ReportConfig) -> dict[str, list[str]]:
 
 
 def _check_eval(info: dict, path: Path, cfg: ReportConfig | ReportBenchmark, tasks: list[str]) -> None:
-    """`cfg`'s protocol (eval_seed, episodes_per_task, max_steps) and `tasks` are what `info` used."""
+    """`cfg`'s protocol (eval_seed, episodes_per_task, max_steps; a benchmark's `protocol` record)
+    and `tasks` are what `info` used."""
     def bad(what: str, got, want):
         raise ConfigError(f"{path}: {what} is {got}, the report's protocol says {want} ({cfg.results} must hold "
                           "evaluations of one protocol; re-run it or fix the report config)")
@@ -84,6 +85,10 @@ def _check_eval(info: dict, path: Path, cfg: ReportConfig | ReportBenchmark, tas
     max_steps = (info.get("config") or {}).get("max_steps")
     if max_steps != cfg.max_steps:
         bad("the step limit (config.max_steps)", max_steps, cfg.max_steps)
+    got = (info.get("config") or {}).get("protocol") or {}
+    for key, want in getattr(cfg, "protocol", {}).items():
+        if key not in got or str(got[key]) != str(want):  # compared as text (YAML gives strings)
+            bad(f"config.protocol.{key}", repr(got.get(key)), repr(want))
 
 
 def _check_probe_settings(files: dict[str, dict[int, dict]], kind: str, root: Path) -> None:
@@ -138,11 +143,6 @@ def _load_benchmark(b: ReportBenchmark, seeds: list[int]) -> Results:
                 continue
             info = read_json(path)
             _check_eval(info, path, b, list(b.tasks))
-            got = (info.get("config") or {}).get("protocol") or {}
-            for key, want in b.protocol.items():
-                if key not in got or str(got[key]) != str(want):
-                    raise ConfigError(f"{path}: config.protocol.{key} is {got.get(key)!r}, the report's protocol says "
-                                      f"{want!r} ({b.results} must hold evaluations of one protocol)")
             res.files.setdefault("eval", {}).setdefault(run, {})[seed] = info
     return res
 
@@ -217,11 +217,12 @@ def _diff(p: dict, digits: int = 1) -> str:
 
 
 def _paper(cfg: ReportConfig, run: str, key: str, digits: int = 1) -> str:
-    v = cfg.paper.get(run, {}).get(key)
-    row = cfg.paper_rows.get(run)
-    if v is None:
-        return "—"
-    return f"{v:.{digits}f}" + (f" ({row})" if row else "")
+    return _paper_cell(cfg.paper.get(run, {}).get(key), cfg.paper_rows.get(run), digits)
+
+
+def _paper_cell(v: float | None, row: str | None, digits: int = 1) -> str:
+    """The paper's number and the name of its row, or a dash."""
+    return "—" if v is None else f"{v:.{digits}f}" + (f" ({row})" if row else "")
 
 
 def label(cfg: ReportConfig, run: str) -> str:
@@ -254,11 +255,8 @@ def success_tables(cfg: ReportConfig, res: Results, runs: list[str], heading: st
         v = metric(res, run, "success")
         s = summary(v)
         d = "(reference)" if run == reference else _diff(paired(v, ref))
-        if bench is None:
-            paper = _paper(cfg, run, "success")
-        else:
-            v_p, row = bench.paper.get(run), bench.paper_rows.get(run)
-            paper = "—" if v_p is None else f"{v_p:.1f}" + (f" ({row})" if row else "")
+        paper = (_paper(cfg, run, "success") if bench is None
+                 else _paper_cell(bench.paper.get(run), bench.paper_rows.get(run)))
         out.append(f"| {label(cfg, run)} | {_fmt(s)} | {_seeds(s)} | {d} | {paper} |")
     return out
 
