@@ -41,21 +41,18 @@ from __future__ import annotations
 import functools
 import os
 import re
-import zlib
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; must precede `import mujoco`
 
 import numpy as np
 
 try:  # a dependency of the `sim` extra
-    import gymnasium
     from gymnasium import spaces
     from gymnasium.utils import seeding
-
-    _GymEnv = gymnasium.Env
 except ImportError:  # pragma: no cover
-    gymnasium = spaces = seeding = None
-    _GymEnv = object
+    spaces = seeding = None
+
+from care.envs.base import SimEnv, gymnasium, stable_seed
 
 from care.envs.configs import LIBERO_MAX_STEPS as MAX_STEPS  # the protocol's step limits
 from care.envs.configs import LIBERO_PRO_KINDS as PRO_KINDS  # noqa: F401
@@ -154,10 +151,6 @@ def task_instruction(suite: str, task: str) -> str:
     return _bddl_language(s.get_task_bddl_file_path(i))
 
 
-def _stable_seed(*parts: object) -> int:
-    return zlib.crc32("/".join(map(str, parts)).encode())
-
-
 def quat_xyzw_to_axis_angle(q: np.ndarray) -> np.ndarray:
     """robosuite's quat2axisangle: (x, y, z, w) -> axis * angle, angle in [0, pi]."""
     q = np.asarray(q, np.float64)
@@ -168,7 +161,7 @@ def quat_xyzw_to_axis_angle(q: np.ndarray) -> np.ndarray:
     return q[:3] * 2.0 * np.arccos(w) / den
 
 
-class LiberoEnv(_GymEnv):
+class LiberoEnv(SimEnv):
     """One LIBERO task, rendered by care from one camera (two with `wrist`), as a `gymnasium.Env`.
 
     Args:
@@ -265,7 +258,7 @@ class LiberoEnv(_GymEnv):
         # the renderer stays valid) except where they would be wrong (below); the step limit is ours.
         # building the model places the fixtures, drawing from numpy's global generator: seeded,
         # so that the scene (and every fixed-initial-state episode in it) is the same in any process
-        np.random.seed(_stable_seed(suite, self.env_name, self.seed))
+        np.random.seed(stable_seed(suite, self.env_name, self.seed))
         self._env = ControlEnv(
             bddl_file_name=s.get_task_bddl_file_path(i), use_camera_obs=False, has_offscreen_renderer=False,
             hard_reset=False, ignore_done=True, camera_heights=self.size, camera_widths=self.size,
@@ -303,7 +296,7 @@ class LiberoEnv(_GymEnv):
 
         bodies = [self._body_id(n) for n in ROBOT_TRACK_BODIES] + self._object_bodies()
         self.points = sample_body_points(self.model, bodies, points_per_body, geom_groups=GEOM_GROUPS,
-                                         seed=_stable_seed(suite, self.env_name, points_per_body))
+                                         seed=stable_seed(suite, self.env_name, points_per_body))
         self.track_bodies = [mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_BODY, b) or f"body{b}"
                              for b in dict.fromkeys(self.points.body.tolist())]
         self._expert = None
@@ -330,13 +323,14 @@ class LiberoEnv(_GymEnv):
         if self.wrist_view is not None:
             self.wrist_view.close()
 
-    # ------------------------------------------------------------------ bodies
+    @property
+    def _started(self) -> bool:
+        return self._raw is not None
 
-    def _body_id(self, name: str) -> int:
-        b = self._mj.mj_name2id(self.model, self._mj.mjtObj.mjOBJ_BODY, name)
-        if b < 0:
-            raise CareError(f"{self.env_name}: body {name!r} not found in the model")
-        return b
+    def _skip_render(self) -> None:
+        self._image = self._depth = self._wrist_image = None
+
+    # ------------------------------------------------------------------ bodies
 
     def _object_bodies(self) -> list[int]:
         """Bodies outside the robot with a joint on their path to the world: the free objects,
@@ -397,8 +391,7 @@ class LiberoEnv(_GymEnv):
     def step(self, action) -> tuple[dict, float, bool, bool, dict]:
         """Apply a (7,) action in [-1, 1] (clipped) -> (observation, reward, terminated,
         truncated, info). reward is LIBERO's sparse one (1 on success)."""
-        if self._raw is None:
-            raise RuntimeError("LiberoEnv.step called before reset()")
+        self._require_started("step")
         if self.t >= self.max_steps:
             raise RuntimeError(f"episode is over ({self.max_steps} steps); call reset()")
         a = np.clip(np.asarray(action, np.float64).reshape(len(ACTION_NAMES)), -1.0, 1.0)
@@ -410,13 +403,8 @@ class LiberoEnv(_GymEnv):
         if self.render_on_step:
             self._render()
         else:
-            self._image = self._depth = self._wrist_image = None
+            self._skip_render()
         return self._observation(), float(reward), False, self.t >= self.max_steps, dict(self._info)
-
-    def render(self) -> np.ndarray | None:
-        if self.render_mode is None or self._image is None:
-            return None
-        return self._image.copy()
 
     def _render(self) -> None:
         self._image, self._depth = self.view.render(self.data, depth=self.tracks_enabled)
@@ -438,56 +426,17 @@ class LiberoEnv(_GymEnv):
                                r["robot0_gripper_qpos"]]).astype(np.float32)
 
     @property
-    def image(self) -> np.ndarray:
-        return self._image
-
-    @property
-    def info(self) -> dict:
-        return self._info
-
-    @property
     def instructions(self) -> list[str]:
         return [self.instruction]
-
-    @property
-    def num_points(self) -> int:
-        return len(self.points)
 
     def expert_action(self) -> np.ndarray:
         """The scripted expert's action (care.envs.libero_expert), float32 (7,); CareError for
         a goal it cannot do. Its per-episode variation is drawn from the episode seed."""
-        if self._raw is None:
-            raise RuntimeError("LiberoEnv.expert_action called before reset()")
+        self._require_started("expert_action")
         if self._expert is None:
             from care.envs.libero_expert import LiberoExpert
 
-            rng = np.random.default_rng([self.episode_seed, _stable_seed(self.suite, self.env_name)])
+            rng = np.random.default_rng([self.episode_seed, stable_seed(self.suite, self.env_name)])
             self._expert = LiberoExpert(self._env, rng=rng)
             self._expert.reset()
         return np.asarray(self._expert(self._raw), np.float32)
-
-    # ------------------------------------------------------------------ tracks
-
-    def project_points(self) -> tuple[np.ndarray, np.ndarray]:
-        """The track points now: pixel (x, y) float32 (N, 2) in the observation's orientation,
-        and visible bool (N,) (in front, inside the image, not behind the rendered surface)."""
-        if self._raw is None:
-            raise RuntimeError("LiberoEnv.project_points called before reset()")
-        if self._depth is None:
-            _, self._depth = self.view.render(self.data, depth=True)
-        xy, depth = self.view.project(self.data, self.points.world(self.data))
-        return xy, self.view.visibility(xy, depth, self._depth)
-
-    def close(self) -> None:
-        if getattr(self, "_closed", True):
-            return
-        self._closed = True
-        if self._owns_view:
-            self._close_views()
-        self._env.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -23,21 +23,18 @@ from __future__ import annotations
 
 import os
 import warnings
-import zlib
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; must precede `import mujoco`
 
 import numpy as np
 
 try:  # a dependency of the `sim` extra; the task lists below work without it
-    import gymnasium
     from gymnasium import spaces
     from gymnasium.utils import seeding
-
-    _GymEnv = gymnasium.Env
 except ImportError:  # pragma: no cover - MetaWorldEnv cannot be built without the extra anyway
-    gymnasium = spaces = seeding = None
-    _GymEnv = object
+    spaces = seeding = None
+
+from care.envs.base import SimEnv, gymnasium, stable_seed
 
 from care.envs.instructions import INSTRUCTIONS, instruction_for, instructions_for
 from care.errors import CareError
@@ -151,12 +148,7 @@ def resolve_tasks(spec: str) -> list[str]:
     return out
 
 
-def _stable_seed(*parts: object) -> int:
-    """A seed from strings/ints that is the same in every process (unlike hash())."""
-    return zlib.crc32("/".join(map(str, parts)).encode())
-
-
-class MetaWorldEnv(_GymEnv):
+class MetaWorldEnv(SimEnv):
     """One Meta-World v3 task, rendered from one camera, as a `gymnasium.Env`.
 
     Args:
@@ -269,7 +261,7 @@ class MetaWorldEnv(_GymEnv):
 
         bodies = [self._body_id(n) for n in ROBOT_TRACK_BODIES] + self._object_bodies()
         self.points = sample_body_points(
-            self.model, bodies, points_per_body, seed=_stable_seed(env_name, points_per_body)
+            self.model, bodies, points_per_body, seed=stable_seed(env_name, points_per_body)
         )
         # names of the bodies that carry points (a body without a visible geom gets none)
         self.track_bodies = [
@@ -285,13 +277,11 @@ class MetaWorldEnv(_GymEnv):
         self.episode_seed: int | None = None
         self.t = 0
 
-    # ------------------------------------------------------------------ bodies
+    @property
+    def _started(self) -> bool:
+        return self._obs is not None
 
-    def _body_id(self, name: str) -> int:
-        b = self._mj.mj_name2id(self.model, self._mj.mjtObj.mjOBJ_BODY, name)
-        if b < 0:
-            raise CareError(f"{self.env_name}: body {name!r} not found in the model")
-        return b
+    # ------------------------------------------------------------------ bodies
 
     def _upside_down(self, camera: str) -> bool:
         """Meta-World's "corner" cameras have their image-up axis pointing down in the world,
@@ -355,8 +345,7 @@ class MetaWorldEnv(_GymEnv):
         episode); `truncated` is True at `max_steps`; `info` holds Meta-World's step info
         ("success", "near_object", ...) and `is_success` (bool).
         """
-        if self._obs is None:
-            raise RuntimeError("MetaWorldEnv.step called before reset()")
+        self._require_started("step")
         if self.t >= self.max_steps:
             raise RuntimeError(f"episode is over ({self.max_steps} steps); call reset()")
         a = np.clip(np.asarray(action, np.float64).reshape(4), -1.0, 1.0)
@@ -367,23 +356,15 @@ class MetaWorldEnv(_GymEnv):
         if self.render_on_step:
             self._render()
         else:
-            self._image = self._depth = None
+            self._skip_render()
         return self._observation(), float(reward), False, self.t >= self.max_steps, dict(self._info)
-
-    def render(self) -> np.ndarray | None:
-        """The current frame, uint8 (H, W, 3) upright (render_mode "rgb_array"), a copy;
-        None before the first reset or with render_mode None."""
-        if self.render_mode is None or self._image is None:
-            return None
-        return self._image.copy()
 
     def _observation(self) -> dict:
         return {"pixels": self._image, "agent_pos": self.state}
 
     def expert_action(self) -> np.ndarray:
         """The scripted Meta-World policy's action for the current state, float32 (4,)."""
-        if self._obs is None:
-            raise RuntimeError("MetaWorldEnv.expert_action called before reset()")
+        self._require_started("expert_action")
         with warnings.catch_warnings():  # the experts warn that their gains exceed [-1, 1]
             warnings.simplefilter("ignore", UserWarning)
             return np.asarray(self._policy.get_action(self._obs), np.float32)
@@ -392,58 +373,16 @@ class MetaWorldEnv(_GymEnv):
         self._image, self._depth = self.view.render(self.data, depth=self.tracks_enabled)
 
     @property
-    def image(self) -> np.ndarray:
-        """The latest rendered frame, uint8 (H, W, 3)."""
-        return self._image
-
-    @property
     def state(self) -> np.ndarray:
         """Meta-World's 39-d observation: hand xyz, gripper, objects, previous frame, goal."""
         return self._obs.astype(np.float32)
 
     @property
-    def info(self) -> dict:
-        """The info of the last reset or step."""
-        return self._info
-
-    @property
     def instructions(self) -> list[str]:
         return instructions_for(self.env_name)
-
-    @property
-    def num_points(self) -> int:
-        return len(self.points)
 
     # ------------------------------------------------------------------ tracks
 
     def project(self, points_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """World points (M, 3) -> pixel (x, y) (M, 2) and view depth (M,), image convention."""
         return self.view.project(self.data, points_world)
-
-    def project_points(self) -> tuple[np.ndarray, np.ndarray]:
-        """The track points now: pixel (x, y) float32 (N, 2) and visible bool (N,).
-
-        Visible = in front of the camera, inside the image, and not behind the surface the
-        last render saw at that pixel (a depth test against the same camera's depth).
-        """
-        if self._obs is None:
-            raise RuntimeError("MetaWorldEnv.project_points called before reset()")
-        if self._depth is None:
-            _, self._depth = self.view.render(self.data, depth=True)
-        xy, depth = self.view.project(self.data, self.points.world(self.data))
-        return xy, self.view.visibility(xy, depth, self._depth)
-
-    def close(self) -> None:
-        """Free the renderer and the simulator; closing twice is harmless."""
-        if getattr(self, "_closed", True):
-            return
-        self._closed = True
-        if self._owns_view:  # a shared renderer is freed by the env that made it
-            self.view.close()
-        self._env.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
