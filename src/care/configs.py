@@ -507,6 +507,23 @@ class StateInputConfig:
 
 
 @dataclass
+class AugmentConfig:
+    """Image augmentation of the fine-tuning batches (`--augment.shift 4`; beyond the paper).
+
+    Args:
+        shift: DrQ's random shift: every training image (and wrist image) is translated by up
+            to this many pixels each way, edges repeated (care.training.augment); 0: none.
+            Held-out validation and evaluation see the images as they are.
+    """
+
+    shift: int = 0
+
+    def __post_init__(self):
+        if self.shift < 0:
+            raise ValueError(f"augment.shift must be >= 0 pixels, got {self.shift}")
+
+
+@dataclass
 class FinetuneConfig:
     """`care finetune`: train the action head (and LoRA) on a few labelled episodes.
 
@@ -524,6 +541,7 @@ class FinetuneConfig:
         lora: adapters on the LLM (lora.enabled=false trains every LLM weight).
         head: the action head (chunk size, width, blocks, dropout).
         state: proprioceptive state as an input (off by default).
+        augment: image augmentation of the training batches (off by default).
         episodes_per_task: labelled episodes per task, chosen reproducibly by `seed`
             (`select_episodes_per_task`) among the successful ones when the dataset records
             success; None uses every (successful) episode but the validation ones: the
@@ -547,6 +565,7 @@ class FinetuneConfig:
     lora: LoRAConfig = field(default_factory=LoRAConfig)
     head: ActionHeadConfig = field(default_factory=ActionHeadConfig)
     state: StateInputConfig = field(default_factory=StateInputConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
     # --- data ---
     episodes_per_task: int | None = 5
     val_episodes_per_task: int = 2

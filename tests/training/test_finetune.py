@@ -230,3 +230,16 @@ def test_wrist_camera_trains_saves_and_drives(tmp_path):
         policy.select_action(img, "close the drawer")
     with pytest.raises(DatasetError, match="wrist_cam"):
         F.finetune(micro_config(root, tmp_path / "bad", clip=ClipConfig(camera="image", wrist_camera="wrist_cam")))
+
+
+def test_augmented_training_sees_shifted_images_and_resume_names_the_shift(dataset, tmp_path):
+    from care.configs import AugmentConfig
+
+    plain, aug = tmp_path / "plain", tmp_path / "aug"
+    F.finetune(micro_config(dataset, plain))
+    F.finetune(micro_config(dataset, aug, augment=AugmentConfig(shift=4), save_every=4))
+    a, b = read_log(plain), read_log(aug)
+    assert a[1]["l1"] != b[1]["l1"]  # the same weights and batch, other pixels
+    assert all(np.isfinite(b[s]["l1"]) for s in b)
+    with pytest.raises(ConfigError, match=r"augment_shift: 4 \(checkpoint\) vs None"):
+        F.finetune(micro_config(dataset, aug, resume=True))

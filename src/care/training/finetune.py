@@ -47,6 +47,7 @@ from care.models.pretrained import check_state_fits
 from care.models.vla import CareVLA, apply_lora, merge_lora
 from care.policy.folder import POLICY_CONFIG_NAME, save_policy
 from care.policy.normalize import ActionNormalizer, fit_action_normalizer
+from care.training.augment import augment_generator, random_shift
 from care.training.batching import step_loader
 from care.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from care.training.loop_utils import (RunLogger, Throughput, build_optimizer, make_accelerator,
@@ -166,6 +167,7 @@ def run_signature(cfg: FinetuneConfig, model_cfg, episodes: list[int], state_ind
         "action_quantiles": list(cfg.action_quantiles),
         # only when set, so runs that predate the option still resume
         **({"wrist_camera": cfg.clip.wrist_camera} if cfg.clip.wrist_camera else {}),
+        **({"augment_shift": cfg.augment.shift} if cfg.augment.shift else {}),
     }
 
 
@@ -354,6 +356,7 @@ def run_finetuning(cfg: FinetuneConfig, model: CareVLA, normalizer: ActionNormal
         f"{' (LoRA on the LLM)' if cfg.lora.enabled else ''}, {len(meta['train_episodes'])} labelled episodes, "
         f"{len(train_ds)} samples, chunk {cfg.head.chunk_size}"
         + (f", state {meta.get('state_names')}" if state_normalizer is not None else "")
+        + (f", random shift ±{cfg.augment.shift} px" if cfg.augment.shift else "")
         + f", {len(meta.get('val_episodes') or [])} held-out episodes, {acc.num_processes} process(es), "
         + precision_name(acc)
         + (f", resumed at step {start}" if start else "")
@@ -374,11 +377,15 @@ def run_finetuning(cfg: FinetuneConfig, model: CareVLA, normalizer: ActionNormal
     step = start
     ddp_model.train()
     for step, batch in zip(range(start, cfg.steps), loader):
-        obs = batch["obs"].to(acc.device)
+        obs, wrist = batch["obs"].to(acc.device), _wrist(batch, acc.device)
+        if cfg.augment.shift:
+            g = augment_generator(cfg.seed * 1000 + acc.process_index, step)
+            obs = random_shift(obs, cfg.augment.shift, g)
+            wrist = None if wrist is None else random_shift(wrist, cfg.augment.shift, g)
         target = normalizer.normalize(batch["actions"].to(acc.device))  # (B, H, A) in [-1, 1]
         state = _select_state(batch, meta, state_normalizer, acc.device)
         with acc.autocast():
-            pred = ddp_model(obs, batch["instruction"], state, _wrist(batch, acc.device))  # (B, H, A)
+            pred = ddp_model(obs, batch["instruction"], state, wrist)  # (B, H, A)
         loss = l1_action_loss(pred.float(), target, batch["action_is_pad"].to(acc.device))
         gnorm = optimizer_step(acc, ddp_model, loss, optimizer, scheduler, step, cfg.optim.grad_clip, hint)
         speed.add(cfg.batch_size * acc.num_processes)
