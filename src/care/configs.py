@@ -892,6 +892,11 @@ class ReportConfig:
             "s_pcfc", "semantic", "latent_loss"); paper_rows: run -> that row's name in the paper.
         benchmarks: further benchmarks' success tables on the same page (ReportBenchmark), e.g.
             LIBERO-Object beside Meta-World.
+        recipes: beyond the paper, the few-label recipe ladder: runs in row order, each one change
+            to the run it builds on (`recipe_base`: run -> that run; default the row above), paired
+            with it and with `reference` over seeds.
+        ceiling: the run the recipes are measured against as a fraction (label-supervised), and
+            recipe_goal: the fraction to reach (0.9: at least 90% of the ceiling's success).
         output_dir: receives README.md and the PNG plots.
         missing: only list what is missing (and the runs it belongs to), write nothing.
     """
@@ -913,6 +918,10 @@ class ReportConfig:
     paper: dict[str, dict[str, float]] = field(default_factory=dict)
     paper_rows: dict[str, str] = field(default_factory=dict)
     benchmarks: list[ReportBenchmark] = field(default_factory=list)
+    recipes: list[str] = field(default_factory=list)
+    recipe_base: dict[str, str] = field(default_factory=dict)
+    ceiling: str | None = None
+    recipe_goal: float | None = None
     output_dir: Path = Path("docs/report")
     missing: bool = False
 
@@ -924,6 +933,12 @@ class ReportConfig:
         titles = [b.title for b in self.benchmarks]
         if len(set(titles)) != len(titles):
             raise ValueError(f"benchmarks: titles must differ, got {titles}")
+        unknown = sorted(set(self.recipe_base) - set(self.recipes))
+        if unknown:
+            raise ValueError(f"recipe_base names run(s) {unknown} that are not in recipes")
+        if self.recipe_goal is not None and (self.ceiling is None or not 0 < self.recipe_goal <= 1):
+            raise ValueError(f"recipe_goal is a fraction in (0, 1] of the ceiling run's success and needs `ceiling`, "
+                             f"got recipe_goal={self.recipe_goal}, ceiling={self.ceiling}")
         tables = {"methods", "video", "ablation", "lp_mse", "s_pcfc", "semantic"}
         unknown = sorted(set(self.claims) - tables)
         if unknown:

@@ -12,7 +12,7 @@ import pytest
 from care.cli import main, parse_config
 from care.configs import ReportConfig
 from care.errors import ConfigError
-from care.report.build import load_results, metric, paired, summary, verdict
+from care.report.build import load_results, metric, paired, report, summary, verdict
 
 TASKS = ["reach-v3", "drawer-close-v3"]
 
@@ -248,3 +248,29 @@ def test_the_committed_results_rebuild_the_page(tmp_path):
         for run, by_seed in r.files.get("eval", {}).items():
             for seed, info in by_seed.items():
                 assert f"{info['overall']['pc_success']:.1f}" in page, (run, seed)
+
+
+def test_the_recipe_ladder_pairs_each_change_with_its_base_and_the_ceiling(results, tmp_path):
+    # care 50 / 75 / 100; care + shift 75 / 100 / 100; label-supervised 100 on every seed
+    for k, s in enumerate([[True, True, True, False], [True, True, True, True], [True, True, True, True]]):
+        write(results, "care_shift", k, "eval_info.json", eval_info({TASKS[0]: s[:2], TASKS[1]: s[2:]}))
+        write(results, "label_supervised", k, "eval_info.json", eval_info({TASKS[0]: [True] * 2, TASKS[1]: [True] * 2}))
+    for k in (0, 1):  # builds on care, not on the row above; seed 2 missing
+        write(results, "care_chunk", k, "eval_info.json", eval_info({TASKS[0]: [False] * 2, TASKS[1]: [True, False]}))
+    cfg = config(results, tmp_path, methods=[], probes=[], ablation=[], recipes=["care", "care_shift", "care_chunk"],
+                 recipe_base={"care_chunk": "care"}, ceiling="label_supervised", recipe_goal=0.9,
+                 labels={"care": "CARE", "care_shift": "+ shift", "care_chunk": "+ chunk 8", "label_supervised": "LS"})
+    assert report(cfg) == 0
+    page = (tmp_path / "page" / "README.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in page.splitlines() if line.startswith("| ")}
+    # + shift - CARE: 25, 25, 0 -> mean 16.7, sd 14.43, t(2) 4.303 * 14.43 / sqrt(3) = 35.86
+    assert "CARE: +16.7 [-19.2, +52.5] — not separated" in rows["+ shift"]
+    assert rows["+ shift"].rstrip().endswith("| 92% |") and rows["CARE"].rstrip().endswith("| 75% |")
+    assert "| (first) |" in rows["CARE"]
+    # + chunk 8 is paired with CARE on seeds 0 and 1: 25 - 50, 25 - 75
+    assert "CARE: -37.5 [" in rows["+ chunk 8"]
+    assert "+ shift, 92% of it — goal **reached**" in page and "at least 90% of LS's success (90.0%)" in page
+    assert (tmp_path / "page" / "recipes.png").stat().st_size > 1000
+    assert "results/care_chunk/s2/eval_info.json" in page.replace(str(results.parent) + "/", "")
+    with pytest.raises(ValueError, match="recipe_base names run"):
+        config(results, tmp_path, recipes=["care"], recipe_base={"other": "care"})

@@ -13,6 +13,8 @@ ours, and for every ordering the paper claims whether it holds here) and three P
     Tab. 2   LP-MSE and S-PCFC per pretrained method
     Tab. 3   semantic accuracy: the frame references and each method's latents
     Tab. 4   the multi-task ablation: success and the final held-out latent loss
+    Beyond   the few-label recipe ladder (`recipes:`): each change paired with the run it builds
+             on and with the reference, and as a fraction of the ceiling (label-supervised)
     and for each further benchmark (`benchmarks:`, e.g. LIBERO-Object) its Tab. 1: success by
     method under its own protocol, per task, and a plot
 
@@ -61,7 +63,9 @@ def needed(cfg: ReportConfig) -> dict[str, list[str]]:
     def uniq(xs):
         return list(dict.fromkeys(xs))
 
-    evals = uniq([*cfg.methods, *([cfg.reference] if cfg.methods else []), *cfg.video, *cfg.ablation])
+    recipes = [*cfg.recipes, *cfg.recipe_base.values(), *([cfg.ceiling] if cfg.recipes and cfg.ceiling else [])]
+    evals = uniq([*cfg.methods, *([cfg.reference] if cfg.methods or cfg.recipes else []), *cfg.video, *cfg.ablation,
+                  *recipes])
     return {"eval": evals, "probe": uniq(cfg.probes), "probe_shared": uniq(cfg.probes), "pretrain": uniq(cfg.ablation)}
 
 
@@ -296,6 +300,51 @@ def benchmark_section(cfg: ReportConfig, b: ReportBenchmark, res: Results, plot:
     return L
 
 
+def recipe_base(cfg: ReportConfig, run: str) -> str | None:
+    """The run a recipe row changes: `recipe_base`, else the row above (None for the first)."""
+    i = cfg.recipes.index(run)
+    return cfg.recipe_base.get(run, cfg.recipes[i - 1] if i else None)
+
+
+def recipe_section(cfg: ReportConfig, res: Results, plot: str | None) -> list[str]:
+    ceil = summary(metric(res, cfg.ceiling, "success")) if cfg.ceiling else None
+    ref = metric(res, cfg.reference, "success")
+    frac_col = f" % of {label(cfg, cfg.ceiling)} |" if ceil else ""
+    L = ["## Beyond the paper — the few-label recipe", "",
+         "Each row changes one thing in the row it builds on, with the same labelled episodes (and the same "
+         "evaluation); Δ are paired over pipeline seeds."
+         + (f" Ceiling: {label(cfg, cfg.ceiling)}, {_fmt(ceil)}%." if ceil else ""), "",
+         f"| recipe | success % (mean ± std) | per seed | Δ vs the row it builds on [95% CI] | "
+         f"Δ vs {label(cfg, cfg.reference)} [95% CI] |{frac_col}",
+         "|---|---:|---:|---|---:|" + ("---:|" if ceil else "")]
+    best = None
+    for run in cfg.recipes:
+        v = metric(res, run, "success")
+        s = summary(v)
+        base = recipe_base(cfg, run)
+        vs_base = "(first)"
+        if base:
+            word, p = verdict(v, metric(res, base, "success"), True)
+            word = {"holds": "better", "reversed": "worse"}.get(word, word)
+            vs_base = f"{label(cfg, base)}: {_diff(p)}" + (f" — {word}" if p["seeds"] else "")
+        frac = ""
+        if ceil:
+            frac = f" {100 * s['mean'] / ceil['mean']:.0f}% |" if s["n"] and ceil["n"] and ceil["mean"] > 0 else " — |"
+        L.append(f"| {label(cfg, run)} | {_fmt(s)} | {_seeds(s)} | {vs_base} | {_diff(paired(v, ref))} |{frac}")
+        if s["n"] and (best is None or s["mean"] > best[1]):
+            best = (run, s["mean"])
+    L.append("")
+    if cfg.recipe_goal and ceil and ceil["n"] and best:
+        got = best[1] / ceil["mean"]
+        L += [f"Goal: at least {100 * cfg.recipe_goal:.0f}% of {label(cfg, cfg.ceiling)}'s success "
+              f"({cfg.recipe_goal * ceil['mean']:.1f}%). Best recipe so far: {label(cfg, best[0])}, "
+              f"{100 * got:.0f}% of it — goal **{'reached' if got >= cfg.recipe_goal else 'not reached'}** "
+              "(on the means).", ""]
+    if plot:
+        L += [f"![recipe ladder]({plot})", ""]
+    return L
+
+
 def build_page(cfg: ReportConfig, res: Results, plots: dict[str, str]) -> str:
     L = [f"# {cfg.title}", "",
          f"Rebuilt by `care report` from `{cfg.results}` (committed result files only). Protocol: "
@@ -359,6 +408,8 @@ def build_page(cfg: ReportConfig, res: Results, plots: dict[str, str]) -> str:
                      f"{_paper(cfg, run, 'success')} | {_paper(cfg, run, 'latent_loss', 3)} |")
         L += ["", "Latent loss: the pretraining's final held-out ‖ẑ − z*‖² (val_metrics.json `view_mse`).", ""]
         L += claims_block(cfg, res, "ablation") + [""]
+    if cfg.recipes:
+        L += recipe_section(cfg, res, plots.get("recipes"))
     if res.missing:
         L += ["## Missing result files", ""] + [f"- `{p}`" for _, _, p in res.missing] + [""]
     return "\n".join(L)
@@ -444,6 +495,18 @@ def make_plots(cfg: ReportConfig, res: Results, out: Path) -> dict[str, str]:
         ax.set_ylabel("success %")
         ax.set_title("Success vs pretraining video")
         made["video"] = save_figure(fig, out / "success_vs_video.png").name
+    recipes = [r for r in cfg.recipes if res.get("eval", r)]
+    if recipes:
+        fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(recipes)), 3.5))
+        _bars(ax, [label(cfg, r) for r in recipes], [metric(res, r, "success") for r in recipes], color="C4")
+        for run, style, color in ((cfg.reference, "--", "C3"), (cfg.ceiling, ":", "C0")):
+            s = summary(metric(res, run, "success")) if run else {"n": 0}
+            if s["n"]:
+                ax.axhline(s["mean"], color=color, ls=style, label=f"{label(cfg, run)} (mean)")
+        ax.legend(fontsize=8)
+        ax.set_ylabel("success %")
+        ax.set_title("The few-label recipe, one change per bar")
+        made["recipes"] = save_figure(fig, out / "recipes.png").name
     return made
 
 
