@@ -5,6 +5,7 @@
 #   SEEDS="0" bash scripts/experiments/paper_mt10.sh care no_pretrain    some runs, some seeds
 #   LANES=1 bash scripts/experiments/paper_mt10.sh ...     one lane using both cores
 #   ORDER=run bash scripts/experiments/paper_mt10.sh no_pretrain label_supervised   every seed of a run first
+#   CHECK=1 bash scripts/experiments/paper_mt10.sh care+shift4 ...   only check that the runs are ones it can make
 #
 # A pipeline seed k pretrains with --seed k and fine-tunes with --seed k (the pretraining's
 # variance is inside the seed-to-seed spread). Jobs (run, seed) go seed-major by default (seed 0
@@ -24,6 +25,17 @@
 #   fine-tuning configs/finetune/no_pretrain.yaml for every run: every weight trained, 2000 steps x 32,
 #               5 labelled episodes per task (label_supervised: all), chunk 4; --pretrained for the pretrained runs
 #   evaluation  configs/eval/mt10.yaml: 20 episodes per task, env seeds 1000+, step limit 200, fp32 inference
+#
+# Beyond the paper (the report's `recipes:`): a run named <base>+<change>+<change>... is <base>
+# (care, no_pretrain or label_supervised) with these changes, each a token:
+#   shiftN   fine-tuning sees DrQ random shifts of up to N px (--augment.shift N)
+#   chunkN   action chunks of N steps (--head.chunk-size N)
+#   ftN      N fine-tuning steps (--steps N)
+#   state    the proprioceptive state as an input (hand xyz and gripper opening)
+#   preN     N pretraining steps (--steps N: N x 32 clips)
+#   video    pretraining on every video (data/mt10, data/mt40, data/mt10_corner2)
+# Runs that differ only in fine-tuning share one pretraining per seed (care+shift4 fine-tunes
+# runs/paper_mt10/care_s<k>); a lock keeps two lanes from making the same one twice.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export MUJOCO_GL=egl OMP_WAIT_POLICY=PASSIVE
@@ -33,6 +45,32 @@ SEEDS=${SEEDS:-0 1 2}; LANES=${LANES:-2}; ORDER=${ORDER:-seed}
 ALL_RUNS="no_pretrain care lapa como label_supervised care_frame care_point care_equal care_mt40 care_cam2 care_all"
 D40=${D40:-data/mt40}; DC2=${DC2:-data/mt10_corner2}
 RUNS=${*:-$ALL_RUNS}
+
+tokens() { local IFS=+; set -- $1; shift; echo "$@"; }  # care+shift4+pre3000 -> shift4 pre3000
+pretrain_name() {  # the pretraining a run uses: its base and its pretraining tokens
+  local name=${1%%+*} t
+  for t in $(tokens "$1"); do case $t in pre[0-9]*|video) name+="+$t";; esac; done
+  echo "$name"
+}
+add_ft_changes() {  # add_ft_changes <run>: append the fine-tuning flags of its changes to ft_args
+  local t
+  for t in $(tokens "$1"); do case $t in
+    shift[0-9]*) ft_args+=(--augment.shift "${t#shift}");;
+    chunk[0-9]*) ft_args+=(--head.chunk-size "${t#chunk}");;
+    ft[0-9]*) ft_args+=(--steps "${t#ft}");;
+    state) ft_args+=(--state.enabled true --state.names "[hand_x,hand_y,hand_z,gripper_opening]");;
+  esac; done
+}
+for run in $RUNS; do  # an unknown run or change stops here, not an hour in
+  base=${run%%+*}
+  case " $ALL_RUNS " in *" $base "*) ;; *) echo "unknown run: $run (runs: $ALL_RUNS, or <base>+<changes>)"; exit 2;; esac
+  [ "$run" = "$base" ] && continue
+  case $base in care|no_pretrain|label_supervised) ;; *) echo "$run: changes apply to care, no_pretrain or label_supervised"; exit 2;; esac
+  for t in $(tokens "$run"); do case $t in shift[0-9]*|chunk[0-9]*|ft[0-9]*|state) ;;
+    pre[0-9]*|video) [ "$base" = care ] || { echo "$run: $t changes a pretraining, and $base has none"; exit 2; };;
+    *) echo "unknown change '$t' in $run (shiftN chunkN ftN state preN video)"; exit 2;; esac; done
+done
+[ -z "${CHECK:-}" ] || { echo "paper_mt10: runs ok: $RUNS"; exit 0; }
 mkdir -p "$R" "$OUT"
 if [ "$LANES" -gt 1 ]; then export OMP_NUM_THREADS=1; WORKERS=1; else WORKERS=2; fi
 
@@ -55,6 +93,11 @@ pretrain() {  # pretrain <run> <seed> -> $R/<run>_s<k>
     care_mt40) args=(--config configs/pretrain/care_tiny.yaml --dataset "$D40");;
     care_cam2) args=(--config configs/pretrain/care_tiny.yaml --dataset "$DC2");;
     care_all) args=(--config configs/pretrain/care_tiny.yaml --extra-datasets "[$D40,$DC2]");;
+    care+*) args=(--config configs/pretrain/care_tiny.yaml)
+      for t in $(tokens "$run"); do case $t in
+        pre[0-9]*) args+=(--steps "${t#pre}");;
+        video) args+=(--extra-datasets "[$D40,$DC2]");;
+      esac; done;;
     lapa|como)
       local lam="$R/${run}_lam_s$k"
       [ -f "$lam/model.safetensors" ] || $CARE lam --config configs/lam/${run}_tiny.yaml --dataset "$D" --seed "$k" \
@@ -64,17 +107,19 @@ pretrain() {  # pretrain <run> <seed> -> $R/<run>_s<k>
   esac
   [ -f "$dir/model.safetensors" ] || $CARE pretrain --dataset "$D" "${args[@]}" --seed "$k" --output-dir "$dir" \
       --time-limit-minutes null $(resume "$dir")
-  keep "$run" "$k" "$dir" val_metrics.json:val_metrics.json run_config.yaml:pretrain_config.yaml
 }
 
 job() {  # job <run> <seed>: pretraining (if any), probes, fine-tuning, evaluation
   local run=$1 k=$2 pre="" ft="$R/${1}_s$2_ft" ev="$R/${1}_s$2_eval"
-  case $run in
+  case ${run%%+*} in
     no_pretrain) ft_args=(--config configs/finetune/no_pretrain.yaml);;
     label_supervised) ft_args=(--config configs/finetune/label_supervised.yaml);;
-    *) pretrain "$run" "$k"; pre="$R/${run}_s$k"
+    *) local name; name=$(pretrain_name "$run"); pre="$R/${name}_s$k"
+       ( flock 9; pretrain "$name" "$k" ) 9> "$R/.lock_${name}_s$k"  # one lane makes it, another waits
+       keep "$run" "$k" "$pre" val_metrics.json:val_metrics.json run_config.yaml:pretrain_config.yaml
        ft_args=(--config configs/finetune/no_pretrain.yaml --pretrained "$pre");;
   esac
+  add_ft_changes "$run"
   if is_probe_run "$run"; then
     [ -f "$R/${run}_s${k}_probe/probe.json" ] || $CARE probe --model "$pre" --dataset "$D" --output-dir "$R/${run}_s${k}_probe"
     keep "$run" "$k" "$R/${run}_s${k}_probe" probe.json:probe.json
@@ -94,10 +139,10 @@ job() {  # job <run> <seed>: pretraining (if any), probes, fine-tuning, evaluati
     --action-noise 0.1 --detour-prob 0.02 --seed 0 --output-dir "$D"
 [ -f "$S/meta/info.json" ] || $CARE collect --env.tasks SHARED --env.size 128 --episodes-per-task 10 --workers 2 \
     --action-noise 0.1 --detour-prob 0.02 --seed 0 --output-dir "$S"
-case " $RUNS " in *" care_mt40 "*|*" care_all "*)
+case " $RUNS " in *" care_mt40 "*|*" care_all "*|*+video*)
   [ -f "$D40/meta/info.json" ] || $CARE collect --env.tasks MT40 --env.size 128 --episodes-per-task 20 --workers 2 \
       --action-noise 0.1 --detour-prob 0.02 --seed 0 --output-dir "$D40";; esac
-case " $RUNS " in *" care_cam2 "*|*" care_all "*)
+case " $RUNS " in *" care_cam2 "*|*" care_all "*|*+video*)
   [ -f "$DC2/meta/info.json" ] || $CARE collect --env.tasks MT10 --env.camera corner2 --env.size 128 --episodes-per-task 20 \
       --workers 2 --action-noise 0.1 --detour-prob 0.02 --seed 500 --output-dir "$DC2";; esac
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -161,6 +163,15 @@ def test_the_shipped_config_parses_and_names_real_runs():
             assert a in cfg.labels and b in cfg.labels, (table, c)
     with pytest.raises(ValueError, match="unknown table"):
         ReportConfig(claims={"tab9": ["a > b"]})
+    # every run of every table is one the experiment script can make, and has a label
+    runs = sorted({*cfg.methods, *cfg.video, *cfg.ablation, *cfg.recipes, *cfg.recipe_base.values()})
+    assert set(runs) <= set(cfg.labels)
+    script = Path(__file__).parents[2] / "scripts/experiments/paper_mt10.sh"
+    check = subprocess.run(["bash", str(script), *runs], env={**os.environ, "CHECK": "1"}, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    bad = subprocess.run(["bash", str(script), "care+shift4+wings"], env={**os.environ, "CHECK": "1"},
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown change 'wings' in care+shift4+wings" in bad.stdout
     for b in cfg.benchmarks:
         assert b.reference in b.methods and len(b.tasks) == len(set(b.tasks)) > 0
         for c in b.claims:
