@@ -11,3 +11,24 @@ keep() {  # keep <run> <seed> <dir> <name-in-dir>:<name-in-results> ...: copy sm
   for pair in "$@"; do [ -f "$dir/${pair%%:*}" ] && cp "$dir/${pair%%:*}" "$dest/${pair##*:}"; done
   return 0
 }
+
+job_record() {  # job_record <results dir> <wall minutes> <lanes>: <dir>/job.json, the time and the machine
+  "${PY:-.venv/bin/python}" - "$@" <<'PY'
+import datetime, json, os, sys
+from pathlib import Path
+
+import torch
+
+from care.io import atomic_write_json
+from care.models.precision import resolve_precision
+
+out, minutes, lanes = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
+atomic_write_json(out / "job.json", {
+    "wall_minutes": minutes, "lanes": lanes, "date": datetime.date.today().isoformat(),
+    "cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
+    # what --mixed-precision auto (the training default) resolved to on this machine
+    "training_precision": resolve_precision("auto", "cuda" if torch.cuda.is_available() else "cpu"),
+})
+PY
+}

@@ -50,6 +50,6 @@ for run in $RUNS; do for k in $SEEDS; do
   [ -f "$ev/eval_info.json" ] || $CARE eval --config configs/eval/libero_object.yaml --policy "$ft" \
       --workers "$WORKERS" --output-dir "$ev" --overwrite
   keep "$run" "$k" "$ev" eval_info.json:eval_info.json run_config.yaml:eval_config.yaml
-  printf '{"wall_minutes": %d, "date": "%s"}\n' $(( (SECONDS - t0) / 60 )) "$(date -u +%F)" > "$OUT/$run/s$k/job.json"
+  job_record "$OUT/$run/s$k" $(( (SECONDS - t0) / 60 )) "$([ -n "${LANE:-}" ] && echo 2 || echo 1)"
   echo "$(date +%H:%M) done: $run seed $k"
 done; done

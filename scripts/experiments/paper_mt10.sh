@@ -160,7 +160,7 @@ lane() {
     ( set -e; job "$run" "$k" ) < /dev/null > "$R/${run}_s$k.log" 2>&1 &
     wait $! || { echo "FAILED: $run seed $k (see $R/${run}_s$k.log)"; continue; }
     local minutes=$(( (SECONDS - t0) / 60 ))
-    printf '{"wall_minutes": %d, "lanes": %d, "date": "%s"}\n' "$minutes" "$LANES" "$(date -u +%F)" > "$OUT/$run/s$k/job.json"
+    job_record "$OUT/$run/s$k" "$minutes" "$LANES"
     echo "$(date +%H:%M) done: $run seed $k in $minutes min"
   done
 }
