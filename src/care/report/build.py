@@ -113,41 +113,37 @@ def _check_probe_settings(files: dict[str, dict[int, dict]], kind: str, root: Pa
                                   "only when measured the same way (care probe with the same flags)")
 
 
-def load_results(cfg: ReportConfig) -> Results:
-    tasks = _tasks(cfg)
-    res = Results()
-    for kind, runs in needed(cfg).items():
-        for run in runs:
-            for seed in cfg.seeds:
-                path = Path(cfg.results) / run / f"s{seed}" / FILES[kind]
-                if not path.is_file():
-                    res.missing.append((run, seed, str(path)))
-                    continue
-                info = read_json(path)  # names the file when malformed
-                if kind == "eval":
-                    _check_eval(info, path, cfg, tasks)
-                elif kind == "pretrain" and "final" not in info:
-                    raise ConfigError(f"{path}: not a pretraining val_metrics.json (no 'final')")
-                res.files.setdefault(kind, {}).setdefault(run, {})[seed] = info
-    for kind in ("probe", "probe_shared"):
-        _check_probe_settings(res.files.get(kind, {}), kind, Path(cfg.results))
-    for b in cfg.benchmarks:
-        res.benchmarks[b.title] = bres = _load_benchmark(b, b.seeds or cfg.seeds)
-        res.missing += bres.missing
-    return res
-
-
-def _load_benchmark(b: ReportBenchmark, seeds: list[int]) -> Results:
-    res = Results()
-    for run in dict.fromkeys([*b.methods, b.reference]):
+def _load(res: Results, root: Path, kind: str, runs: list[str], seeds: list[int], check) -> None:
+    """Read `kind`'s file of every (run, seed) into `res`, `check(info, path)` each; note the absent."""
+    for run in runs:
         for seed in seeds:
-            path = Path(b.results) / run / f"s{seed}" / FILES["eval"]
+            path = Path(root) / run / f"s{seed}" / FILES[kind]
             if not path.is_file():
                 res.missing.append((run, seed, str(path)))
                 continue
-            info = read_json(path)
-            _check_eval(info, path, b, list(b.tasks))
-            res.files.setdefault("eval", {}).setdefault(run, {})[seed] = info
+            info = read_json(path)  # names the file when malformed
+            check(info, path)
+            res.files.setdefault(kind, {}).setdefault(run, {})[seed] = info
+
+
+def _check_pretrain(info: dict, path: Path) -> None:
+    if "final" not in info:
+        raise ConfigError(f"{path}: not a pretraining val_metrics.json (no 'final')")
+
+
+def load_results(cfg: ReportConfig) -> Results:
+    tasks = _tasks(cfg)
+    checks = {"eval": lambda info, path: _check_eval(info, path, cfg, tasks), "pretrain": _check_pretrain}
+    res = Results()
+    for kind, runs in needed(cfg).items():
+        _load(res, cfg.results, kind, runs, cfg.seeds, checks.get(kind, lambda info, path: None))
+    for kind in ("probe", "probe_shared"):
+        _check_probe_settings(res.files.get(kind, {}), kind, Path(cfg.results))
+    for b in cfg.benchmarks:
+        res.benchmarks[b.title] = bres = Results()
+        _load(bres, b.results, "eval", list(dict.fromkeys([*b.methods, b.reference])), b.seeds or cfg.seeds,
+              lambda info, path, b=b: _check_eval(info, path, b, list(b.tasks)))
+        res.missing += bres.missing
     return res
 
 
