@@ -46,7 +46,7 @@ for run in $RUNS; do for k in $SEEDS; do
     *) echo "unknown run $run"; exit 2;;
   esac
   [ -f "$ft/policy_config.json" ] || $CARE finetune "${ft_args[@]}" --dataset "$D" --seed "$k" --output-dir "$ft" $(resume "$ft")
-  keep "$run" "$k" "$ft" run_config.yaml:finetune_config.yaml
+  keep "$run" "$k" "$ft" run_config.yaml:finetune_config.yaml policy_config.json:policy_config.json
   [ -f "$ev/eval_info.json" ] || $CARE eval --config configs/eval/libero_object.yaml --policy "$ft" \
       --workers "$WORKERS" --output-dir "$ev" --overwrite
   keep "$run" "$k" "$ev" eval_info.json:eval_info.json run_config.yaml:eval_config.yaml

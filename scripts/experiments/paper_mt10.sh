@@ -11,7 +11,7 @@
 # variance is inside the seed-to-seed spread). Jobs (run, seed) go seed-major by default (seed 0
 # of every run first; ORDER=run: all seeds of the first run first). Two lanes (OMP_NUM_THREADS=1 each) take the next job not done and not taken.
 # A finished job has its small files in results/paper_mt10/<run>/s<k>/ (eval_info.json,
-# probe.json, probe_shared.json, val_metrics.json, the run configs): commit them as they come;
+# probe.json, probe_shared.json, val_metrics.json, policy_config.json, the run configs): commit them as they come;
 # runs/ and data/ do not outlive a session. An interrupted job resumes from its checkpoints.
 #
 # The same for every method (docs/RESULTS.md, issue 13):
@@ -128,7 +128,7 @@ job() {  # job <run> <seed>: pretraining (if any), probes, fine-tuning, evaluati
     keep "$run" "$k" "$R/${run}_s${k}_probe_shared" probe.json:probe_shared.json
   fi
   [ -f "$ft/policy_config.json" ] || $CARE finetune "${ft_args[@]}" --dataset "$D" --seed "$k" --output-dir "$ft" $(resume "$ft")
-  keep "$run" "$k" "$ft" run_config.yaml:finetune_config.yaml
+  keep "$run" "$k" "$ft" run_config.yaml:finetune_config.yaml policy_config.json:policy_config.json
   [ -f "$ev/eval_info.json" ] || $CARE eval --config configs/eval/mt10.yaml --policy "$ft" --workers "$WORKERS" \
       --videos-per-task 0 --output-dir "$ev" --overwrite
   keep "$run" "$k" "$ev" eval_info.json:eval_info.json run_config.yaml:eval_config.yaml

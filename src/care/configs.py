@@ -897,6 +897,9 @@ class ReportConfig:
             with it and with `reference` over seeds.
         ceiling: the run the recipes are measured against as a fraction (label-supervised), and
             recipe_goal: the fraction to reach (0.9: at least 90% of the ceiling's success).
+        notes: section ("methods", "video", "probes", "semantic", "ablation", "recipes") -> a
+            paragraph printed under that table: what the diagnostics say about its orderings,
+            written by whoever read them (the numbers beside it are rebuilt; keep it true).
         output_dir: receives README.md and the PNG plots.
         missing: only list what is missing (and the runs it belongs to), write nothing.
     """
@@ -922,6 +925,7 @@ class ReportConfig:
     recipe_base: dict[str, str] = field(default_factory=dict)
     ceiling: str | None = None
     recipe_goal: float | None = None
+    notes: dict[str, str] = field(default_factory=dict)
     output_dir: Path = Path("docs/report")
     missing: bool = False
 
@@ -939,6 +943,9 @@ class ReportConfig:
         if self.recipe_goal is not None and (self.ceiling is None or not 0 < self.recipe_goal <= 1):
             raise ValueError(f"recipe_goal is a fraction in (0, 1] of the ceiling run's success and needs `ceiling`, "
                              f"got recipe_goal={self.recipe_goal}, ceiling={self.ceiling}")
+        unknown = sorted(set(self.notes) - {"methods", "video", "probes", "semantic", "ablation", "recipes"})
+        if unknown:
+            raise ValueError(f"notes: unknown section(s) {unknown}; use methods, video, probes, semantic, ablation, recipes")
         tables = {"methods", "video", "ablation", "lp_mse", "s_pcfc", "semantic"}
         unknown = sorted(set(self.claims) - tables)
         if unknown:

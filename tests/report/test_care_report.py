@@ -104,6 +104,19 @@ def test_the_page_and_plots(results, tmp_path):
     assert {"README.md", "success_per_task.png", "probes.png"} <= {p.name for p in (tmp_path / "page").iterdir()}
 
 
+def test_held_out_l1_and_notes_appear_where_given(results, tmp_path):
+    for k, l1 in enumerate([0.20, 0.22, 0.24]):
+        write(results, "care", k, "policy_config.json", {"val_l1": l1, "steps": 2000})
+    cfg = config(results, tmp_path, notes={"methods": "CARE's policy fits held-out actions better."})
+    assert report(cfg) == 0
+    page = (tmp_path / "page" / "README.md").read_text()
+    assert "| held-out action L1 |" in page and "| 0.220 ± 0.020 |" in page  # mean, std over seeds
+    assert "**What the diagnostics say.** CARE's policy fits held-out actions better." in page
+    assert "policy_config.json" not in "".join(p for _, _, p in load_results(cfg).missing)  # optional
+    with pytest.raises(ValueError, match="notes: unknown section"):
+        config(results, tmp_path, notes={"tab9": "x"})
+
+
 def test_missing_files_are_named(results, tmp_path, capsys):
     (results / "care" / "s2" / "eval_info.json").unlink()
     cfg = config(results, tmp_path)

@@ -40,7 +40,7 @@ from care.evaluation.compare import t_interval
 from care.io import atomic_write_bytes, read_json
 
 FILES = {"eval": "eval_info.json", "probe": "probe.json", "probe_shared": "probe_shared.json",
-         "pretrain": "val_metrics.json"}
+         "pretrain": "val_metrics.json", "finetune": "policy_config.json"}
 # the metric of each claim table, and whether higher is better
 CLAIM_METRICS = {"methods": ("success", True), "video": ("success", True), "ablation": ("success", True),
                  "lp_mse": ("lp_mse", False), "s_pcfc": ("s_pcfc", False), "semantic": ("semantic", True)}
@@ -113,16 +113,20 @@ def _check_probe_settings(files: dict[str, dict[int, dict]], kind: str, root: Pa
                                   "only when measured the same way (care probe with the same flags)")
 
 
-def _load(res: Results, root: Path, kind: str, runs: list[str], seeds: list[int], check) -> None:
-    """Read `kind`'s file of every (run, seed) into `res`, `check(info, path)` each; note the absent."""
+def _load(res: Results, root: Path, kind: str, runs: list[str], seeds: list[int], check=None,
+          optional: bool = False) -> None:
+    """Read `kind`'s file of every (run, seed) into `res`, `check(info, path)` each; note the absent
+    (unless `optional`)."""
     for run in runs:
         for seed in seeds:
             path = Path(root) / run / f"s{seed}" / FILES[kind]
             if not path.is_file():
-                res.missing.append((run, seed, str(path)))
+                if not optional:
+                    res.missing.append((run, seed, str(path)))
                 continue
             info = read_json(path)  # names the file when malformed
-            check(info, path)
+            if check:
+                check(info, path)
             res.files.setdefault(kind, {}).setdefault(run, {})[seed] = info
 
 
@@ -136,9 +140,11 @@ def load_results(cfg: ReportConfig) -> Results:
     checks = {"eval": lambda info, path: _check_eval(info, path, cfg, tasks), "pretrain": _check_pretrain}
     res = Results()
     for kind, runs in needed(cfg).items():
-        _load(res, cfg.results, kind, runs, cfg.seeds, checks.get(kind, lambda info, path: None))
+        _load(res, cfg.results, kind, runs, cfg.seeds, checks.get(kind))
     for kind in ("probe", "probe_shared"):
         _check_probe_settings(res.files.get(kind, {}), kind, Path(cfg.results))
+    # optional: the fine-tuning's held-out action error, where the run kept its policy_config.json
+    _load(res, cfg.results, "finetune", needed(cfg)["eval"], cfg.seeds, optional=True)
     for b in cfg.benchmarks:
         res.benchmarks[b.title] = bres = Results()
         _load(bres, b.results, "eval", list(dict.fromkeys([*b.methods, b.reference])), b.seeds or cfg.seeds,
@@ -158,6 +164,8 @@ def metric(res: Results, run: str, name: str) -> dict[int, float]:
         return {s: float(i[name]) for s, i in res.get("probe", run).items()}
     if name == "semantic":
         return {s: 100.0 * float(i["semantic_accuracy"]) for s, i in res.get("probe_shared", run).items()}
+    if name == "val_l1":
+        return {s: float(i["val_l1"]) for s, i in res.get("finetune", run).items() if i.get("val_l1") is not None}
     if name == "latent_loss":
         return {s: float(i["final"]["view_mse"]) for s, i in res.get("pretrain", run).items() if "view_mse" in i["final"]}
     raise KeyError(name)
@@ -225,6 +233,12 @@ def _paper_cell(v: float | None, row: str | None, digits: int = 1) -> str:
     return "—" if v is None else f"{v:.{digits}f}" + (f" ({row})" if row else "")
 
 
+def note(cfg: ReportConfig, section: str) -> list[str]:
+    """The config's paragraph on a section's orderings, if any."""
+    text = cfg.notes.get(section, "").strip()
+    return [f"**What the diagnostics say.** {text}", ""] if text else []
+
+
 def label(cfg: ReportConfig, run: str) -> str:
     return cfg.labels.get(run, run)
 
@@ -249,15 +263,20 @@ def success_tables(cfg: ReportConfig, res: Results, runs: list[str], heading: st
                    bench: ReportBenchmark | None = None) -> list[str]:
     reference = bench.reference if bench else cfg.reference
     ref = metric(res, reference, "success")
-    out = [f"| {heading} | success % (mean ± std) | per seed | Δ vs {label(cfg, reference)} [95% CI] | {paper_col} |",
-           "|---|---:|---:|---:|---:|"]
+    l1 = any(metric(res, run, "val_l1") for run in runs)  # a column only where some run kept it
+    out = [f"| {heading} | success % (mean ± std) | per seed | Δ vs {label(cfg, reference)} [95% CI] | "
+           + ("held-out action L1 | " if l1 else "") + f"{paper_col} |", "|---|---:|---:|---:|" + ("---:|" if l1 else "") + "---:|"]
     for run in runs:
         v = metric(res, run, "success")
         s = summary(v)
         d = "(reference)" if run == reference else _diff(paired(v, ref))
         paper = (_paper(cfg, run, "success") if bench is None
                  else _paper_cell(bench.paper.get(run), bench.paper_rows.get(run)))
-        out.append(f"| {label(cfg, run)} | {_fmt(s)} | {_seeds(s)} | {d} | {paper} |")
+        cell = f"{_fmt(summary(metric(res, run, 'val_l1')), 3)} | " if l1 else ""
+        out.append(f"| {label(cfg, run)} | {_fmt(s)} | {_seeds(s)} | {d} | {cell}{paper} |")
+    if l1:
+        out += ["", "Held-out action L1: the fine-tuning's error on labelled episodes it never trained on "
+                "(normalised actions, `val_l1` of policy_config.json; — where the run did not keep it)."]
     return out
 
 
@@ -336,6 +355,7 @@ def recipe_section(cfg: ReportConfig, res: Results, plot: str | None) -> list[st
               f"({cfg.recipe_goal * ceil['mean']:.1f}%). Best recipe so far: {label(cfg, best[0])}, "
               f"{100 * got:.0f}% of it — goal **{'reached' if got >= cfg.recipe_goal else 'not reached'}** "
               "(on the means).", ""]
+    L += note(cfg, "recipes")
     if plot:
         L += [f"![recipe ladder]({plot})", ""]
     return L
@@ -356,7 +376,7 @@ def build_page(cfg: ReportConfig, res: Results, plots: dict[str, str]) -> str:
     if cfg.methods:
         L += ["## Tab. 1 — success rate by pretraining method", ""]
         L += success_tables(cfg, res, cfg.methods, "method", "paper SR (LIBERO avg.)") + [""]
-        L += claims_block(cfg, res, "methods") + [""]
+        L += claims_block(cfg, res, "methods") + [""] + note(cfg, "methods")
         if "success" in plots:
             L += [f"![success per task]({plots['success']})", ""]
         L += ["Success per task (%, mean over seeds):", ""] + per_task_table(cfg, res, cfg.methods, _tasks(cfg)) + [""]
@@ -365,7 +385,7 @@ def build_page(cfg: ReportConfig, res: Results, plots: dict[str, str]) -> str:
     if cfg.video:
         L += ["## Tab. 1 (data rows) — success by pretraining video", ""]
         L += success_tables(cfg, res, cfg.video, "pretraining video", "paper SR (row)") + [""]
-        L += claims_block(cfg, res, "video") + [""]
+        L += claims_block(cfg, res, "video") + [""] + note(cfg, "video")
         if "video" in plots:
             L += [f"![success vs video]({plots['video']})", ""]
     if cfg.probes:
@@ -375,7 +395,7 @@ def build_page(cfg: ReportConfig, res: Results, plots: dict[str, str]) -> str:
             lp, sp = summary(metric(res, run, "lp_mse")), summary(metric(res, run, "s_pcfc"))
             L.append(f"| {label(cfg, run)} | {_fmt(lp, 3)} | {_seeds(lp, 3)} | {_fmt(sp, 3)} | {_seeds(sp, 3)} | "
                      f"{_paper(cfg, run, 'lp_mse', 3)} | {_paper(cfg, run, 's_pcfc', 3)} |")
-        L += [""] + claims_block(cfg, res, "lp_mse") + claims_block(cfg, res, "s_pcfc") + [""]
+        L += [""] + claims_block(cfg, res, "lp_mse") + claims_block(cfg, res, "s_pcfc") + [""] + note(cfg, "probes")
         if "probes" in plots:
             L += [f"![probes]({plots['probes']})", ""]
         L += ["## Tab. 3 — semantic accuracy on the shared-scene set (%)", "",
@@ -391,7 +411,7 @@ def build_page(cfg: ReportConfig, res: Results, plots: dict[str, str]) -> str:
             L.append(f"| initial + 9 {label(cfg, run)} latents | {_fmt(s)} | {_seeds(s)} | {_paper(cfg, run, 'semantic')} |")
         if shared:
             L.append(f"\nChance: {100 * float(shared[0].get('semantic_chance', math.nan)):.1f}%.")
-        L += [""] + claims_block(cfg, res, "semantic") + [""]
+        L += [""] + claims_block(cfg, res, "semantic") + [""] + note(cfg, "semantic")
     if cfg.ablation:
         L += ["## Tab. 4 — multi-task ablation", "",
               "| objective | success % | per seed | Δ vs " + label(cfg, cfg.reference) + " [95% CI] | held-out latent loss | paper SR | paper latent loss |",
@@ -403,7 +423,7 @@ def build_page(cfg: ReportConfig, res: Results, plots: dict[str, str]) -> str:
             L.append(f"| {label(cfg, run)} | {_fmt(s)} | {_seeds(s)} | {_diff(paired(v, ref))} | {_fmt(ll, 3)} | "
                      f"{_paper(cfg, run, 'success')} | {_paper(cfg, run, 'latent_loss', 3)} |")
         L += ["", "Latent loss: the pretraining's final held-out ‖ẑ − z*‖² (val_metrics.json `view_mse`).", ""]
-        L += claims_block(cfg, res, "ablation") + [""]
+        L += claims_block(cfg, res, "ablation") + [""] + note(cfg, "ablation")
     if cfg.recipes:
         L += recipe_section(cfg, res, plots.get("recipes"))
     if res.missing:
