@@ -871,6 +871,7 @@ class ReportConfig:
         <results>/<run>/s<k>/probe.json         `care probe` on the pretraining dataset (Tab. 2)
         <results>/<run>/s<k>/probe_shared.json  `care probe` on the SHARED-scene set (Tab. 3)
         <results>/<run>/s<k>/val_metrics.json   the pretraining's held-out diagnostics (Tab. 4 latent loss)
+        <results>/<run>/s<k>/policy_config.json the fine-tuning's held-out action L1 (optional column)
     A file a table needs and that is absent is named on the page and by `--missing`; a file
     that does not match the protocol (other tasks, evaluation seeds, episodes or step limit;
     probes with other settings) is an error naming the file and the field.
