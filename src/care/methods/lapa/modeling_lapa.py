@@ -312,6 +312,7 @@ class LatentActionQuantizer(LatentActionModel):
                 "codes_used": (counts > 0).sum().float()}
 
     @torch.no_grad()
+    @torch.no_grad()
     def prepare_training(self, batch: dict) -> dict[str, float]:
         """Before the first step (same batch in every process): the codebook starts on encoder
         outputs z of that batch. From N(0, 1) codes, NSVQ's noise (the distance to the nearest
