@@ -6,6 +6,7 @@
 #   LANES=1 bash scripts/experiments/paper_mt10.sh ...     one lane using both cores
 #   ORDER=run bash scripts/experiments/paper_mt10.sh no_pretrain label_supervised   every seed of a run first
 #   CHECK=1 bash scripts/experiments/paper_mt10.sh care+shift4 ...   only check that the runs are ones it can make
+#   JOBS="care_frame:0 care_point:0 no_pretrain+shift4:1" bash scripts/experiments/paper_mt10.sh   these jobs, in this order
 #
 # A pipeline seed k pretrains with --seed k and fine-tunes with --seed k (the pretraining's
 # variance is inside the seed-to-seed spread). Jobs (run, seed) go seed-major by default (seed 0
@@ -45,6 +46,13 @@ SEEDS=${SEEDS:-0 1 2}; LANES=${LANES:-2}; ORDER=${ORDER:-seed}
 ALL_RUNS="no_pretrain care lapa como label_supervised care_frame care_point care_equal care_mt40 care_cam2 care_all"
 D40=${D40:-data/mt40}; DC2=${DC2:-data/mt10_corner2}
 RUNS=${*:-$ALL_RUNS}
+JOBS=${JOBS:-}  # "run:seed run:seed ...": exactly these jobs, in this order (overrides runs, SEEDS and ORDER)
+if [ -n "$JOBS" ]; then
+  RUNS=""; for j in $JOBS; do
+    case $j in *:[0-9]*) ;; *) echo "bad job '$j' in JOBS (run:seed, e.g. care_frame:0)"; exit 2;; esac
+    case " $RUNS " in *" ${j%:*} "*) ;; *) RUNS+="${RUNS:+ }${j%:*}";; esac
+  done
+fi
 
 tokens() { local IFS=+; set -- $1; shift; echo "$@"; }  # care+shift4+pre3000 -> shift4 pre3000
 pretrain_name() {  # the pretraining a run uses: its base and its pretraining tokens
@@ -148,7 +156,8 @@ case " $RUNS " in *" care_cam2 "*|*" care_all "*|*+video*)
 
 rm -rf "$R/.claims"; mkdir -p "$R/.claims"
 jobs_in_order() {
-  if [ "$ORDER" = run ]; then for run in $RUNS; do for k in $SEEDS; do echo "$run $k"; done; done
+  if [ -n "$JOBS" ]; then for j in $JOBS; do echo "${j%:*} ${j##*:}"; done
+  elif [ "$ORDER" = run ]; then for run in $RUNS; do for k in $SEEDS; do echo "$run $k"; done; done
   else for k in $SEEDS; do for run in $RUNS; do echo "$run $k"; done; done; fi
 }
 lane() {

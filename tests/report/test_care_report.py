@@ -185,6 +185,13 @@ def test_the_shipped_config_parses_and_names_real_runs():
     bad = subprocess.run(["bash", str(script), "care+shift4+wings"], env={**os.environ, "CHECK": "1"},
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown change 'wings' in care+shift4+wings" in bad.stdout
+    # JOBS names exact (run, seed) jobs; the runs are checked the same way, a job without a seed is refused
+    jobs = subprocess.run(["bash", str(script)], env={**os.environ, "CHECK": "1", "JOBS": "care_frame:0 care+shift4:2 care_frame:1"},
+                          capture_output=True, text=True)
+    assert jobs.returncode == 0 and "runs ok: care_frame care+shift4" in jobs.stdout, jobs.stdout + jobs.stderr
+    no_seed = subprocess.run(["bash", str(script)], env={**os.environ, "CHECK": "1", "JOBS": "care_frame"},
+                             capture_output=True, text=True)
+    assert no_seed.returncode == 2 and "bad job 'care_frame' in JOBS" in no_seed.stdout
     for b in cfg.benchmarks:
         assert b.reference in b.methods and len(b.tasks) == len(set(b.tasks)) > 0
         for c in b.claims:
