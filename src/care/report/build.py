@@ -346,7 +346,7 @@ def recipe_section(cfg: ReportConfig, res: Results, plot: str | None) -> list[st
         if ceil:
             frac = f" {100 * s['mean'] / ceil['mean']:.0f}% |" if s["n"] and ceil["n"] and ceil["mean"] > 0 else " — |"
         L.append(f"| {label(cfg, run)} | {_fmt(s)} | {_seeds(s)} | {vs_base} | {_diff(paired(v, ref))} |{frac}")
-        if s["n"] and (best is None or s["mean"] > best[1]):
+        if s["n"] == len(cfg.seeds) and (best is None or s["mean"] > best[1]):  # only rows with every seed
             best = (run, s["mean"])
     L.append("")
     if cfg.recipe_goal and ceil and ceil["n"] and best:
@@ -354,7 +354,7 @@ def recipe_section(cfg: ReportConfig, res: Results, plot: str | None) -> list[st
         L += [f"Goal: at least {100 * cfg.recipe_goal:.0f}% of {label(cfg, cfg.ceiling)}'s success "
               f"({cfg.recipe_goal * ceil['mean']:.1f}%). Best recipe so far: {label(cfg, best[0])}, "
               f"{100 * got:.0f}% of it — goal **{'reached' if got >= cfg.recipe_goal else 'not reached'}** "
-              "(on the means).", ""]
+              f"(on the means; rows with all {len(cfg.seeds)} seeds).", ""]
     L += note(cfg, "recipes")
     if plot:
         L += [f"![recipe ladder]({plot})", ""]
