@@ -18,17 +18,20 @@ import datetime, json, os, sys
 from pathlib import Path
 
 import torch
+import yaml
 
 from care.io import atomic_write_json
 from care.models.precision import resolve_precision
 
 out, minutes, lanes = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+cfg = out / "finetune_config.yaml"
+asked = (yaml.safe_load(cfg.read_text()) or {}).get("mixed_precision", "auto") if cfg.is_file() else "auto"
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
 atomic_write_json(out / "job.json", {
     "wall_minutes": minutes, "lanes": lanes, "date": datetime.date.today().isoformat(),
     "cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
-    # what --mixed-precision auto (the training default) resolved to on this machine
-    "training_precision": resolve_precision("auto", "cuda" if torch.cuda.is_available() else "cpu"),
+    # what the fine-tuning's --mixed-precision (default auto) resolved to on this machine
+    "training_precision": resolve_precision(asked, "cuda" if torch.cuda.is_available() else "cpu"),
 })
 PY
 }

@@ -35,6 +35,9 @@
 #   state    the proprioceptive state as an input (hand xyz and gripper opening)
 #   preN     N pretraining steps (--steps N: N x 32 clips)
 #   video    pretraining on every video (data/mt10, data/mt40, data/mt10_corner2)
+#   fp32     training in fp32 (--mixed-precision fp32: fine-tuning, and the pretraining if any)
+#            whatever `auto` picks on this CPU: the precision reference beside runs trained in
+#            bf16 on other machines (no_pretrain+fp32 beside no_pretrain)
 # Runs that differ only in fine-tuning share one pretraining per seed (care+shift4 fine-tunes
 # runs/paper_mt10/care_s<k>); a lock keeps two lanes from making the same one twice.
 set -euo pipefail
@@ -57,7 +60,7 @@ fi
 tokens() { local IFS=+; set -- $1; shift; echo "$@"; }  # care+shift4+pre3000 -> shift4 pre3000
 pretrain_name() {  # the pretraining a run uses: its base and its pretraining tokens
   local name=${1%%+*} t
-  for t in $(tokens "$1"); do case $t in pre[0-9]*|video) name+="+$t";; esac; done
+  for t in $(tokens "$1"); do case $t in pre[0-9]*|video|fp32) name+="+$t";; esac; done
   echo "$name"
 }
 add_ft_changes() {  # add_ft_changes <run>: append the fine-tuning flags of its changes to ft_args
@@ -67,6 +70,7 @@ add_ft_changes() {  # add_ft_changes <run>: append the fine-tuning flags of its 
     chunk[0-9]*) ft_args+=(--head.chunk-size "${t#chunk}");;
     ft[0-9]*) ft_args+=(--steps "${t#ft}");;
     state) ft_args+=(--state.enabled true --state.names "[hand_x,hand_y,hand_z,gripper_opening]");;
+    fp32) ft_args+=(--mixed-precision fp32);;
   esac; done
 }
 for run in $RUNS; do  # an unknown run or change stops here, not an hour in
@@ -74,9 +78,9 @@ for run in $RUNS; do  # an unknown run or change stops here, not an hour in
   case " $ALL_RUNS " in *" $base "*) ;; *) echo "unknown run: $run (runs: $ALL_RUNS, or <base>+<changes>)"; exit 2;; esac
   [ "$run" = "$base" ] && continue
   case $base in care|no_pretrain|label_supervised) ;; *) echo "$run: changes apply to care, no_pretrain or label_supervised"; exit 2;; esac
-  for t in $(tokens "$run"); do case $t in shift[0-9]*|chunk[0-9]*|ft[0-9]*|state) ;;
+  for t in $(tokens "$run"); do case $t in shift[0-9]*|chunk[0-9]*|ft[0-9]*|state|fp32) ;;
     pre[0-9]*|video) [ "$base" = care ] || { echo "$run: $t changes a pretraining, and $base has none"; exit 2; };;
-    *) echo "unknown change '$t' in $run (shiftN chunkN ftN state preN video)"; exit 2;; esac; done
+    *) echo "unknown change '$t' in $run (shiftN chunkN ftN state preN video fp32)"; exit 2;; esac; done
 done
 [ -z "${CHECK:-}" ] || { echo "paper_mt10: runs ok: $RUNS"; exit 0; }
 mkdir -p "$R" "$OUT"
@@ -105,6 +109,7 @@ pretrain() {  # pretrain <run> <seed> -> $R/<run>_s<k>
       for t in $(tokens "$run"); do case $t in
         pre[0-9]*) args+=(--steps "${t#pre}");;
         video) args+=(--extra-datasets "[$D40,$DC2]");;
+        fp32) args+=(--mixed-precision fp32);;
       esac; done;;
     lapa|como)
       local lam="$R/${run}_lam_s$k"
