@@ -8,7 +8,11 @@ pretrain/care_tiny.yaml) in this process, which is what one DataLoader worker do
     sampler draws them): most clips decode a whole episode's video first;
   - warm: the same clips again, every episode already decoded and cached (the cache holds
     `clip.cache_episodes` episodes; the benchmark raises it to hold them all, as a long run's
-    workers end up holding their share).
+    workers end up holding their share);
+  - LRU: the configured cache (256 episodes) after a pass that filled it: what a run on a
+    dataset larger than the cache sees (it misses on most clips and decodes whole episodes);
+  - frames: `clip.decode=frames`, each clip decodes only its own frames (a seek to the keyframe
+    before o_t, then up to o_{t+n}); what `auto` picks when the episodes do not fit the cache.
 Also collates batches (collate_pretrain) to include that cost. Compare with the samples/s a
 pretraining step consumes (benchmarks/train_throughput.py): a loader whose clips/s per worker is
 above it keeps training fed with `num_workers` of 1.
@@ -38,21 +42,34 @@ def main(argv=None) -> int:
     from care.configs import PretrainConfig
     from care.training.pretrain import build_datasets, collate_pretrain
 
-    cfg = parse_config(PretrainConfig, ["--config", str(args.config), "--dataset", str(args.dataset)])
-    cfg = dataclasses.replace(cfg, clip=dataclasses.replace(cfg.clip, cache_episodes=100_000))
-    train, _ = build_datasets(cfg, needs_tracks=True)
-    idx = np.random.default_rng(0).integers(0, len(train), size=args.clips).tolist()
-    rows = []
-    for name in ("cold", "warm"):
-        decoded = train.decode_count
-        t = time.perf_counter()
+    base = parse_config(PretrainConfig, ["--config", str(args.config), "--dataset", str(args.dataset)])
+
+    def dataset(**clip):
+        cfg = dataclasses.replace(base, clip=dataclasses.replace(base.clip, **clip))
+        return build_datasets(cfg, needs_tracks=True)[0]
+
+    def one_pass(train, idx):
+        decoded, t = train.decode_count, time.perf_counter()
         for i in range(0, len(idx), args.batch_size):
             collate_pretrain([train[j] for j in idx[i:i + args.batch_size]])
-        dt = time.perf_counter() - t
-        rows.append((name, args.clips / dt, train.decode_count - decoded))
-    print(f"{len(train.episodes)} training episodes, {len(train)} clips, {args.clips} random clips per pass, "
-          f"batches of {args.batch_size}, one process")
-    print("\n| episode cache | clips/s (one worker) | episodes decoded |")
+        return args.clips / (time.perf_counter() - t), train.decode_count - decoded
+
+    rng = np.random.default_rng(0)
+    rows = []
+    all_cached = dataset(decode="episode", cache_episodes=100_000)
+    idx = rng.integers(0, len(all_cached), size=args.clips).tolist()
+    rows.append(("episode, cold (empty cache)", *one_pass(all_cached, idx)))
+    rows.append(("episode, warm (every episode cached)", *one_pass(all_cached, idx)))
+    del all_cached
+    lru = dataset(decode="episode")  # the default LRU, after a pass that fills it
+    one_pass(lru, rng.integers(0, len(lru), size=args.clips).tolist())
+    rows.append((f"episode, LRU of {base.clip.cache_episodes} after a pass", *one_pass(lru, idx)))
+    del lru
+    rows.append(("frames (no frame cache)", *one_pass(dataset(decode="frames"), idx)))
+    n_eps = len(dataset(decode="frames").episodes)
+    print(f"{n_eps} training episodes, {args.clips} random clips per pass, batches of {args.batch_size}, "
+          f"one process; clip.decode=auto picks {'episode' if n_eps <= base.clip.cache_episodes else 'frames'}")
+    print("\n| clip.decode | clips/s (one worker) | episodes (frames: spans) decoded |")
     print("|---|---:|---:|")
     for name, rate, dec in rows:
         print(f"| {name} | {rate:.0f} | {dec} |")

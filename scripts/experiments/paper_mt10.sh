@@ -4,6 +4,8 @@
 #   bash scripts/experiments/paper_mt10.sh                 all runs, pipeline seeds 0 1 2, two lanes
 #   SEEDS="0" bash scripts/experiments/paper_mt10.sh care no_pretrain    some runs, some seeds
 #   LANES=1 bash scripts/experiments/paper_mt10.sh ...     one lane using both cores
+#   LANE=1 JOBS="care:2" bash scripts/experiments/paper_mt10.sh   one lane on one core, beside another
+#                                                          one-core script (e.g. LANE=1 libero_object.sh)
 #   ORDER=run bash scripts/experiments/paper_mt10.sh no_pretrain label_supervised   every seed of a run first
 #   CHECK=1 bash scripts/experiments/paper_mt10.sh care+shift4 ...   only check that the runs are ones it can make
 #   JOBS="care_frame:0 care_point:0 no_pretrain+shift4:1" bash scripts/experiments/paper_mt10.sh   these jobs, in this order
@@ -84,7 +86,8 @@ for run in $RUNS; do  # an unknown run or change stops here, not an hour in
 done
 [ -z "${CHECK:-}" ] || { echo "paper_mt10: runs ok: $RUNS"; exit 0; }
 mkdir -p "$R" "$OUT"
-if [ "$LANES" -gt 1 ]; then export OMP_NUM_THREADS=1; WORKERS=1; else WORKERS=2; fi
+if [ -n "${LANE:-}" ]; then LANES=1; export OMP_NUM_THREADS=1; WORKERS=1; SHARED=2  # the other core is busy
+elif [ "$LANES" -gt 1 ]; then export OMP_NUM_THREADS=1; WORKERS=1; else WORKERS=2; fi
 
 . scripts/experiments/lib.sh  # resume, keep
 is_probe_run() { case $1 in care|lapa|como) return 0;; *) return 1;; esac; }
@@ -174,7 +177,7 @@ lane() {
     ( set -e; job "$run" "$k" ) < /dev/null > "$R/${run}_s$k.log" 2>&1 &
     wait $! || { echo "FAILED: $run seed $k (see $R/${run}_s$k.log)"; continue; }
     local minutes=$(( (SECONDS - t0) / 60 ))
-    job_record "$OUT/$run/s$k" "$minutes" "$LANES"
+    job_record "$OUT/$run/s$k" "$minutes" "${SHARED:-$LANES}"
     echo "$(date +%H:%M) done: $run seed $k in $minutes min"
   done
 }

@@ -127,6 +127,12 @@ class ClipConfig:
         image_size: frames are resized to this square size if they differ (None: as stored).
         cache_episodes: decoded episodes kept in memory per worker (LRU); decoding a video
             from its start for every sample is never done.
+        decode: "episode": decode a whole episode on a cache miss and serve its clips from
+            memory (fast while the served episodes fit the cache); "frames": decode only the
+            frames an item needs, seeking to the keyframe before them (LeRobot's way: no frame
+            memory, about gop + n frames decoded per item); "auto": "episode" when the served
+            episodes fit in cache_episodes, else "frames" (an LRU smaller than the data it
+            cycles through misses on almost every item).
         val_episodes_per_task: episodes per task held out for validation (chosen by seed).
     """
 
@@ -134,7 +140,14 @@ class ClipConfig:
     wrist_camera: str | None = None
     image_size: int | None = None
     cache_episodes: int = 256
+    decode: str = "auto"
     val_episodes_per_task: int = 2
+
+    def __post_init__(self):
+        if self.decode not in ("auto", "episode", "frames"):
+            raise ValueError(f"clip.decode must be auto, episode or frames, got {self.decode!r}")
+        if self.cache_episodes < 1:
+            raise ValueError(f"clip.cache_episodes must be >= 1, got {self.cache_episodes}")
 
 
 # ----------------------------------------------------------------------------------------

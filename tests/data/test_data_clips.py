@@ -93,10 +93,40 @@ def test_episodes_are_decoded_once(root):
     assert ds.decode_count == 3
     assert V.DECODE_STATS["spans"] - before == 3
     # a cache of one episode decodes again only when the episode changes
-    small = ClipDataset(root, frame_interval=3, clip=ClipConfig(cache_episodes=1))
+    small = ClipDataset(root, frame_interval=3, clip=ClipConfig(cache_episodes=1, decode="episode"))
     for i in range(len(small)):
         small[i]
     assert small.decode_count == 3
+
+
+@pytest.mark.parametrize("size", [None, 24])
+def test_frame_decoding_serves_the_same_items_and_decodes_little(tmp_path, size):
+    # 40-frame episodes written with a keyframe every 10: an item decodes at most 9 + n + 1 frames
+    root = make_dataset(tmp_path, episodes=3, T=[40, 33, 40], size=32, cameras=("corner", "wrist"))
+    clip = dict(image_size=size, wrist_camera="wrist")
+    whole = ClipDataset(root, frame_interval=4, clip=ClipConfig(decode="episode", **clip))
+    spans = ClipDataset(root, frame_interval=4, clip=ClipConfig(decode="frames", **clip))
+    # "auto" picks frames only when the served episodes do not fit the cache
+    assert ClipDataset(root, frame_interval=4, clip=ClipConfig(cache_episodes=3)).decode == "episode"
+    assert ClipDataset(root, frame_interval=4, clip=ClipConfig(cache_episodes=2)).decode == "frames"
+    before = V.DECODE_STATS["frames"]
+    order = np.random.default_rng(0).permutation(len(spans))[:30]
+    for i in order:
+        a, b = whole[int(i)], spans[int(i)]
+        assert a.keys() == b.keys()
+        for k in a:
+            assert (a[k] == b[k]) if isinstance(a[k], str) else torch.equal(a[k], b[k]), (int(i), k)
+    whole_frames = 2 * (40 + 33 + 40)  # the episode decoder read every frame of both cameras once
+    per_item = (V.DECODE_STATS["frames"] - before - whole_frames) / len(order)
+    assert per_item <= (9 + 5) + (9 + 1)  # main camera t..t+n, wrist camera t, each from a keyframe
+    assert spans.decode_count == 2 * len(order)
+
+
+def test_clip_config_rejects_an_unknown_decode_mode():
+    with pytest.raises(ValueError, match="clip.decode must be auto, episode or frames"):
+        ClipConfig(decode="lazy")
+    with pytest.raises(ValueError, match="cache_episodes"):
+        ClipConfig(cache_episodes=0)
 
 
 @pytest.mark.parametrize("workers", [0, 2])

@@ -235,3 +235,19 @@ def test_reads_image_features_stored_in_parquet(tmp_path):
     ds = LeRobotDataset(root)
     assert ds.cameras == ["corner", "png"]
     np.testing.assert_array_equal(ds.episode_frames(1, "png"), eps[1].frames["corner"])  # lossless
+    np.testing.assert_array_equal(ds.episode_frames(1, "png", start=1, stop=3), eps[1].frames["corner"][1:3])
+
+
+def test_a_span_of_frames_decodes_exactly_those_frames_of_the_episode(tmp_path):
+    from care.data import video as V
+
+    root = make_dataset(tmp_path, episodes=3, T=[25, 31, 22], size=32)
+    ds = LeRobotDataset(root)
+    whole = ds.episode_frames(1)
+    for start, stop in [(0, 1), (0, 31), (7, 16), (10, 11), (23, 31), (30, 31)]:
+        before = V.DECODE_STATS["frames"]
+        np.testing.assert_array_equal(ds.episode_frames(1, start=start, stop=stop), whole[start:stop])
+        assert V.DECODE_STATS["frames"] - before <= (stop - start) + 9 + 1  # from the keyframe before
+    for start, stop in [(-1, 3), (5, 5), (20, 32)]:
+        with pytest.raises(IndexError, match=rf"frames \[{start}, {stop}\) of episode 1, which has 31"):
+            ds.episode_frames(1, start=start, stop=stop)

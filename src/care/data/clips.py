@@ -18,7 +18,9 @@ Item t of episode e (t in [0, T-1-n] when n > 0; [0, T-1] when n == 0):
 
 H defaults to n (the actions between o_t and o_{t+n}, for LP-MSE; 1 when n == 0).
 Episodes are decoded once per worker and cached (LRU, ClipConfig.cache_episodes), already
-resized, so a sample costs an array slice, never a decode. `split_episodes(ds, val_per_task,
+resized, so a sample costs an array slice, never a decode; when the served episodes do not fit
+the cache (ClipConfig.decode="auto"), each item instead decodes only its own frames (one seek to
+the keyframe before o_t, then up to o_{t+n}), as LeRobot's loader does. `split_episodes(ds, val_per_task,
 seed)` -> (train_eps, val_eps), stratified by task (env_name or task string);
 `select_episodes_per_task(ds, k, seed, exclude)` picks k labelled episodes per task.
 
@@ -150,8 +152,12 @@ class ClipDataset(Dataset):
             raise DatasetError(
                 f"{ds.root}: no clips: every selected episode is shorter than frame_interval + 1 = {self.n + 1}"
             )
+        # "episode": whole episodes decoded into the LRU; "frames": each item decodes its own frames
+        self.decode = self.clip.decode
+        if self.decode == "auto":
+            self.decode = "episode" if len(self.episodes) <= self.clip.cache_episodes else "frames"
         self._cache: OrderedDict[int, dict] = OrderedDict()
-        self.decode_count = 0  # episodes decoded by this process (tests check the cache works)
+        self.decode_count = 0  # episodes (or, decode="frames", items' spans) decoded by this process
 
     # --- pickling for DataLoader workers: each worker starts with an empty cache ---
     def __getstate__(self):
@@ -177,39 +183,35 @@ class ClipDataset(Dataset):
         """Instruction of every served episode (e.g. to train a tokenizer)."""
         return [self.dataset.episode_task(e) for e in self.episodes]
 
-    # --- the per-worker LRU cache of decoded episodes ---
+    # --- the per-worker LRU cache of decoded episodes (decode="frames": of all but the frames) ---
     def _episode(self, ep: int) -> dict:
         if ep in self._cache:
             self._cache.move_to_end(ep)
             return self._cache[ep]
         ds = self.dataset
-        frames = ds.episode_frames(ep, self.camera)
-        self.decode_count += 1
-        hw = frames.shape[1:3]
-        if self.image_size:
-            frames = resize_frames(frames, self.image_size)
-        entry = {
-            "frames": np.ascontiguousarray(frames.transpose(0, 3, 1, 2)),  # (T, 3, S, S)
-            "task": ds.episode_task(ep),
-            "task_index": ds.episode_task_index(ep),
-        }
-        if self.wrist_camera is not None:
-            wrist = ds.episode_frames(ep, self.wrist_camera)
-            if len(wrist) != len(frames):
-                raise DatasetError(f"{ds.root}: episode {ep} has {len(frames)} frames of {self.camera!r} "
-                                   f"but {len(wrist)} of {self.wrist_camera!r}")
-            wrist = resize_frames(wrist, self.image_size) if self.image_size else wrist
-            entry["wrist_frames"] = np.ascontiguousarray(wrist.transpose(0, 3, 1, 2))
+        hw = self.stored_hw
+        entry = {"task": ds.episode_task(ep), "task_index": ds.episode_task_index(ep), "length": ds.episode_length(ep)}
+        if self.decode == "episode":
+            frames = ds.episode_frames(ep, self.camera)
+            self.decode_count += 1
+            hw = frames.shape[1:3]
+            entry["frames"] = self._serve(frames)
+            if self.wrist_camera is not None:
+                wrist = ds.episode_frames(ep, self.wrist_camera)
+                if len(wrist) != len(frames):
+                    raise DatasetError(f"{ds.root}: episode {ep} has {len(frames)} frames of {self.camera!r} "
+                                       f"but {len(wrist)} of {self.wrist_camera!r}")
+                entry["wrist_frames"] = self._serve(wrist)
         if self.has_actions:
             entry["actions"] = ds.episode_actions(ep)
         if self.has_state:
             entry["state"] = ds.episode_states(ep)
         if self.has_tracks:
             tracks, visible, _ = ds.track_store.read(ep)
-            if len(tracks) != len(frames):
+            if len(tracks) != entry["length"]:
                 raise DatasetError(
                     f"{ds.track_store.path(ep)}: {len(tracks)} frames of tracks, the episode has "
-                    f"{len(frames)}; rerun `care track {ds.root} --overwrite`"
+                    f"{entry['length']}; rerun `care track {ds.root} --overwrite`"
                 )
             entry["tracks"] = scale_tracks(tracks, hw, self.image_size) if self.image_size else tracks
             entry["visible"] = visible
@@ -218,21 +220,38 @@ class ClipDataset(Dataset):
             self._cache.popitem(last=False)
         return entry
 
+    def _serve(self, frames: np.ndarray) -> np.ndarray:
+        """(T, H, W, 3) as decoded -> (T, 3, S, S) as served."""
+        if self.image_size:
+            frames = resize_frames(frames, self.image_size)
+        return np.ascontiguousarray(frames.transpose(0, 3, 1, 2))
+
+    def _frames(self, e: dict, ep: int, t: int, key: str, n: int) -> list[np.ndarray]:
+        """[o_t] (n == 0) or [o_t, o_{t+n}] as served, from the cache or (decode="frames") the video."""
+        offsets = [0, n] if n > 0 else [0]
+        if self.decode == "episode":
+            return [e[key][t + k] for k in offsets]
+        cam = self.camera if key == "frames" else self.wrist_camera
+        span = self.dataset.episode_frames(ep, cam, start=t, stop=t + n + 1)  # one seek for both
+        self.decode_count += 1
+        return list(self._serve(span[offsets]))
+
     def __getitem__(self, i: int) -> dict:
         ep, t = (int(v) for v in self.index[i])
         e = self._episode(ep)
-        T = len(e["frames"])
+        T = e["length"]
+        obs, *future = self._frames(e, ep, t, "frames", self.n)
         item = {
-            "obs": torch.from_numpy(e["frames"][t]),
+            "obs": torch.from_numpy(obs),
             "instruction": e["task"],
             "episode_index": torch.tensor(ep, dtype=torch.int64),
             "frame_index": torch.tensor(t, dtype=torch.int64),
             "task_index": torch.tensor(e["task_index"], dtype=torch.int64),
         }
         if self.wrist_camera is not None:
-            item["wrist_obs"] = torch.from_numpy(e["wrist_frames"][t])
+            item["wrist_obs"] = torch.from_numpy(self._frames(e, ep, t, "wrist_frames", 0)[0])
         if self.n > 0:
-            item["future_obs"] = torch.from_numpy(e["frames"][t + self.n])
+            item["future_obs"] = torch.from_numpy(future[0])
         if self.has_tracks:
             item["tracks"] = torch.from_numpy(e["tracks"][t])
             vis = e["visible"][t]

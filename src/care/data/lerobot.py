@@ -717,29 +717,41 @@ class LeRobotDataset:
             to_ts = float(from_ts) + self.episode_length(ep) / self.fps
         return float(from_ts), float(to_ts)
 
-    def episode_frames(self, ep: int, camera: str | None = None) -> np.ndarray:
-        """uint8 (T, H, W, 3); decodes only this episode's span (seek), not the file from 0."""
+    def episode_frames(self, ep: int, camera: str | None = None, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """uint8 (stop - start, H, W, 3): frames [start, stop) of the episode (default: all of it).
+
+        Decodes only that span (a seek to the keyframe before it), never the file from 0: the
+        frame at index k is the one at from_timestamp + timestamp[k] in the episode's video.
+        """
         key = self.camera_key(camera)
         cam = self.cameras[0] if camera is None else camera
         T = self.episode_length(ep)
+        stop = T if stop is None else int(stop)
+        if not 0 <= start < stop <= T:
+            raise IndexError(f"{self.root}: frames [{start}, {stop}) of episode {ep}, which has {T}")
         if cam in self._image_keys:
-            return self._decode_images(ep, cam)
+            return self._decode_images(ep, cam, start, stop)
         path = self.video_path(ep, cam)
         from_ts, to_ts = self.video_span(ep, cam)
+        if (start, stop) != (0, T):
+            ts = self._timestamp[self._slice(ep)]
+            rel = ts - ts[0]
+            from_ts, to_ts = from_ts + float(rel[start]), (from_ts + float(rel[stop]) if stop < T else to_ts)
         frames = V.decode_span(path, from_ts, to_ts, self.fps)
-        if len(frames) != T:
+        if len(frames) != stop - start:
+            what = f"episode {ep}" if (start, stop) == (0, T) else f"frames [{start}, {stop}) of episode {ep}"
             raise DatasetError(
-                f"{path}: decoded {len(frames)} frames for episode {ep} ([{from_ts:.3f}, {to_ts:.3f}) s of "
-                f"{key}), the data parquet has {T}: truncated or corrupt video"
+                f"{path}: decoded {len(frames)} frames for {what} "
+                f"([{from_ts:.3f}, {to_ts:.3f}) s of {key}), the data parquet has {stop - start}: truncated or corrupt video"
             )
         return frames
 
-    def _decode_images(self, ep: int, cam: str) -> np.ndarray:
+    def _decode_images(self, ep: int, cam: str, start: int, stop: int) -> np.ndarray:
         import cv2
 
-        col = self._images[cam].slice(self._slice(ep).start, self.episode_length(ep)).to_pylist()
+        col = self._images[cam].slice(self._slice(ep).start + start, stop - start).to_pylist()
         out = []
-        for i, cell in enumerate(col):
+        for i, cell in enumerate(col, start):
             data = cell.get("bytes") if isinstance(cell, dict) else cell
             img = None if data is None else cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
             if img is None:
