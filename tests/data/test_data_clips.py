@@ -132,8 +132,9 @@ def test_clip_config_rejects_an_unknown_decode_mode():
 @pytest.mark.parametrize("workers", [0, 2])
 def test_dataloader(root, workers):
     ds = ClipDataset(root, frame_interval=4, episodes=[0, 2])
+    ds[0]  # the parent has a video open when the workers fork: they must not hang on it
     loader = DataLoader(ds, batch_size=8, shuffle=True, num_workers=workers,
-                        generator=torch.Generator().manual_seed(0))
+                        generator=torch.Generator().manual_seed(0), timeout=60 if workers else 0)
     seen = 0
     for batch in loader:
         assert batch["obs"].shape[1:] == (3, 32, 32) and batch["obs"].dtype == torch.uint8

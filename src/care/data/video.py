@@ -26,7 +26,6 @@ from pathlib import Path
 import av
 import numpy as np
 from av.video.frame import PictureType
-from av.video.reformatter import VideoReformatter
 
 from care.errors import DatasetError
 
@@ -236,16 +235,21 @@ def decode_span(path: Path, from_ts: float, to_ts: float, fps: float) -> np.ndar
     return frames
 
 
-# Per thread (a container or a reformatter is not to be shared by threads) and per process (a
-# DataLoader worker forked from a parent that had files open opens its own).
+# Open files are kept per thread (a container is not to be shared by threads) and per process
+# (a DataLoader worker forked from a parent that had files open opens its own). They decode on
+# one thread: a decoder's worker threads do not survive a fork, and freeing such a decoder in
+# the forked child waits for them forever, so the child also leaves what it inherited alone.
 _LOCAL = threading.local()
+_INHERITED: list = []  # files open in the parent at fork time, never touched by the child
 OPEN_FILES = 4  # open containers kept per thread: a loader reads one dataset's few files
 
 
-def _per_thread() -> tuple[OrderedDict, VideoReformatter]:
+def _open_files() -> OrderedDict:
     if getattr(_LOCAL, "pid", None) != os.getpid():
-        _LOCAL.pid, _LOCAL.files, _LOCAL.rgb = os.getpid(), OrderedDict(), VideoReformatter()
-    return _LOCAL.files, _LOCAL.rgb
+        if getattr(_LOCAL, "files", None):
+            _INHERITED.append(_LOCAL.files)
+        _LOCAL.pid, _LOCAL.files = os.getpid(), OrderedDict()
+    return _LOCAL.files
 
 
 def _cached_open(path: Path):
@@ -254,28 +258,29 @@ def _cached_open(path: Path):
         st = path.stat()
     except OSError:
         raise DatasetError(f"{path}: video file not found") from None
-    files, _ = _per_thread()
+    files = _open_files()
     key = (str(path), st.st_mtime_ns, st.st_size)
     if key in files:
         files.move_to_end(key)
         return files[key]
     _forget(path)
     files[key] = container = _open(path)
+    container.streams.video[0].codec_context.thread_count = 1  # see _LOCAL; bit-exact either way
     while len(files) > OPEN_FILES:
         files.popitem(last=False)[1].close()
     return container
 
 
 def _forget(path: Path) -> None:
-    files, _ = _per_thread()
+    files = _open_files()
     for key in [k for k in files if k[0] == str(path)]:
         files.pop(key).close()
 
 
 def _rgb(frame) -> np.ndarray:
-    """uint8 (H, W, 3). `frame.to_ndarray(format="rgb24")` builds a new swscale context for every
-    frame (~5 ms at 128²); one reformatter per thread reuses it (same pixels, ~20x faster)."""
-    return _per_thread()[1].reformat(frame, format="rgb24").to_ndarray()
+    """uint8 (H, W, 3). On one thread: `frame.to_ndarray(format="rgb24")` lets swscale start a
+    pool of threads for every frame (~5 ms at 128², more than decoding it); same pixels."""
+    return frame.reformat(format="rgb24", threads=1).to_ndarray()
 
 
 def _decode_from(container, stream, tb, target, lo, hi):
