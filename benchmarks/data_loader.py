@@ -65,8 +65,9 @@ def main(argv=None) -> int:
     one_pass(lru, rng.integers(0, len(lru), size=args.clips).tolist())
     rows.append((f"episode, LRU of {base.clip.cache_episodes} after a pass", *one_pass(lru, idx)))
     del lru
-    rows.append(("frames (no frame cache)", *one_pass(dataset(decode="frames"), idx)))
-    n_eps = len(dataset(decode="frames").episodes)
+    frames = dataset(decode="frames")
+    rows.append(("frames (no frame cache)", *one_pass(frames, idx)))
+    n_eps = len(frames.episodes)
     print(f"{n_eps} training episodes, {args.clips} random clips per pass, batches of {args.batch_size}, "
           f"one process; clip.decode=auto picks {'episode' if n_eps <= base.clip.cache_episodes else 'frames'}")
     print("\n| clip.decode | clips/s (one worker) | episodes (frames: spans) decoded |")

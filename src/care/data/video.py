@@ -236,9 +236,10 @@ def decode_span(path: Path, from_ts: float, to_ts: float, fps: float) -> np.ndar
 
 
 # Open files are kept per thread (a container is not to be shared by threads) and per process
-# (a DataLoader worker forked from a parent that had files open opens its own). They decode on
-# one thread: a decoder's worker threads do not survive a fork, and freeing such a decoder in
-# the forked child waits for them forever, so the child also leaves what it inherited alone.
+# (a DataLoader worker forked from a parent that had files open opens its own). A forked worker
+# that freed the parent's threaded swscale context hung forever (FFmpeg's threads do not survive
+# a fork); as a precaution against the same with a decoder, kept files decode on one thread and
+# the child never touches (so never frees) what it inherited.
 _LOCAL = threading.local()
 _INHERITED: list = []  # files open in the parent at fork time, never touched by the child
 OPEN_FILES = 4  # open containers kept per thread: a loader reads one dataset's few files
@@ -265,7 +266,7 @@ def _cached_open(path: Path):
         return files[key]
     _forget(path)
     files[key] = container = _open(path)
-    container.streams.video[0].codec_context.thread_count = 1  # see _LOCAL; bit-exact either way
+    container.streams.video[0].codec_context.thread_count = 1  # see above; bit-exact either way
     while len(files) > OPEN_FILES:
         files.popitem(last=False)[1].close()
     return container
