@@ -14,7 +14,7 @@ keep() {  # keep <run> <seed> <dir> <name-in-dir>:<name-in-results> ...: copy sm
 
 job_record() {  # job_record <results dir> <wall minutes> <lanes>: <dir>/job.json, the time and the machine
   "${PY:-.venv/bin/python}" - "$@" <<'PY'
-import datetime, json, os, sys
+import datetime, json, os, subprocess, sys
 from pathlib import Path
 
 import torch
@@ -26,12 +26,18 @@ from care.models.precision import resolve_precision
 out, minutes, lanes = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 cfg = out / "finetune_config.yaml"
 asked = (yaml.safe_load(cfg.read_text()) or {}).get("mixed_precision", "auto") if cfg.is_file() else "auto"
+commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
+dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "src"],
+                            capture_output=True, text=True).stdout.strip())
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
 atomic_write_json(out / "job.json", {
     "wall_minutes": minutes, "lanes": lanes, "date": datetime.date.today().isoformat(),
     "cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
     # what the fine-tuning's --mixed-precision (default auto) resolved to on this machine
     "training_precision": resolve_precision(asked, "cuda" if torch.cuda.is_available() else "cpu"),
+    # the code and the thread count that made it: both change a seed's numbers (docs/RESULTS.md)
+    "commit": commit + ("+dirty" if dirty else ""),
+    "threads": int(os.environ.get("OMP_NUM_THREADS") or torch.get_num_threads()),
 })
 PY
 }

@@ -47,6 +47,7 @@ cd "$(dirname "$0")/../.."
 export MUJOCO_GL=egl OMP_WAIT_POLICY=PASSIVE
 CARE=${CARE:-.venv/bin/care}
 D=${D:-data/mt10}; S=${S:-data/shared}; R=${R:-runs/paper_mt10}; OUT=${OUT:-results/paper_mt10}
+EVAL=${EVAL:-configs/eval/mt10.yaml}  # the evaluation protocol (configs/eval/mt10_e100.yaml: 100 episodes per task)
 SEEDS=${SEEDS:-0 1 2}; LANES=${LANES:-2}; ORDER=${ORDER:-seed}
 ALL_RUNS="no_pretrain care lapa como label_supervised care_frame care_point care_equal care_mt40 care_cam2 care_all"
 D40=${D40:-data/mt40}; DC2=${DC2:-data/mt10_corner2}
@@ -145,7 +146,7 @@ job() {  # job <run> <seed>: pretraining (if any), probes, fine-tuning, evaluati
   fi
   [ -f "$ft/policy_config.json" ] || $CARE finetune "${ft_args[@]}" --dataset "$D" --seed "$k" --output-dir "$ft" $(resume "$ft")
   keep "$run" "$k" "$ft" run_config.yaml:finetune_config.yaml policy_config.json:policy_config.json
-  [ -f "$ev/eval_info.json" ] || $CARE eval --config configs/eval/mt10.yaml --policy "$ft" --workers "$WORKERS" \
+  [ -f "$ev/eval_info.json" ] || $CARE eval --config "$EVAL" --policy "$ft" --workers "$WORKERS" \
       --videos-per-task 0 --output-dir "$ev" --overwrite
   keep "$run" "$k" "$ev" eval_info.json:eval_info.json run_config.yaml:eval_config.yaml
 }
@@ -153,8 +154,9 @@ job() {  # job <run> <seed>: pretraining (if any), probes, fine-tuning, evaluati
 # the datasets every run shares
 [ -f "$D/meta/info.json" ] || $CARE collect --env.tasks MT10 --env.size 128 --episodes-per-task 20 --workers 2 \
     --action-noise 0.1 --detour-prob 0.02 --seed 0 --output-dir "$D"
-[ -f "$S/meta/info.json" ] || $CARE collect --env.tasks SHARED --env.size 128 --episodes-per-task 10 --workers 2 \
-    --action-noise 0.1 --detour-prob 0.02 --seed 0 --output-dir "$S"
+needs_probe_data() { local r; for r in $RUNS; do is_probe_run "$r" && return 0; done; return 1; }
+needs_probe_data && { [ -f "$S/meta/info.json" ] || $CARE collect --env.tasks SHARED --env.size 128 --episodes-per-task 10 --workers 2 \
+    --action-noise 0.1 --detour-prob 0.02 --seed 0 --output-dir "$S"; }
 case " $RUNS " in *" care_mt40 "*|*" care_all "*|*+video*)
   [ -f "$D40/meta/info.json" ] || $CARE collect --env.tasks MT40 --env.size 128 --episodes-per-task 20 --workers 2 \
       --action-noise 0.1 --detour-prob 0.02 --seed 0 --output-dir "$D40";; esac
