@@ -124,9 +124,10 @@ def test_paired_with_a_reference(tmp_path):
                                 "low": 25.0, "high": 25.0}
     # ... but the episodes within each seed still vary, which the bootstrap sees
     bs = pr["bootstrap"]
-    assert bs["resamples"] == 10_000 and bs["level"] == 0.95
+    assert bs["resamples"] == 4000 and bs["level"] == 0.95
     assert bs["low"] < 25.0 < bs["high"]
     assert "| A | +25.0 ± 0.0 | [+25.0, +25.0] | " in md
+    assert pr["verdict"].startswith("not separated (MDE ") and pr["mde"] > 0  # 2 seeds of 4 episodes
     assert "| +25.0, +25.0 | 2 / 1, 1 / 0 |" in md
     saved = json.loads((tmp_path / "o" / "compare.json").read_text())["paired"]["A"]
     assert saved["won_seeds"] == [2, 1] and saved["t_interval"]["df"] == 1 and saved["bootstrap"] == bs
@@ -202,13 +203,12 @@ def test_paired_bootstrap_is_degenerate_when_every_difference_is_the_same(tmp_pa
 def test_t_quantiles():
     from care.evaluation.compare import t_quantile_975
 
+    # printed tables (e.g. Abramowitz & Stegun 26.10)
     assert t_quantile_975(1) == pytest.approx(12.706, abs=1e-3) and t_quantile_975(2) == pytest.approx(4.303, abs=1e-3)
     assert t_quantile_975(10) == pytest.approx(2.228, abs=1e-3) and t_quantile_975(30) == pytest.approx(2.042, abs=1e-3)
+    assert t_quantile_975(10**6) == pytest.approx(1.960, abs=1e-3)
     with pytest.raises(ValueError):
         t_quantile_975(0)
-    stats = pytest.importorskip("scipy.stats")  # not a dependency; checks the table and the expansion
-    for df in list(range(1, 61)) + [80, 120, 1000, 10**6]:
-        assert t_quantile_975(df) == pytest.approx(stats.t.ppf(0.975, df), rel=1e-6), df
 
 
 def test_seed_folders_pair_in_natural_order(tmp_path):

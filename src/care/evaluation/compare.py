@@ -18,10 +18,12 @@ same evaluation episodes (both rolled out from the same simulator seeds). The tr
 the unit: the same evaluation seeds recur in every training seed, so episodes are not
 independent draws and a test pooling them over seeds would be too optimistic. Reported per
 method: the per-seed differences of overall success (points), their mean +- sample std, a 95%
-Student-t interval over seeds (mean +- t(0.975, S-1) * std / sqrt(S); n/a with one seed), a 95%
-percentile bootstrap interval that resamples seeds and, within each drawn seed, its episodes
-(10,000 resamples, fixed RNG seed), and per seed the episodes won / lost (this method succeeded
-where the reference failed, and the converse).
+Student-t interval over seeds (mean +- t(0.975, S-1) * std / sqrt(S); n/a with one seed), the
+95% two-level bootstrap interval of `care.evaluation.stats` (seeds, then episodes within task
+of each drawn seed; fixed RNG seed), the smallest difference these seeds x episodes detect with
+80% power (MDE), the verdict (holds / reversed only with the interval clear of zero and at least
+5 seeds), and per seed the episodes won / lost (this method succeeded where the reference
+failed, and the converse).
 
 Outputs in `cfg.output_dir`: compare.md, compare.json (every number behind the table) and
 compare.png (bars = mean, whiskers = std, dots = seeds).
@@ -30,12 +32,12 @@ compare.png (bars = mean, whiskers = std, dots = seeds).
 from __future__ import annotations
 
 import glob
-import math
 import re
 from pathlib import Path
 
 import numpy as np
 
+from care.evaluation import stats
 from care.configs import CompareConfig
 from care.io import atomic_write_bytes, atomic_write_json, read_json
 from care.errors import ConfigError
@@ -68,68 +70,9 @@ def load_method(label: str, pattern: str) -> list[tuple[Path, dict]]:
     return out
 
 
-# t(0.975, df) for df = 1..30 (two-sided 95%); beyond, the Cornish-Fisher expansion below
-_T975 = (12.706204736, 4.302652730, 3.182446305, 2.776445105, 2.570581836, 2.446911851, 2.364624252,
-         2.306004135, 2.262157163, 2.228138852, 2.200985160, 2.178812830, 2.160368656, 2.144786688,
-         2.131449546, 2.119905299, 2.109815578, 2.100922040, 2.093024054, 2.085963447, 2.079613845,
-         2.073873068, 2.068657610, 2.063898562, 2.059538553, 2.055529439, 2.051830516, 2.048407142,
-         2.045229642, 2.042272456)
-_Z975 = 1.959963984540054
-BOOTSTRAP_RESAMPLES = 10_000
-BOOTSTRAP_SEED = 0
-
-
 def t_quantile_975(df: int) -> float:
-    """The 0.975 quantile of Student's t with `df` degrees of freedom (a 95% two-sided interval).
-
-    A table for df <= 30; beyond, the Cornish-Fisher expansion in 1/df around the normal
-    quantile (Abramowitz & Stegun 26.7.5), within 1e-6 relative of the exact value there."""
-    if df < 1:
-        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
-    if df <= len(_T975):
-        return _T975[df - 1]
-    z = _Z975
-    g1 = (z**3 + z) / 4
-    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
-    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
-    g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160
-    return z + g1 / df + g2 / df**2 + g3 / df**3 + g4 / df**4
-
-
-def t_interval(values) -> dict | None:
-    """95% Student-t interval for the mean of `values` (one per training seed); None for < 2."""
-    x = np.asarray(values, dtype=np.float64)
-    if len(x) < 2:
-        return None
-    t = t_quantile_975(len(x) - 1)
-    half = t * float(x.std(ddof=1)) / math.sqrt(len(x))
-    mean = float(x.mean())
-    return {"level": 0.95, "df": len(x) - 1, "t": t, "half_width": half, "low": mean - half, "high": mean + half}
-
-
-def bootstrap_interval(won, lost, episodes, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> dict:
-    """95% percentile bootstrap interval for the mean over seeds of each seed's success
-    difference (points), resampling the seeds with replacement and, within each drawn seed, its
-    episodes with replacement.
-
-    An episode's difference is +100 (won), -100 (lost) or 0 (tied), so drawing a seed's n
-    episodes with replacement is drawing its (won, lost, tied) counts from a multinomial with the
-    observed fractions: the same distribution as drawing episode indices, without the (resamples,
-    seeds, episodes) array. Seed k of the input gives `won[k]`, `lost[k]` of `episodes[k]`."""
-    won, lost, n = (np.asarray(v, dtype=np.int64) for v in (won, lost, episodes))
-    rng = np.random.default_rng(seed)
-    pick = rng.integers(0, len(n), size=(resamples, len(n)))  # the seeds of each resample
-    diff = np.zeros(pick.shape)
-    for k in range(len(n)):
-        where = pick == k
-        if n[k] == 0 or not where.any():
-            continue
-        p = np.array([won[k], lost[k], n[k] - won[k] - lost[k]], dtype=np.float64) / n[k]
-        counts = rng.multinomial(int(n[k]), p, size=int(where.sum()))
-        diff[where] = 100.0 * (counts[:, 0] - counts[:, 1]) / n[k]
-    stats = diff.mean(axis=1)
-    low, high = np.percentile(stats, [2.5, 97.5])
-    return {"level": 0.95, "resamples": int(resamples), "rng_seed": int(seed), "low": float(low), "high": float(high)}
+    """The 0.975 quantile of Student's t with `df` degrees of freedom (scipy; a 95% two-sided interval)."""
+    return stats.t_quantile(0.975, df)
 
 
 def _outcomes(info: dict) -> dict:
@@ -159,14 +102,20 @@ def paired(runs: dict[str, list[tuple[Path, dict]]], reference: str) -> dict:
             lost.append(sum(orf[k] and not oa[k] for k in oa))
             episodes.append(len(oa))
         d = np.array(diffs, dtype=np.float64)
+        two = stats.compare_pair([a for _, a in pairs], [r for _, r in ref])
         out[label] = {
             "unit": "training seed",
             "n_seeds": len(d),
             "diff_seeds": d.tolist(),  # overall success minus the reference's, points, per seed
             "diff_mean": float(d.mean()),
             "diff_std": float(d.std(ddof=1)) if len(d) > 1 else None,
-            "t_interval": t_interval(d),
-            "bootstrap": bootstrap_interval(won, lost, episodes),
+            "t_interval": stats.t_interval(d),
+            # seeds, then episodes within task of each seed (care.evaluation.stats)
+            "bootstrap": {k: two[k] for k in ("level", "resamples", "rng_seed", "low", "high")},
+            "var_seed": two["var_seed"],  # points², between training seeds
+            "var_episode": two["var_episode"],  # points², one seed's mean from its episodes
+            "mde": two["mde"],  # 80% power, alpha 0.05, these seeds x episodes
+            "verdict": two["verdict"],
             "won_seeds": [int(v) for v in won],  # per seed: episodes this method won, lost, of how many
             "lost_seeds": [int(v) for v in lost],
             "episodes_seeds": [int(v) for v in episodes],
@@ -241,24 +190,27 @@ def markdown(summary: dict, title: str | None = None) -> str:
     if summary.get("paired"):
         ref = summary["reference"]
         lines += ["", f"Paired with **{ref}** (seed k with seed k, on the same evaluation episodes):", "",
-                  "| Method | Δ overall (points) | 95% CI, t over seeds | 95% CI, bootstrap | Δ per seed "
-                  "| episodes won / lost per seed |",
-                  "|---|---:|---:|---:|---|---|"]
+                  "| Method | Δ overall (points) | 95% CI, t over seeds | 95% CI, two-level bootstrap | MDE "
+                  "| verdict | Δ per seed | episodes won / lost per seed |",
+                  "|---|---:|---:|---:|---:|---|---|---|"]
         for m, pr in summary["paired"].items():
             delta = f"{pr['diff_mean']:+.1f}" + (f" ± {pr['diff_std']:.1f}" if pr["diff_std"] is not None else "")
             ti, bs = pr["t_interval"], pr["bootstrap"]
             t_cell = f"[{ti['low']:+.1f}, {ti['high']:+.1f}]" if ti else f"n/a ({pr['n_seeds']} seed)"
             lines.append(
-                f"| {m} | {delta} | {t_cell} | [{bs['low']:+.1f}, {bs['high']:+.1f}] | "
+                f"| {m} | {delta} | {t_cell} | [{bs['low']:+.1f}, {bs['high']:+.1f}] | {pr['mde']:.1f} | {pr['verdict']} | "
                 + ", ".join(f"{v:+.1f}" for v in pr["diff_seeds"]) + " | "
                 + ", ".join(f"{w} / {lo}" for w, lo in zip(pr["won_seeds"], pr["lost_seeds"])) + " |"
             )
         n_eps = sorted({n for pr in summary["paired"].values() for n in pr["episodes_seeds"]})
         lines += ["", "The training seed is the unit: Δ is a seed's overall success minus the reference's "
                   "(± the sample std over seeds); the t interval is mean ± t(0.975, S−1)·std/√S over the S "
-                  "seeds (n/a with one seed); the bootstrap resamples the seeds and, within each, its "
-                  f"{'/'.join(map(str, n_eps))} episodes ({pr['bootstrap']['resamples']:,} resamples, "
-                  f"RNG seed {pr['bootstrap']['rng_seed']}). Episodes won / lost: where this method "
+                  "seeds (n/a with one seed); the two-level bootstrap resamples the seeds and, within each, "
+                  f"its {'/'.join(map(str, n_eps))} episodes task by task ({pr['bootstrap']['resamples']:,} "
+                  f"resamples, RNG seed {pr['bootstrap']['rng_seed']}). MDE: the smallest true difference "
+                  "these seeds × episodes detect with 80% power at α = 0.05, from the observed between-seed "
+                  "and episode variances. A verdict holds or is reversed only with the interval clear of 0 "
+                  f"and at least {stats.MIN_SEEDS} seeds. Episodes won / lost: where this method "
                   "succeeded and the reference failed, and the converse; the same evaluation seeds recur "
                   "in every training seed, so these counts are not pooled into a test."]
     return "\n".join(lines) + "\n"

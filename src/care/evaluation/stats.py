@@ -1,0 +1,271 @@
+"""The project's statistics, in one place: how sure is a success rate, or a difference of two?
+
+    python -m care.evaluation.stats --results results/paper_mt10 --pair care+fp32 no_pretrain+fp32 \
+        --pair care+fp32 como --half-width 3 --episodes 20 50 100
+
+A success rate here has two sources of noise, and an interval must carry both:
+
+* the **pipeline seed** (pretraining seed k, then fine-tuning seed k): two trainings of the same
+  recipe give different policies. This is the unit of replication.
+* the **evaluation episodes**: one policy evaluated on 20 episodes per task is itself an estimate
+  of that policy's success.
+
+`two_level_bootstrap` resamples both, in that order: draw S pipeline seeds with replacement,
+then within each drawn seed and each task draw that task's episodes with replacement. A paired
+difference (run a minus run b on the same seeds) resamples the *per-episode differences*, which
+keeps the pairing where both runs rolled out the same episodes (the same task and environment
+seed list: `care report` and `care eval compare` check that). Because an episode difference is
++1, 0 or -1 (a success is 1 or 0), drawing E episodes with replacement is a multinomial draw of
+(won, lost, tied) counts with the observed fractions (a binomial for one run), so the bootstrap
+never builds a (resamples, seeds, tasks, episodes) array. The interval is the 2.5 and 97.5
+percentiles of the resampled means (4000 resamples, RNG seed 0 by default).
+
+`variance_components` splits the spread of the per-seed means into the episode part (the
+sampling variance of a seed's mean from its own episodes, known from the episodes) and the rest,
+the between-seed training variance, which is what more episodes cannot remove. From them:
+
+* `mde`: the smallest true difference a comparison of S seeds x E episodes per task detects with
+  80% power at a two-sided alpha of 0.05: (t(0.975, S-1) + t(0.80, S-1)) * SE,
+  SE = sqrt((var_seed + var_episode(E)) / S);
+* `plan`: for each E, the fewest seeds whose expected 95% half-width t(0.975, S-1) * SE is at
+  most W points.
+
+`verdict` turns an interval into words: "holds" / "reversed" only when the interval is clear of
+zero *and* there are at least `MIN_SEEDS` (5) pipeline seeds; with fewer the words are
+"too few seeds (n=3), direction: +"; an interval that contains zero is "not separated (MDE x.x)".
+
+t quantiles come from `scipy.stats.t.ppf`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import stats as _st
+
+RESAMPLES = 4000
+RNG_SEED = 0
+LEVEL = 0.95
+POWER = 0.80
+MIN_SEEDS = 5  # a verdict needs at least this many pipeline seeds
+
+
+def t_quantile(p: float, df: int) -> float:
+    """Student's t quantile (scipy)."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    return float(_st.t.ppf(p, df))
+
+
+def t_interval(values, level: float = LEVEL) -> dict | None:
+    """Student-t interval for the mean of `values` (one per pipeline seed); None for < 2 values."""
+    x = np.asarray(values, dtype=np.float64)
+    if len(x) < 2:
+        return None
+    t = t_quantile(0.5 + level / 2, len(x) - 1)
+    half = t * float(x.std(ddof=1)) / math.sqrt(len(x))
+    mean = float(x.mean())
+    return {"level": level, "df": len(x) - 1, "t": t, "half_width": half, "low": mean - half, "high": mean + half}
+
+
+# --- the data: per seed, per task, the episodes' outcomes ------------------------------------
+
+
+def outcomes(info: dict) -> dict[str, dict[int, bool]]:
+    """task -> env seed -> success, from one `care eval` eval_info.json."""
+    return {r["task"]: {int(s): bool(ok) for s, ok in zip(r["seeds"], r["successes"])} for r in info["per_task"]}
+
+
+def episode_array(infos: list[dict]) -> np.ndarray:
+    """(seeds, tasks, episodes) of 0/1 from eval_info.json dicts evaluated on one task and seed
+    list (an error otherwise)."""
+    first = [(r["task"], list(r["seeds"])) for r in infos[0]["per_task"]]
+    E = {len(s) for _, s in first}
+    if len(E) != 1:
+        raise ValueError("every task must have the same number of evaluation episodes")
+    out = []
+    for info in infos:
+        if [(r["task"], list(r["seeds"])) for r in info["per_task"]] != first:
+            raise ValueError("the evaluations were not run on the same tasks and episode seeds")
+        out.append([[bool(x) for x in r["successes"]] for r in info["per_task"]])
+    return np.asarray(out, dtype=np.float64)
+
+
+def paired_array(a: list[dict], b: list[dict]) -> np.ndarray:
+    """(seeds, tasks, episodes) of a's success minus b's, episode by episode (-1, 0, +1): seed k
+    of `a` with seed k of `b`, on the same tasks and env seeds (an error otherwise)."""
+    if len(a) != len(b):
+        raise ValueError(f"paired: {len(a)} against {len(b)} seeds")
+    if not a:
+        raise ValueError("paired: no seeds")
+    both = episode_array([*a, *b])  # one task and env-seed list for all of them, or an error
+    return both[: len(a)] - both[len(a):]
+
+
+# --- the two-level bootstrap -------------------------------------------------------------------
+
+
+def two_level_bootstrap(x: np.ndarray, resamples: int = RESAMPLES, seed: int = RNG_SEED,
+                        level: float = LEVEL) -> dict:
+    """Mean (points) of `x` (seeds, tasks, episodes) with values in {-1, 0, 1} (a paired
+    difference) or {0, 1} (one run's successes), and its percentile interval from resampling
+    seeds, then episodes within each task of each drawn seed (module docstring)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 3 or x.size == 0:
+        raise ValueError(f"expected a (seeds, tasks, episodes) array, got shape {x.shape}")
+    S, T, E = x.shape
+    # per (seed, task): the fractions of +1, -1 and 0 outcomes
+    p = np.stack([(x == 1).mean(-1), (x == -1).mean(-1), (x == 0).mean(-1)], axis=-1)  # (S, T, 3)
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, S, size=(resamples, S))  # the seeds of each resample
+    counts = rng.multinomial(E, p[pick])  # (R, S, T, 3): each drawn (seed, task)'s episodes again
+    means = 100.0 * (counts[..., 0] - counts[..., 1]).mean(axis=(1, 2)) / E  # (R,)
+    lo, hi = np.percentile(means, [50 * (1 - level), 50 * (1 + level)])
+    return {"mean": float(100.0 * x.mean()), "low": float(lo), "high": float(hi), "level": level,
+            "resamples": int(resamples), "rng_seed": int(seed), "n_seeds": S, "tasks": T, "episodes_per_task": E}
+
+
+# --- variance components, power and the plan ---------------------------------------------------
+
+
+@dataclass
+class Components:
+    """The spread of a per-seed mean (points²) split in two, for E episodes per task and T tasks.
+
+    seed: between-seed (training) variance of the per-seed mean, which more episodes do not remove;
+    episode_unit: the within-seed variance of *one episode per task*: a seed's mean over E
+    episodes per task has episode variance episode_unit / E."""
+
+    seed: float
+    episode_unit: float
+    n_seeds: int
+    episodes_per_task: int
+    tasks: int
+
+    def episode(self, E: int | None = None) -> float:
+        return self.episode_unit / (E or self.episodes_per_task)
+
+    def se(self, S: int | None = None, E: int | None = None) -> float:
+        """Standard error of the mean over S seeds (default: the observed) with E episodes per task."""
+        return math.sqrt((self.seed + self.episode(E)) / (S or self.n_seeds))
+
+
+def variance_components(x: np.ndarray) -> Components:
+    """Method of moments on (seeds, tasks, episodes): a seed's episode variance is
+    sum_t var_t / (T² E) (var_t the sample variance of task t's episode values, ddof 1, in
+    points²); the between-seed variance is the sample variance of the per-seed means minus the
+    average episode variance, floored at 0."""
+    x = 100.0 * np.asarray(x, dtype=np.float64)
+    S, T, E = x.shape
+    var_t = x.var(axis=-1, ddof=1) if E > 1 else np.zeros((S, T))  # (S, T)
+    episode_unit = float(var_t.sum(axis=1).mean() / T**2)  # at one episode per task
+    seed_means = x.mean(axis=(1, 2))
+    total = float(seed_means.var(ddof=1)) if S > 1 else 0.0
+    return Components(seed=max(0.0, total - episode_unit / E), episode_unit=episode_unit, n_seeds=S,
+                      episodes_per_task=E, tasks=T)
+
+
+def mde(c: Components, S: int | None = None, E: int | None = None, alpha: float = 1 - LEVEL,
+        power: float = POWER) -> float:
+    """Smallest true difference (points) detected with `power` at two-sided `alpha`, by S seeds x
+    E episodes per task (default: the observed): (t(1 - alpha/2, S-1) + t(power, S-1)) * SE. With
+    one seed the normal quantiles stand in (a single seed has no between-seed estimate)."""
+    S = S or c.n_seeds
+    if S < 2:
+        q = float(_st.norm.ppf(1 - alpha / 2) + _st.norm.ppf(power))
+    else:
+        q = t_quantile(1 - alpha / 2, S - 1) + t_quantile(power, S - 1)
+    return q * c.se(S, E)
+
+
+def seeds_for_half_width(c: Components, width: float, E: int, level: float = LEVEL, max_seeds: int = 1000) -> int | None:
+    """The fewest seeds (>= 2) at E episodes per task whose expected `level` half-width
+    t(., S-1) * SE is at most `width` points; None if more than `max_seeds` would be needed."""
+    for S in range(2, max_seeds + 1):
+        if t_quantile(0.5 + level / 2, S - 1) * c.se(S, E) <= width:
+            return S
+    return None
+
+
+# --- words ---------------------------------------------------------------------------------------
+
+
+def verdict(low: float, high: float, n_seeds: int, mde_value: float | None = None, mean: float | None = None) -> str:
+    """"holds" / "reversed" (clear of zero, >= MIN_SEEDS seeds), "too few seeds (n=3), direction:
+    +" (clear of zero, fewer seeds), or "not separated (MDE x.x)"."""
+    if low > 0 or high < 0:
+        if n_seeds >= MIN_SEEDS:
+            return "holds" if low > 0 else "reversed"
+        return f"too few seeds (n={n_seeds}), direction: {'+' if low > 0 else '−'}"
+    return "not separated" + (f" (MDE {mde_value:.1f})" if mde_value is not None and math.isfinite(mde_value) else "")
+
+
+def compare_pair(a: list[dict], b: list[dict], resamples: int = RESAMPLES, seed: int = RNG_SEED) -> dict:
+    """Everything a claim "a > b" on success needs, from the two runs' eval_info.json dicts
+    (seed k with seed k): the two-level interval, the variance components, the MDE and the verdict."""
+    d = paired_array(a, b)
+    bs = two_level_bootstrap(d, resamples, seed)
+    c = variance_components(d)
+    m = mde(c)
+    per_seed = (100.0 * d.mean(axis=(1, 2))).tolist()
+    return {**bs, "diffs": per_seed, "var_seed": c.seed, "var_episode": c.episode(), "mde": m,
+            "verdict": verdict(bs["low"], bs["high"], bs["n_seeds"], m), "components": c}
+
+
+# --- the command: what the committed results say about the seeds x episodes to run ------------
+
+
+def _load_run(root: Path, run: str) -> dict[int, dict]:
+    import json
+
+    out = {}
+    for d in sorted((root / run).glob("s*")):
+        f = d / "eval_info.json"
+        if d.name[1:].isdigit() and f.is_file():
+            out[int(d.name[1:])] = json.loads(f.read_text())
+    if not out:
+        raise SystemExit(f"{root / run}: no s<k>/eval_info.json")
+    return out
+
+
+def plan_lines(root: Path, pairs: list[tuple[str, str]], width: float, episodes: list[int]) -> list[str]:
+    lines = [f"Plan for a 95% half-width <= {width:g} points, from the variance components of "
+             f"{root} (two-level: pipeline seeds, then episodes within task):", ""]
+    head = "| a - b | seeds x episodes/task now | Δ [95% two-level] | var seed | var episode (now) | MDE now | " \
+           + " | ".join(f"seeds at {E}/task" for E in episodes) + " |"
+    lines += [head, "|---|---|---|---:|---:|---:|" + "---:|" * len(episodes)]
+    for a, b in pairs:
+        ra, rb = _load_run(root, a), _load_run(root, b)
+        seeds = sorted(set(ra) & set(rb))
+        r = compare_pair([ra[s] for s in seeds], [rb[s] for s in seeds])
+        c = r["components"]
+        need = []
+        for E in episodes:
+            S = seeds_for_half_width(c, width, E)
+            need.append(f"{S} ({S * E * c.tasks:,} episodes)" if S else "> 1000")
+        lines.append(f"| {a} − {b} | {c.n_seeds} × {c.episodes_per_task} | {r['mean']:+.1f} [{r['low']:+.1f}, "
+                     f"{r['high']:+.1f}] | {c.seed:.1f} | {c.episode():.1f} | {r['mde']:.1f} | " + " | ".join(need) + " |")
+    lines += ["", "var seed: between-seed variance of the paired difference (points²) after removing the "
+              "episode part; var episode: a seed's episode variance at the observed episodes per task. "
+              "Seeds needed: fewest S with t(0.975, S−1)·sqrt((var seed + var episode(E))/S) <= the width."]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m care.evaluation.stats", description=plan_lines.__doc__)
+    ap.add_argument("--results", type=Path, default=Path("results/paper_mt10"))
+    ap.add_argument("--pair", nargs=2, action="append", metavar=("A", "B"), required=True,
+                    help="runs a and b (folders under --results with s<k>/eval_info.json); repeat")
+    ap.add_argument("--half-width", type=float, default=3.0)
+    ap.add_argument("--episodes", type=int, nargs="+", default=[20, 50, 100])
+    args = ap.parse_args(argv)
+    print("\n".join(plan_lines(args.results, [tuple(p) for p in args.pair], args.half_width, args.episodes)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
