@@ -851,6 +851,7 @@ class ReportBenchmark:
         seeds: the pipeline seeds (empty: the report's).
         claims: orderings "a > b" over runs (success), marked holds / reversed / not separated.
         paper: run -> the paper's success on this benchmark; paper_rows: run -> that row's name.
+        precision: the training precision of runs whose files do not record it (as the report's).
     """
 
     title: str = ""
@@ -866,6 +867,7 @@ class ReportBenchmark:
     claims: list[str] = field(default_factory=list)
     paper: dict[str, float] = field(default_factory=dict)
     paper_rows: dict[str, str] = field(default_factory=dict)
+    precision: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         if not self.title or not self.tasks or not self.methods:
@@ -913,7 +915,19 @@ class ReportConfig:
             recipe_goal: the fraction to reach (0.9: at least 90% of the ceiling's success).
         notes: section ("methods", "video", "probes", "semantic", "ablation", "recipes") -> a
             paragraph printed under that table: what the diagnostics say about its orderings,
-            written by whoever read them (the numbers beside it are rebuilt; keep it true).
+            written by whoever read them. A number in a note is a template the builder fills from
+            the result files, e.g. {mean:care} or {diff:care-no_pretrain} (vocabulary in
+            care.report.notes); a quantity the files cannot give fails the build.
+        precision: the training precision ("fp32", "bf16") of runs whose files do not record it
+            (job.json `training_precision`, else an explicit `mixed_precision` in the run's
+            finetune/pretrain config), as "run" or "run/s<k>" -> precision; the page says which
+            precisions were declared here. Two rows at different precisions are never compared.
+        references: precision -> the run each row of that precision is paired with in the
+            "Δ vs reference" columns (default: `reference` for every precision).
+        summary: the runs of the short results table written beside the page (summary.md, the
+            README's table), in row order.
+        allow_missing: build from the seeds every run of the page has (the page lists them)
+            instead of the configured seeds when some are missing.
         output_dir: receives README.md and the PNG plots.
         missing: only list what is missing (and the runs it belongs to), write nothing.
     """
@@ -940,6 +954,10 @@ class ReportConfig:
     ceiling: str | None = None
     recipe_goal: float | None = None
     notes: dict[str, str] = field(default_factory=dict)
+    precision: dict[str, str] = field(default_factory=dict)
+    references: dict[str, str] = field(default_factory=dict)
+    summary: list[str] = field(default_factory=list)
+    allow_missing: bool = False
     output_dir: Path = Path("docs/report")
     missing: bool = False
 

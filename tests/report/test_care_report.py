@@ -14,7 +14,9 @@ import pytest
 from care.cli import main, parse_config
 from care.configs import ReportConfig
 from care.errors import ConfigError
-from care.report.build import load_results, metric, paired, report, summary, verdict
+from care.report.build import (
+    compare_success, load_results, metric, paired, report, success_interval, summary, verdict,
+)
 
 TASKS = ["reach-v3", "drawer-close-v3"]
 
@@ -84,11 +86,18 @@ def test_hand_computed_means_intervals_and_verdicts(results, tmp_path):
     assert p["diffs"] == [25.0, 25.0, 50.0]
     half = 4.302652730 * math.sqrt(((25 - 100 / 3) ** 2 * 2 + (50 - 100 / 3) ** 2) / 2) / math.sqrt(3)
     assert p["ci"]["low"] == pytest.approx(100 / 3 - half) and p["ci"]["high"] == pytest.approx(100 / 3 + half)
-    assert verdict(care, ref, True)[0] == "not separated"  # the interval [-2.5, 69.2] holds 0
-    # LP-MSE: lower is better; care beats como by 0.10, 0.09, 0.12 on every seed
-    assert verdict(metric(res, "care", "lp_mse"), metric(res, "como", "lp_mse"), False)[0] == "holds"
-    # semantic: care 80, 81, 82 vs como 85 on every seed: the paper's ordering is reversed here
-    assert verdict(metric(res, "care", "semantic"), metric(res, "como", "semantic"), True)[0] == "reversed"
+    # the interval [-2.5, 69.2] holds 0; MDE (t(0.975, 2) + t(0.8, 2)) * 14.43 / sqrt(3) = 44.7
+    assert verdict(care, ref, True)[0] == "not separated (MDE 44.7)"
+    # LP-MSE: lower is better; care beats como by 0.10, 0.09, 0.12 on every seed: clear of 0, but
+    # 3 seeds are too few for a verdict (at least 5)
+    assert verdict(metric(res, "care", "lp_mse"), metric(res, "como", "lp_mse"), False)[0] == \
+        "too few seeds (n=3), direction: +"
+    # semantic: care 80, 81, 82 vs como 85 on every seed: the paper's ordering goes the other way
+    assert verdict(metric(res, "care", "semantic"), metric(res, "como", "semantic"), True)[0] == \
+        "too few seeds (n=3), direction: −"
+    five = {k: v for k, v in enumerate([0.1, 0.2, 0.15, 0.12, 0.18])}
+    assert verdict(five, {k: 0.0 for k in five}, True)[0] == "holds"
+    assert verdict({k: 0.0 for k in five}, five, True)[0] == "reversed"
     assert verdict({0: 1.0}, {0: 0.0}, True)[0].startswith("not separated (1 seed")
 
 
@@ -98,9 +107,13 @@ def test_the_page_and_plots(results, tmp_path):
                  "--claims", '{"methods": ["care > no_pretrain"], "lp_mse": ["care > como"]}',
                  "--output-dir", str(tmp_path / "page")]) == 0
     page = (tmp_path / "page" / "README.md").read_text()
-    assert "| care | 75.0 ± 25.0 | 50.0 / 75.0 / 100.0 | +33.3 [-2.5, +69.2] |" in page
-    assert "here: **not separated**" in page and "here: **holds**" in page
-    assert "| care | 0.310 ± 0.010 |" in page  # LP-MSE mean and std over seeds
+    res = load_results(config(results, tmp_path))
+    one, two = success_interval(res, "care"), compare_success(res, "care", "no_pretrain", "test")
+    assert two["diffs"] == pytest.approx([25.0, 25.0, 50.0]) and two["mean"] == pytest.approx(100 / 3)
+    assert f"| care | unknown | 75.0 [{one['low']:.1f}, {one['high']:.1f}] | 50.0 / 75.0 / 100.0 | " \
+           f"+33.3 [{two['low']:+.1f}, {two['high']:+.1f}] |" in page
+    assert f"here: **{two['verdict']}**" in page and "here: **too few seeds (n=3), direction: +**" in page
+    assert "| care | unknown | 0.310 ± 0.010 |" in page  # LP-MSE mean and std over seeds
     assert {"README.md", "success_per_task.png", "probes.png"} <= {p.name for p in (tmp_path / "page").iterdir()}
 
 
@@ -220,8 +233,11 @@ def test_a_further_benchmark_gets_its_own_table_under_its_own_protocol(results, 
     page = (tmp_path / "page" / "README.md").read_text()
     assert "## Tab. 1 on LIBERO-Object" in page
     # differences 50, 50: mean +50 with zero spread -> the interval is the point, and the ordering holds
-    assert "| CARE | 75.0 ± 35.4 | 100.0 / 50.0 | +50.0 [+50.0, +50.0] | 86.4 (Ours) |" in page
-    assert "CARE better than no_pretrain** (success) — here: **holds**" in page
+    # one episode per task: resampling it changes nothing, so only the 2 seeds vary: care's seeds
+    # 100 and 50 give resampled means 50, 75, 100 (1/4, 1/2, 1/4) -> [50, 100]; the differences
+    # are 50 and 50 -> [50, 50], clear of 0, but 2 seeds are too few for a verdict
+    assert "| CARE | unknown | 75.0 [50.0, 100.0] | 100.0 / 50.0 | +50.0 [+50.0, +50.0] | 86.4 (Ours) |" in page
+    assert "CARE better than no_pretrain** (success) — here: **too few seeds (n=2), direction: +**" in page
     assert "| pick_up_the_milk_and_place_it_in_the_basket | 50 | 100 |" in page  # per task, mean over seeds
     assert (tmp_path / "page" / "success_per_task_libero_object.png").is_file()
 
@@ -298,14 +314,18 @@ def test_the_recipe_ladder_pairs_each_change_with_its_base_and_the_ceiling(resul
     assert report(cfg) == 0
     page = (tmp_path / "page" / "README.md").read_text()
     rows = {line.split("|")[1].strip(): line for line in page.splitlines() if line.startswith("| ")}
-    # + shift - CARE: 25, 25, 0 -> mean 16.7, sd 14.43, t(2) 4.303 * 14.43 / sqrt(3) = 35.86
-    assert "CARE: +16.7 [-19.2, +52.5] — not separated" in rows["+ shift"]
-    assert rows["+ shift"].rstrip().endswith("| 92% |") and rows["CARE"].rstrip().endswith("| 75% |")
+    # + shift - CARE: 25, 25, 0 -> mean 16.7, its two-level interval and verdict
+    res = load_results(cfg)
+    p = compare_success(res, "care_shift", "care", "test")
+    assert p["diffs"] == pytest.approx([25.0, 25.0, 0.0])
+    assert f"CARE: +16.7 [{p['low']:+.1f}, {p['high']:+.1f}] — {p['verdict']}" in rows["+ shift"]
+    assert rows["+ shift"].rstrip().endswith("| 92% (of s0,1,2) |") and rows["CARE"].rstrip().endswith("| 75% (of s0,1,2) |")
     assert "| (first) |" in rows["CARE"]
     # + chunk 8 is paired with CARE on seeds 0 and 1: 25 - 50, 25 - 75
     assert "CARE: -37.5 [" in rows["+ chunk 8"]
-    assert rows["+ luck"].rstrip().endswith("| 100% |")
-    assert "+ shift, 92% of it — goal **reached** (on the means; rows with all 3 seeds)" in page and "at least 90% of LS's success (90.0%)" in page
+    assert rows["+ luck"].rstrip().endswith("| 100% (of s0,1,2) |")
+    assert "Best recipe so far: + shift, 92% of LS's unknown seed(s) 0, 1, 2 (100.0%) — goal **reached** (on the " \
+           "means; rows with all 3 seeds)" in page and "at least 90% of LS's success" in page
     assert (tmp_path / "page" / "recipes.png").stat().st_size > 1000
     assert "results/care_chunk/s2/eval_info.json" in page.replace(str(results.parent) + "/", "")
     with pytest.raises(ValueError, match="recipe_base names run"):

@@ -194,14 +194,14 @@ def seeds_for_half_width(c: Components, width: float, E: int, level: float = LEV
 # --- words ---------------------------------------------------------------------------------------
 
 
-def verdict(low: float, high: float, n_seeds: int, mde_value: float | None = None, mean: float | None = None) -> str:
+def verdict(low: float, high: float, n_seeds: int, mde_value: float | None = None, digits: int = 1) -> str:
     """"holds" / "reversed" (clear of zero, >= MIN_SEEDS seeds), "too few seeds (n=3), direction:
     +" (clear of zero, fewer seeds), or "not separated (MDE x.x)"."""
     if low > 0 or high < 0:
         if n_seeds >= MIN_SEEDS:
             return "holds" if low > 0 else "reversed"
         return f"too few seeds (n={n_seeds}), direction: {'+' if low > 0 else '−'}"
-    return "not separated" + (f" (MDE {mde_value:.1f})" if mde_value is not None and math.isfinite(mde_value) else "")
+    return "not separated" + (f" (MDE {mde_value:.{digits}f})" if mde_value is not None and math.isfinite(mde_value) else "")
 
 
 def compare_pair(a: list[dict], b: list[dict], resamples: int = RESAMPLES, seed: int = RNG_SEED) -> dict:

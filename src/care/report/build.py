@@ -19,11 +19,23 @@ ours, and for every ordering the paper claims whether it holds here) and three P
     method under its own protocol, per task, and a plot
 
 A seed is the whole pipeline (pretraining seed k, then fine-tuning seed k), so the intervals
-include the variance of pretraining. An ordering "a > b" is tested on the seeds both runs have,
-paired: it *holds* when the 95% t-interval of the per-seed difference lies above 0, is
-*reversed* when it lies below 0, and is *not separated* otherwise (with one seed: no interval,
-never separated). A result file that is missing is named on the page and in the output; one that
-does not match the protocol stops the report with the file and the field.
+include the variance of pretraining. Success intervals are two-level (care.evaluation.stats):
+they resample the pipeline seeds and, within each, the evaluation episodes of every task, paired
+episode by episode where two runs are compared. An ordering "a > b" is tested on the seeds both
+runs have: it *holds* (or is *reversed*) only when that 95% interval is clear of 0 and there are
+at least 5 seeds; clear of 0 with fewer seeds it reads "too few seeds (n=3), direction: +";
+otherwise "not separated (MDE x.x)", with the smallest difference those seeds x episodes detect
+at 80% power. Probe metrics (one number per seed) use the t-interval over seeds, same words.
+
+Every comparison is at one training precision: a run's precision is read from its files (job.json
+`training_precision`, else an explicit `mixed_precision` in its finetune/pretrain config, else the
+report config's `precision:`), and a claim, a recipe pairing or a note that pairs two runs at
+different precisions stops the build naming both files. "Δ vs reference" columns pair a row with
+the reference of its own precision (`references:`), or show why not.
+
+Notes are templates (care.report.notes): every number in them is computed from the files. A
+result file that is missing is named on the page and in the output; one that does not match the
+protocol stops the report with the file and the field.
 """
 
 from __future__ import annotations
@@ -34,10 +46,14 @@ from pathlib import Path
 
 import numpy as np
 
+import yaml
+
 from care.configs import ReportBenchmark, ReportConfig
 from care.errors import ConfigError
-from care.evaluation.compare import t_interval
+from care.evaluation import stats
+from care.evaluation.stats import t_interval
 from care.io import atomic_write_bytes, read_json
+from care.report.notes import Quantities
 
 FILES = {"eval": "eval_info.json", "probe": "probe.json", "probe_shared": "probe_shared.json",
          "pretrain": "val_metrics.json", "finetune": "policy_config.json"}
@@ -53,9 +69,49 @@ class Results:
     files: dict[str, dict[str, dict[int, dict]]] = field(default_factory=dict)
     missing: list[tuple[str, int, str]] = field(default_factory=list)  # (run, seed, path)
     benchmarks: dict[str, Results] = field(default_factory=dict)  # further benchmarks, by title
+    root: Path = Path(".")
+    declared: dict[str, str] = field(default_factory=dict)  # the config's `precision:`
+    seeds: list[int] = field(default_factory=list)  # the pipeline seeds the page is built from
+    _precision: dict[tuple[str, int], tuple[str, str]] = field(default_factory=dict)
 
     def get(self, kind: str, run: str) -> dict[int, dict]:
         return self.files.get(kind, {}).get(run, {})
+
+    def precision(self, run: str, seed: int) -> tuple[str, str]:
+        """(training precision, where it was read) of one run's seed: job.json
+        `training_precision`, else an explicit fp32/bf16 `mixed_precision` in the seed's
+        finetune/pretrain config, else the report config's `precision:` ("run/s<k>" or "run"),
+        else "unknown"."""
+        key = (run, seed)
+        if key not in self._precision:
+            self._precision[key] = read_precision(self.root / run / f"s{seed}", run, seed, self.declared)
+        return self._precision[key]
+
+
+def read_precision(folder: Path, run: str, seed: int, declared: dict[str, str]) -> tuple[str, str]:
+    job = folder / "job.json"
+    if job.is_file():
+        p = read_json(job).get("training_precision")
+        if p:
+            return str(p), str(job)
+    found = []
+    for name in ("finetune_config.yaml", "pretrain_config.yaml"):
+        f = folder / name
+        if f.is_file():
+            try:
+                mp = (yaml.safe_load(f.read_text()) or {}).get("mixed_precision")
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{f}: not readable YAML ({e})") from None
+            if mp in ("fp32", "bf16"):
+                found.append((str(mp), str(f)))
+    if found:
+        if len({p for p, _ in found}) > 1:
+            return "mixed", " and ".join(f for _, f in found)
+        return found[0]
+    for key in (f"{run}/s{seed}", run):
+        if key in declared:
+            return str(declared[key]), f"the report config's precision.{key} ({folder} records only `auto`)"
+    return "unknown", f"{folder} (no job.json training_precision, no explicit mixed_precision)"
 
 
 def needed(cfg: ReportConfig) -> dict[str, list[str]]:
@@ -64,8 +120,8 @@ def needed(cfg: ReportConfig) -> dict[str, list[str]]:
         return list(dict.fromkeys(xs))
 
     recipes = [*cfg.recipes, *cfg.recipe_base.values(), *([cfg.ceiling] if cfg.recipes and cfg.ceiling else [])]
-    evals = uniq([*cfg.methods, *([cfg.reference] if cfg.methods or cfg.recipes else []), *cfg.video, *cfg.ablation,
-                  *recipes])
+    refs = [cfg.reference] if cfg.methods or cfg.recipes or cfg.video or cfg.ablation or cfg.summary else []
+    evals = uniq([*cfg.methods, *refs, *cfg.references.values(), *cfg.video, *cfg.ablation, *recipes, *cfg.summary])
     return {"eval": evals, "probe": uniq(cfg.probes), "probe_shared": uniq(cfg.probes), "pretrain": uniq(cfg.ablation)}
 
 
@@ -135,18 +191,34 @@ def _check_pretrain(info: dict, path: Path) -> None:
         raise ConfigError(f"{path}: not a pretraining val_metrics.json (no 'final')")
 
 
-def load_results(cfg: ReportConfig) -> Results:
+def load_results(cfg: ReportConfig, seeds: list[int] | None = None) -> Results:
+    """Every file the page needs, of `seeds` (default: the config's). With `cfg.allow_missing`
+    and files missing, the page is built from the seeds that every run has (stated on the page)."""
+    if seeds is None and cfg.allow_missing:
+        full = load_results(cfg, list(cfg.seeds))
+        if not full.missing:
+            return full
+        short = {s for _, s, _ in full.missing}
+        complete = [s for s in cfg.seeds if s not in short]
+        if not complete:
+            raise ConfigError(f"{cfg.results}: --allow-missing, but no pipeline seed of {list(cfg.seeds)} has every "
+                              "result file the page needs (care report --missing lists them)")
+        res = load_results(cfg, complete)
+        res.missing = full.missing  # still listed on the page, as the seeds left out
+        return res
+    seeds = list(cfg.seeds) if seeds is None else seeds
     tasks = _tasks(cfg)
     checks = {"eval": lambda info, path: _check_eval(info, path, cfg, tasks), "pretrain": _check_pretrain}
-    res = Results()
+    res = Results(root=Path(cfg.results), declared=dict(cfg.precision), seeds=seeds)
     for kind, runs in needed(cfg).items():
-        _load(res, cfg.results, kind, runs, cfg.seeds, checks.get(kind))
+        _load(res, cfg.results, kind, runs, seeds, checks.get(kind))
     for kind in ("probe", "probe_shared"):
         _check_probe_settings(res.files.get(kind, {}), kind, Path(cfg.results))
     # optional: the fine-tuning's held-out action error, where the run kept its policy_config.json
-    _load(res, cfg.results, "finetune", needed(cfg)["eval"], cfg.seeds, optional=True)
+    _load(res, cfg.results, "finetune", needed(cfg)["eval"], seeds, optional=True)
     for b in cfg.benchmarks:
-        res.benchmarks[b.title] = bres = Results()
+        res.benchmarks[b.title] = bres = Results(root=Path(b.results), declared=dict(b.precision),
+                                                 seeds=list(b.seeds or cfg.seeds))
         _load(bres, b.results, "eval", list(dict.fromkeys([*b.methods, b.reference])), b.seeds or cfg.seeds,
               lambda info, path, b=b: _check_eval(info, path, b, list(b.tasks)))
         res.missing += bres.missing
@@ -179,26 +251,75 @@ def summary(values: dict[int, float]) -> dict:
 
 
 def paired(a: dict[int, float], b: dict[int, float]) -> dict:
-    """a - b on the seeds both have: per-seed differences, their mean and 95% t-interval."""
+    """a - b on the seeds both have, for a metric with one number per seed (the probes): per-seed
+    differences, their mean, 95% t-interval and the MDE from their spread."""
     seeds = sorted(set(a) & set(b))
     d = np.array([a[s] - b[s] for s in seeds], dtype=np.float64)
-    return {"seeds": seeds, "diffs": d.tolist(), "mean": float(d.mean()) if len(d) else math.nan,
-            "ci": t_interval(d)}
+    ci = t_interval(d)
+    out = {"seeds": seeds, "diffs": d.tolist(), "mean": float(d.mean()) if len(d) else math.nan, "ci": ci,
+           "interval": "t over seeds", "mde": math.nan}
+    if ci:
+        out.update(low=ci["low"], high=ci["high"],
+                   mde=stats.mde(stats.Components(float(d.var(ddof=1)), 0.0, len(d), 1, 1)))
+    return out
 
 
-def verdict(a: dict[int, float], b: dict[int, float], higher_better: bool) -> tuple[str, dict]:
-    """Does "a is better than b" hold (see the module docstring)? -> (verdict, paired stats)."""
-    p = paired(a, b) if higher_better else paired(b, a)  # positive = a better
+def _word(p: dict, digits: int = 1) -> str:
     if not p["seeds"]:
-        return "not measured yet", p
-    if p["ci"] is None:
-        return f"not separated (1 seed: {p['mean']:+.3g})", p
-    lo, hi = p["ci"]["low"], p["ci"]["high"]
-    if lo > 0:
-        return "holds", p
-    if hi < 0:
-        return "reversed", p
-    return "not separated", p
+        return "not measured yet"
+    if "low" not in p:
+        return f"not separated (1 seed: {p['mean']:+.3g})"
+    return stats.verdict(p["low"], p["high"], len(p["seeds"]), p["mde"], digits)
+
+
+def verdict(a: dict[int, float], b: dict[int, float], higher_better: bool, digits: int = 1) -> tuple[str, dict]:
+    """Does "a is better than b" hold, for a metric of one number per seed? -> (verdict, paired)."""
+    p = paired(a, b) if higher_better else paired(b, a)  # positive = a better
+    return _word(p, digits), p
+
+
+def check_precision(res: Results, a: str, b: str, seeds: list[int], what: str) -> str:
+    """The one precision of a and b on `seeds`; ConfigError naming both files otherwise."""
+    got = set()
+    for s in seeds:
+        (pa, fa), (pb, fb) = res.precision(a, s), res.precision(b, s)
+        if pa != pb:
+            raise ConfigError(
+                f"{what}: {a} seed {s} trained in {pa} ({fa}) but {b} seed {s} in {pb} ({fb}); a comparison "
+                "needs one training precision: compare rows of the same precision, re-run one of them at the "
+                "other's, or declare an unrecorded precision in the report config's `precision:`")
+        got.add(pa)
+    return "/".join(sorted(got))
+
+
+def compare_success(res: Results, a: str, b: str, what: str) -> dict:
+    """Success of a minus b (points) on the seeds both have, at one precision: per-seed
+    differences and the two-level interval, MDE and verdict of care.evaluation.stats."""
+    ea, eb = res.get("eval", a), res.get("eval", b)
+    seeds = sorted(set(ea) & set(eb))
+    if not seeds:
+        return {"seeds": [], "diffs": [], "mean": math.nan}
+    prec = check_precision(res, a, b, seeds, what)
+    r = stats.compare_pair([ea[s] for s in seeds], [eb[s] for s in seeds])
+    out = {k: r[k] for k in ("diffs", "mean", "low", "high", "mde", "verdict", "var_seed", "var_episode",
+                             "episodes_per_task")}
+    return {**out, "seeds": seeds, "precision": prec, "interval": "two-level"}
+
+
+def success_interval(res: Results, run: str) -> dict | None:
+    """One run's success over its seeds and episodes: mean and two-level 95% interval."""
+    infos = [res.get("eval", run)[s] for s in sorted(res.get("eval", run))]
+    return stats.two_level_bootstrap(stats.episode_array(infos)) if infos else None
+
+
+def row_precision(res: Results, run: str) -> str:
+    """The run's training precision, or "mixed (s0–1 bf16, s2 fp32)" when its seeds differ."""
+    by = {s: res.precision(run, s)[0] for s in sorted(res.get("eval", run))}
+    vals = list(dict.fromkeys(by.values()))  # in seed order
+    if len(vals) <= 1:
+        return vals[0] if vals else "—"
+    parts = [f"s{','.join(str(s) for s in by if by[s] == v)} {v}" for v in vals]
+    return "mixed (" + "; ".join(parts) + ")"
 
 
 # --- the page --------------------------------------------------------------------------------
@@ -219,9 +340,13 @@ def _seeds(s: dict, digits: int = 1) -> str:
 def _diff(p: dict, digits: int = 1) -> str:
     if not p["seeds"]:
         return "—"
-    if p["ci"] is None:
+    if "low" not in p:
         return f"{p['mean']:+.{digits}f} (1 seed)"
-    return f"{p['mean']:+.{digits}f} [{p['ci']['low']:+.{digits}f}, {p['ci']['high']:+.{digits}f}]"
+    return f"{p['mean']:+.{digits}f} [{p['low']:+.{digits}f}, {p['high']:+.{digits}f}]"
+
+
+def _interval(r: dict | None, digits: int = 1) -> str:
+    return "—" if r is None else f"{r['mean']:.{digits}f} [{r['low']:.{digits}f}, {r['high']:.{digits}f}]"
 
 
 def _paper(cfg: ReportConfig, run: str, key: str, digits: int = 1) -> str:
@@ -233,9 +358,59 @@ def _paper_cell(v: float | None, row: str | None, digits: int = 1) -> str:
     return "—" if v is None else f"{v:.{digits}f}" + (f" ({row})" if row else "")
 
 
-def note(cfg: ReportConfig, section: str) -> list[str]:
-    """The config's paragraph on a section's orderings, if any."""
+def quantities(cfg: ReportConfig, res: Results) -> Quantities:
+    """What the notes may name, computed from `res` (care.report.notes)."""
+    tasks = _tasks(cfg)
+
+    def runs() -> set[str]:
+        return {d.name for d in res.root.iterdir() if d.is_dir()} if res.root.is_dir() else set()
+
+    def evals(run: str) -> dict[int, dict]:
+        if run not in res.files.get("eval", {}):  # a run the tables do not show: read it now
+            _load(res, res.root, "eval", [run], res.seeds, lambda info, path: _check_eval(info, path, cfg, tasks),
+                  optional=True)
+        return res.get("eval", run)
+
+    def seeds(run: str) -> list[int]:
+        return sorted(evals(run)) or [s for s in res.seeds if (res.root / run / f"s{s}").is_dir()]
+
+    def success(run: str) -> dict[int, float]:
+        v = {s: float(i["overall"]["pc_success"]) for s, i in evals(run).items()}
+        if not v:
+            raise KeyError(f"{res.root / run}: no eval_info.json of seeds {res.seeds}")
+        return v
+
+    def task(run: str, name: str) -> dict[int, float]:
+        out = {}
+        for s, info in evals(run).items():
+            row = [r for r in info["per_task"] if r["task"] in (name, f"{name}-v3")]
+            if not row:
+                raise KeyError(f"no task {name!r} in {run}'s evaluations ({', '.join(r['task'] for r in info['per_task'])})")
+            out[s] = float(row[0]["pc_success"])
+        if not out:
+            raise KeyError(f"{res.root / run}: no eval_info.json of seeds {res.seeds}")
+        return out
+
+    def interval(run: str) -> dict:
+        success(run)
+        return success_interval(res, run)
+
+    def compare(a: str, b: str, arg: str) -> dict:
+        success(a), success(b)
+        return compare_success(res, a, b, f"the quantity {arg}")
+
+    def precision(run: str) -> str:
+        success(run)
+        return row_precision(res, run)
+
+    return Quantities(res.root, runs, seeds, success, interval, compare, task, precision)
+
+
+def note(cfg: ReportConfig, section: str, res: Results | None = None) -> list[str]:
+    """The config's paragraph on a section's orderings, if any, its quantities filled from `res`."""
     text = cfg.notes.get(section, "").strip()
+    if text and res is not None:
+        text = quantities(cfg, res).fill(section, text)
     return [f"**What the diagnostics say.** {text}", ""] if text else []
 
 
@@ -243,37 +418,88 @@ def label(cfg: ReportConfig, run: str) -> str:
     return cfg.labels.get(run, run)
 
 
-def claims_block(cfg: ReportConfig, res: Results, table: str, claims: list[str] | None = None) -> list[str]:
+def claims_block(cfg: ReportConfig, res: Results, table: str, claims: list[str] | None = None,
+                 where: str | None = None) -> list[str]:
     """One line per claimed ordering of `table` (`claims`: a further benchmark's, else cfg's)."""
     name, higher = CLAIM_METRICS[table]
+    where = where or f"claims.{table}"
     lines = []
     for claim in cfg.claims.get(table, []) if claims is None else claims:
         a, sep, b = (x.strip() for x in claim.partition(">"))
         if not sep or not a or not b:
-            raise ConfigError(f"claims.{table}: {claim!r} is not of the form 'a > b'")
-        va, vb = metric(res, a, name), metric(res, b, name)
-        v, p = verdict(va, vb, higher)
-        lines.append(f"- paper: **{label(cfg, a)} better than {label(cfg, b)}** ({name}) — here: **{v}**"
-                     + (f"; difference {_diff(p, 3 if name in ('lp_mse', 's_pcfc') else 1)} over seeds "
-                        f"{', '.join(map(str, p['seeds']))}" if p["seeds"] else ""))
+            raise ConfigError(f"{where}: {claim!r} is not of the form 'a > b'")
+        if name == "success":
+            p = compare_success(res, a, b, f"{where}: {claim!r}")
+            v = stats.verdict(p["low"], p["high"], len(p["seeds"]), p["mde"]) if p["seeds"] else "not measured yet"
+            how = "two-level 95% interval"
+        else:
+            va, vb = metric(res, a, name), metric(res, b, name)
+            seeds = sorted(set(va) & set(vb))
+            check_precision(res, a, b, seeds, f"{where}: {claim!r}")
+            v, p = verdict(va, vb, higher, 3 if name in ("lp_mse", "s_pcfc") else 1)
+            how = "95% t-interval over seeds"
+        digits = 3 if name in ("lp_mse", "s_pcfc") else 1
+        extra = ""
+        if p["seeds"]:
+            prec = "/".join(sorted({res.precision(a, s)[0] for s in p["seeds"]}))
+            mde = f"; MDE {p['mde']:.{digits}f}" if math.isfinite(p.get("mde", math.nan)) else ""
+            extra = (f"; difference {_diff(p, digits)} ({how}, seeds {', '.join(map(str, p['seeds']))}, "
+                     f"{prec}{mde})")
+        lines.append(f"- paper: **{label(cfg, a)} better than {label(cfg, b)}** ({name}) — here: **{v}**{extra}")
     return lines
+
+
+def reference_for(res: Results, run: str, reference: str, references: dict[str, str]) -> tuple[str | None, str]:
+    """The run a row's "Δ vs reference" pairs with: the reference of the row's own precision
+    (`references`, default `reference`), or None and why not."""
+    p = row_precision(res, run)
+    if p.startswith("mixed"):
+        return None, "— (mixed precision)"
+    ref = references.get(p, reference)
+    if ref == run:
+        return None, "(reference)"
+    if not res.get("eval", ref):
+        return None, "—"
+    if row_precision(res, ref) != p:
+        return None, f"— (no {p} reference)"
+    return ref, ""
+
+
+def delta_cell(cfg: ReportConfig, res: Results, run: str, reference: str, references: dict[str, str]) -> str:
+    ref, why = reference_for(res, run, reference, references)
+    if ref is None:
+        return why
+    p = compare_success(res, run, ref, f"Δ of {run} against {ref}")
+    return _diff(p) + ("" if ref == reference else f" (vs {label(cfg, ref)})")
+
+
+def references_line(cfg: ReportConfig, res: Results, reference: str, references: dict[str, str]) -> list[str]:
+    refs = {p: r for p, r in references.items() if res.get("eval", r)}
+    if not refs:
+        return [f"Δ: paired with {label(cfg, reference)} (trained in {row_precision(res, reference)}) on the same "
+                "seeds and episodes, two-level 95% interval; only rows of its precision are paired."]
+    return ["Δ: paired with the reference of the row's own training precision ("
+            + "; ".join(f"{p}: {label(cfg, r)}" for p, r in sorted(refs.items()))
+            + ") on the same seeds and episodes, two-level 95% interval; rows are never paired across precisions."]
 
 
 def success_tables(cfg: ReportConfig, res: Results, runs: list[str], heading: str, paper_col: str,
                    bench: ReportBenchmark | None = None) -> list[str]:
     reference = bench.reference if bench else cfg.reference
-    ref = metric(res, reference, "success")
+    references = {} if bench else cfg.references
     l1 = any(metric(res, run, "val_l1") for run in runs)  # a column only where some run kept it
-    out = [f"| {heading} | success % (mean ± std) | per seed | Δ vs {label(cfg, reference)} [95% CI] | "
-           + ("held-out action L1 | " if l1 else "") + f"{paper_col} |", "|---|---:|---:|---:|" + ("---:|" if l1 else "") + "---:|"]
+    out = [f"| {heading} | precision | success % [95%] | per seed | Δ vs {label(cfg, reference)} [95%] | "
+           + ("held-out action L1 | " if l1 else "") + f"{paper_col} |",
+           "|---|---|---:|---:|---:|" + ("---:|" if l1 else "") + "---:|"]
     for run in runs:
-        v = metric(res, run, "success")
-        s = summary(v)
-        d = "(reference)" if run == reference else _diff(paired(v, ref))
+        s = summary(metric(res, run, "success"))
         paper = (_paper(cfg, run, "success") if bench is None
                  else _paper_cell(bench.paper.get(run), bench.paper_rows.get(run)))
         cell = f"{_fmt(summary(metric(res, run, 'val_l1')), 3)} | " if l1 else ""
-        out.append(f"| {label(cfg, run)} | {_fmt(s)} | {_seeds(s)} | {d} | {cell}{paper} |")
+        out.append(f"| {label(cfg, run)} | {row_precision(res, run)} | {_interval(success_interval(res, run))} | "
+                   f"{_seeds(s)} | {delta_cell(cfg, res, run, reference, references)} | {cell}{paper} |")
+    out += ["", "Success: mean over seeds and its two-level 95% interval (pipeline seeds, then episodes within "
+            "task). " + references_line(cfg, res, reference, references)[0]]
     if l1:
         out += ["", "Held-out action L1: the fine-tuning's error on labelled episodes it never trained on "
                 "(normalised actions, `val_l1` of policy_config.json; — where the run did not keep it)."]
@@ -308,7 +534,7 @@ def benchmark_section(cfg: ReportConfig, b: ReportBenchmark, res: Results, plot:
          f"pipeline seeds {seeds}. The paper's column is its own result on this benchmark (the row named in "
          "brackets), with its own data and model: compare orderings, not values.", ""]
     L += success_tables(cfg, res, b.methods, "method", f"paper SR ({b.title})", bench=b) + [""]
-    L += claims_block(cfg, res, "methods", claims=b.claims) + [""]
+    L += claims_block(cfg, res, "methods", claims=b.claims, where=f"benchmarks[{b.title}].claims") + [""]
     if plot:
         L += [f"![success per task, {b.title}]({plot})", ""]
     L += ["Success per task (%, mean over seeds):", ""] + per_task_table(cfg, res, b.methods, list(b.tasks)) + [""]
@@ -321,17 +547,20 @@ def recipe_base(cfg: ReportConfig, run: str) -> str | None:
     return cfg.recipe_base.get(run, cfg.recipes[i - 1] if i else None)
 
 
+def _ceiling_at(res: Results, ceiling: str, precision: str) -> dict[int, float]:
+    """The ceiling's success on its seeds that trained at `precision`."""
+    return {s: v for s, v in metric(res, ceiling, "success").items() if res.precision(ceiling, s)[0] == precision}
+
+
 def recipe_section(cfg: ReportConfig, res: Results, plot: str | None) -> list[str]:
-    ceil = summary(metric(res, cfg.ceiling, "success")) if cfg.ceiling else None
-    ref = metric(res, cfg.reference, "success")
-    frac_col = f" % of {label(cfg, cfg.ceiling)} |" if ceil else ""
+    frac_col = f" % of {label(cfg, cfg.ceiling)} (same precision) |" if cfg.ceiling else ""
     L = ["## Beyond the paper — the few-label recipe", "",
          "Each row changes one thing in the row it builds on, with the same labelled episodes (and the same "
-         "evaluation); Δ are paired over pipeline seeds."
-         + (f" Ceiling: {label(cfg, cfg.ceiling)}, {_fmt(ceil)}%." if ceil else ""), "",
-         f"| recipe | success % (mean ± std) | per seed | Δ vs the row it builds on [95% CI] | "
-         f"Δ vs {label(cfg, cfg.reference)} [95% CI] |{frac_col}",
-         "|---|---:|---:|---|---:|" + ("---:|" if ceil else "")]
+         "evaluation), at the same training precision; Δ are paired over pipeline seeds and episodes "
+         "(two-level 95% interval).", "",
+         f"| recipe | precision | success % [95%] | per seed | Δ vs the row it builds on [95%] | "
+         f"Δ vs {label(cfg, cfg.reference)} [95%] |{frac_col}",
+         "|---|---|---:|---:|---|---:|" + ("---:|" if cfg.ceiling else "")]
     best = None
     for run in cfg.recipes:
         v = metric(res, run, "success")
@@ -339,44 +568,61 @@ def recipe_section(cfg: ReportConfig, res: Results, plot: str | None) -> list[st
         base = recipe_base(cfg, run)
         vs_base = "(first)"
         if base:
-            word, p = verdict(v, metric(res, base, "success"), True)
-            word = {"holds": "better", "reversed": "worse"}.get(word, word)
-            vs_base = f"{label(cfg, base)}: {_diff(p)}" + (f" — {word}" if p["seeds"] else "")
+            p = compare_success(res, run, base, f"recipe_base: {run} builds on {base}")
+            vs_base = f"{label(cfg, base)}: {_diff(p)}" + (f" — {p['verdict']}" if p["seeds"] else "")
+        prec = row_precision(res, run)
         frac = ""
-        if ceil:
-            frac = f" {100 * s['mean'] / ceil['mean']:.0f}% |" if s["n"] and ceil["n"] and ceil["mean"] > 0 else " — |"
-        L.append(f"| {label(cfg, run)} | {_fmt(s)} | {_seeds(s)} | {vs_base} | {_diff(paired(v, ref))} |{frac}")
-        if s["n"] == len(cfg.seeds) and (best is None or s["mean"] > best[1]):  # only rows with every seed
-            best = (run, s["mean"])
-    L.append("")
-    if cfg.recipe_goal and ceil and ceil["n"] and best:
-        got = best[1] / ceil["mean"]
-        L += [f"Goal: at least {100 * cfg.recipe_goal:.0f}% of {label(cfg, cfg.ceiling)}'s success "
-              f"({cfg.recipe_goal * ceil['mean']:.1f}%). Best recipe so far: {label(cfg, best[0])}, "
-              f"{100 * got:.0f}% of it — goal **{'reached' if got >= cfg.recipe_goal else 'not reached'}** "
-              f"(on the means; rows with all {len(cfg.seeds)} seeds).", ""]
-    L += note(cfg, "recipes")
+        if cfg.ceiling:
+            ceil = summary(_ceiling_at(res, cfg.ceiling, prec))
+            frac = (f" {100 * s['mean'] / ceil['mean']:.0f}% (of s{','.join(map(str, ceil['seeds']))}) |"
+                    if s["n"] and ceil["n"] and ceil["mean"] > 0 else " — |")
+            if s["n"] == len(res.seeds) and ceil["n"] and (best is None or s["mean"] / ceil["mean"] > best[1]):
+                best = (run, s["mean"] / ceil["mean"], ceil, prec)  # only rows with every seed
+        L.append(f"| {label(cfg, run)} | {prec} | {_interval(success_interval(res, run))} | {_seeds(s)} | {vs_base} | "
+                 f"{delta_cell(cfg, res, run, cfg.reference, cfg.references)} |{frac}")
+    L += ["", references_line(cfg, res, cfg.reference, cfg.references)[0], ""]
+    if cfg.recipe_goal and best:
+        run, got, ceil, prec = best
+        L += [f"Goal: at least {100 * cfg.recipe_goal:.0f}% of {label(cfg, cfg.ceiling)}'s success. Best recipe "
+              f"so far: {label(cfg, run)}, {100 * got:.0f}% of {label(cfg, cfg.ceiling)}'s {prec} seed(s) "
+              f"{', '.join(map(str, ceil['seeds']))} ({ceil['mean']:.1f}%) — goal "
+              f"**{'reached' if got >= cfg.recipe_goal else 'not reached'}** (on the means; rows with all "
+              f"{len(res.seeds)} seeds).", ""]
+    L += note(cfg, "recipes", res)
     if plot:
         L += [f"![recipe ladder]({plot})", ""]
     return L
 
 
 def build_page(cfg: ReportConfig, res: Results, plots: dict[str, str]) -> str:
+    left_out = [x for x in cfg.seeds if x not in res.seeds]
     L = [f"# {cfg.title}", "",
          f"Rebuilt by `care report` from `{cfg.results}` (committed result files only). Protocol: "
          f"{cfg.tasks}, {cfg.episodes_per_task} evaluation episodes per task (env seeds {cfg.eval_seed}+), "
-         f"step limit {cfg.max_steps}; pipeline seeds {cfg.seeds} (seed k = pretraining seed k, then fine-tuning "
-         f"seed k). ± is the standard deviation over seeds; [ ] a 95% Student-t interval over seeds of the paired "
-         "difference. The paper's numbers are LIBERO averages of its own rows (the row named in brackets): "
-         "compare orderings, not values.", ""]
-    if res.missing:
+         f"step limit {cfg.max_steps}; pipeline seeds {res.seeds} (seed k = pretraining seed k, then fine-tuning "
+         "seed k). Success is the mean over seeds with its two-level 95% interval (resampling the pipeline seeds, "
+         "then the episodes within each task; paired episode by episode for a difference). An ordering holds or "
+         f"is reversed only when its interval is clear of 0 with at least {stats.MIN_SEEDS} seeds; MDE is the "
+         "smallest difference those seeds × episodes detect with 80% power (α = 0.05). Every comparison is "
+         "between runs trained at one precision (the precision column; read from each run's job.json or config, "
+         "else declared in the report config). The paper's numbers are LIBERO averages of its own rows (the row "
+         "named in brackets): compare orderings, not values.", ""]
+    declared = sorted({f"{r}/s{s}" for r in res.files.get("eval", {}) for s in res.get("eval", r)
+                       if "report config" in res.precision(r, s)[1]})
+    if declared:
+        L += [f"Training precision declared in the report config (the run's files record only `auto`): "
+              f"{', '.join(declared)}.", ""]
+    if left_out:
+        L += [f"**Built from pipeline seeds {res.seeds} only** (`--allow-missing`): seed(s) {left_out} of the "
+              f"configured {list(cfg.seeds)} lack result files (listed at the end).", ""]
+    elif res.missing:
         runs = sorted({r for r, _, _ in res.missing})
         L += [f"**Not complete:** {len(res.missing)} result file(s) missing, of run(s) {', '.join(runs)} "
               "(listed at the end; `care report --missing`). Tables show the seeds that exist.", ""]
     if cfg.methods:
         L += ["## Tab. 1 — success rate by pretraining method", ""]
         L += success_tables(cfg, res, cfg.methods, "method", "paper SR (LIBERO avg.)") + [""]
-        L += claims_block(cfg, res, "methods") + [""] + note(cfg, "methods")
+        L += claims_block(cfg, res, "methods") + [""] + note(cfg, "methods", res)
         if "success" in plots:
             L += [f"![success per task]({plots['success']})", ""]
         L += ["Success per task (%, mean over seeds):", ""] + per_task_table(cfg, res, cfg.methods, _tasks(cfg)) + [""]
@@ -385,17 +631,19 @@ def build_page(cfg: ReportConfig, res: Results, plots: dict[str, str]) -> str:
     if cfg.video:
         L += ["## Tab. 1 (data rows) — success by pretraining video", ""]
         L += success_tables(cfg, res, cfg.video, "pretraining video", "paper SR (row)") + [""]
-        L += claims_block(cfg, res, "video") + [""] + note(cfg, "video")
+        L += claims_block(cfg, res, "video") + [""] + note(cfg, "video", res)
         if "video" in plots:
             L += [f"![success vs video]({plots['video']})", ""]
     if cfg.probes:
         L += ["## Tab. 2 — latent probes: LP-MSE and S-PCFC (lower is better)", "",
-              "| method | LP-MSE | per seed | S-PCFC | per seed | paper LP-MSE | paper S-PCFC |", "|---|---:|---:|---:|---:|---:|---:|"]
+              "| method | precision | LP-MSE | per seed | S-PCFC | per seed | paper LP-MSE | paper S-PCFC |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
         for run in cfg.probes:
             lp, sp = summary(metric(res, run, "lp_mse")), summary(metric(res, run, "s_pcfc"))
-            L.append(f"| {label(cfg, run)} | {_fmt(lp, 3)} | {_seeds(lp, 3)} | {_fmt(sp, 3)} | {_seeds(sp, 3)} | "
-                     f"{_paper(cfg, run, 'lp_mse', 3)} | {_paper(cfg, run, 's_pcfc', 3)} |")
-        L += [""] + claims_block(cfg, res, "lp_mse") + claims_block(cfg, res, "s_pcfc") + [""] + note(cfg, "probes")
+            L.append(f"| {label(cfg, run)} | {row_precision(res, run)} | {_fmt(lp, 3)} | {_seeds(lp, 3)} | "
+                     f"{_fmt(sp, 3)} | {_seeds(sp, 3)} | {_paper(cfg, run, 'lp_mse', 3)} | {_paper(cfg, run, 's_pcfc', 3)} |")
+        L += ["", "± is the standard deviation over seeds."]
+        L += [""] + claims_block(cfg, res, "lp_mse") + claims_block(cfg, res, "s_pcfc") + [""] + note(cfg, "probes", res)
         if "probes" in plots:
             L += [f"![probes]({plots['probes']})", ""]
         L += ["## Tab. 3 — semantic accuracy on the shared-scene set (%)", "",
@@ -411,24 +659,59 @@ def build_page(cfg: ReportConfig, res: Results, plots: dict[str, str]) -> str:
             L.append(f"| initial + 9 {label(cfg, run)} latents | {_fmt(s)} | {_seeds(s)} | {_paper(cfg, run, 'semantic')} |")
         if shared:
             L.append(f"\nChance: {100 * float(shared[0].get('semantic_chance', math.nan)):.1f}%.")
-        L += [""] + claims_block(cfg, res, "semantic") + [""] + note(cfg, "semantic")
+        L += [""] + claims_block(cfg, res, "semantic") + [""] + note(cfg, "semantic", res)
     if cfg.ablation:
         L += ["## Tab. 4 — multi-task ablation", "",
-              "| objective | success % | per seed | Δ vs " + label(cfg, cfg.reference) + " [95% CI] | held-out latent loss | paper SR | paper latent loss |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
-        ref = metric(res, cfg.reference, "success")
+              "| objective | precision | success % [95%] | per seed | Δ vs " + label(cfg, cfg.reference)
+              + " [95%] | held-out latent loss | paper SR | paper latent loss |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
         for run in cfg.ablation:
             v = metric(res, run, "success")
             s, ll = summary(v), summary(metric(res, run, "latent_loss"))
-            L.append(f"| {label(cfg, run)} | {_fmt(s)} | {_seeds(s)} | {_diff(paired(v, ref))} | {_fmt(ll, 3)} | "
+            L.append(f"| {label(cfg, run)} | {row_precision(res, run)} | {_interval(success_interval(res, run))} | "
+                     f"{_seeds(s)} | {delta_cell(cfg, res, run, cfg.reference, cfg.references)} | {_fmt(ll, 3)} | "
                      f"{_paper(cfg, run, 'success')} | {_paper(cfg, run, 'latent_loss', 3)} |")
-        L += ["", "Latent loss: the pretraining's final held-out ‖ẑ − z*‖² (val_metrics.json `view_mse`).", ""]
-        L += claims_block(cfg, res, "ablation") + [""] + note(cfg, "ablation")
+        L += ["", "Latent loss: the pretraining's final held-out ‖ẑ − z*‖² (val_metrics.json `view_mse`; ± the "
+              "standard deviation over seeds). " + references_line(cfg, res, cfg.reference, cfg.references)[0], ""]
+        L += claims_block(cfg, res, "ablation") + [""] + note(cfg, "ablation", res)
     if cfg.recipes:
         L += recipe_section(cfg, res, plots.get("recipes"))
+    L += run_records(cfg, res)
     if res.missing:
         L += ["## Missing result files", ""] + [f"- `{p}`" for _, _, p in res.missing] + [""]
     return "\n".join(L)
+
+
+def run_records(cfg: ReportConfig, res: Results) -> list[str]:
+    """Per run, the commit and thread count its job.json files record (where they do): a
+    comparison should hold them fixed, since the thread count alone moves a seed."""
+    rows = []
+    for run, by_seed in res.files.get("eval", {}).items():
+        jobs = [res.root / run / f"s{s}" / "job.json" for s in sorted(by_seed)]
+        infos = [read_json(j) for j in jobs if j.is_file()]
+        commits = sorted({str(i["commit"])[:12] for i in infos if i.get("commit")})
+        threads = sorted({str(i["threads"]) for i in infos if i.get("threads") is not None})
+        if commits or threads:
+            rows.append(f"| {label(cfg, run)} | {', '.join(commits) or '—'} | {', '.join(threads) or '—'} |")
+    if not rows:
+        return []
+    return ["## Run records", "", "From each seed's job.json (runs that record them).", "",
+            "| run | commit(s) | threads |", "|---|---|---|", *rows, ""]
+
+
+def summary_table(cfg: ReportConfig, res: Results, link: str = "docs/report/README.md") -> str:
+    """The short results table (`summary:` rows) for the README: run, precision, success with its
+    two-level interval, Δ vs no pretraining at the same precision, seeds × episodes."""
+    L = [f"| run | precision | success % [95%] | Δ vs {label(cfg, cfg.reference)}, same precision [95%] | "
+         "seeds × episodes |", "|---|---|---:|---:|---|"]
+    for run in cfg.summary:
+        ev = res.get("eval", run)
+        eps = {sum(r["n_episodes"] if "n_episodes" in r else len(r["successes"]) for r in i["per_task"])
+               for i in ev.values()}
+        size = f"{len(ev)} × {'/'.join(map(str, sorted(eps)))}" if ev else "—"
+        L.append(f"| {label(cfg, run)} | {row_precision(res, run)} | {_interval(success_interval(res, run))} | "
+                 f"{delta_cell(cfg, res, run, cfg.reference, cfg.references)} | {size} |")
+    return "\n".join(L) + "\n"
 
 
 # --- plots ---------------------------------------------------------------------------------
@@ -542,6 +825,8 @@ def report(cfg: ReportConfig) -> int:
     plots = make_plots(cfg, res, out)
     page = build_page(cfg, res, plots)
     atomic_write_bytes(out / "README.md", page.encode())
+    if cfg.summary:
+        atomic_write_bytes(out / "summary.md", summary_table(cfg, res).encode())
     n = sum(len(s) for r in (res, *res.benchmarks.values()) for k in r.files.values() for s in k.values())
     print(f"care report: {out / 'README.md'} from {n} result file(s)"
           + (f"; {len(res.missing)} missing (care report --missing lists them)" if res.missing else ""))

@@ -1,0 +1,218 @@
+"""`care report`'s claims as strong as their evidence: notes computed from the files (a changed
+file changes every number it feeds, a quantity the files cannot give fails the build), one
+training precision per comparison, a page built from the complete seeds says so, and the
+README's results table is the builder's."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from care.cli import main, parse_config
+from care.configs import ReportConfig
+from care.errors import ConfigError
+from care.report.build import build_page, load_results, quantities, summary_table
+from care.report.notes import _FIELD
+
+ROOT = Path(__file__).parents[2]
+TASKS = ["reach-v3", "drawer-close-v3"]
+
+
+def _shipped(results: Path, **kw) -> ReportConfig:
+    cfg = parse_config(ReportConfig, ["--config", str(ROOT / "configs/report/paper_mt10.yaml")])
+    cfg.results, cfg.benchmarks = results, []
+    for k, v in kw.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+def _fields(cfg: ReportConfig) -> list[tuple[str, str, list[str], int | None]]:
+    return [(section, m.group(1), m.group(2).split(":"), int(m.group(3)) if m.group(3) else None)
+            for section, text in cfg.notes.items() for m in _FIELD.finditer(text)]
+
+
+def test_notes_are_computed_and_follow_a_changed_file(tmp_path):
+    results = tmp_path / "results"
+    shutil.copytree(ROOT / "results/paper_mt10", results)
+    cfg = _shipped(results)
+    fields = _fields(cfg)
+    assert len(fields) > 100  # every number of the notes is a quantity
+    names = r"fp32|bf16|MT\d+|stage \d|L1|±4 px|[Cc]hunks of 8|(?:step )?[13]000(?:-step| steps)?|R²"
+    for section, text in cfg.notes.items():  # no number outside a quantity, but in names
+        bare = re.sub(names, "", _FIELD.sub("", text))
+        assert not re.search(r"\d", bare), (section, re.findall(r".{0,20}\d.{0,20}", bare))
+
+    def values(cfg):
+        res = load_results(cfg)
+        q = quantities(cfg, res)
+        return build_page(cfg, res, {}), {(s, k, tuple(a)): q.value(k, a, d) for s, k, a, d in fields}
+
+    page0, before = values(cfg)
+    # care+fp32's seed 1 now succeeds on every episode, and its pretraining's point error moves
+    path = results / "care+fp32" / "s1" / "eval_info.json"
+    info = json.loads(path.read_text())
+    for r in info["per_task"]:
+        r["successes"] = [True] * len(r["successes"])
+        r["pc_success"] = 100.0
+    info["overall"]["pc_success"] = 100.0
+    path.write_text(json.dumps(info))
+    vm = results / "care+fp32" / "s0" / "val_metrics.json"
+    m = json.loads(vm.read_text())
+    m["final"]["point_epe_policy"] += 0.5
+    vm.write_text(json.dumps(m))
+    page1, after = values(cfg)
+    assert page1 != page0
+    changed = 0
+    for key, v in before.items():
+        section, kind, args = key
+        touches = "care+fp32" in re.split(r"[-:]", ":".join(args))
+        if kind in ("verdict", "precision", "n", "seedlist", "range", "fmean", "pct"):
+            continue  # words, counts, or quantities of files not changed
+        if kind == "file":
+            if args[0] == "care+fp32" and args[2] == "final.point_epe_policy":
+                assert after[key] != v, key
+                changed += 1
+            else:
+                assert after[key] == v, key
+            continue
+        if touches and kind in ("mean", "seeds", "ci", "diff", "diffs", "task", "taskseeds", "taskdiff"):
+            assert after[key] != v, key
+            assert after[key] in page1 or kind in ("task",), key
+            changed += 1
+        elif not touches:
+            assert after[key] == v, key
+    assert changed >= 15  # distinct quantities
+
+
+@pytest.mark.parametrize("note, quantity, why", [
+    ("{mean:nope}", "{mean:nope}", "no run 'nope'"),
+    ("{file:care+fp32:val_metrics.json:final.nokey}", "{file:care+fp32:val_metrics.json:final.nokey}", "nokey"),
+    ("{file:care+fp32:absent.json:x}", "{file:care+fp32:absent.json:x}", "absent.json does not exist"),
+    ("{diff:care-como}", "{diff:care-como}", "care seed 0 trained in bf16"),
+    ("{wat:care}", "{wat:care}", "unknown quantity kind 'wat'"),
+    ("about {this}", "{this}", "not a quantity"),
+])
+def test_a_note_naming_a_quantity_the_files_cannot_give_fails(tmp_path, note, quantity, why):
+    cfg = _shipped(ROOT / "results/paper_mt10", notes={"methods": note}, output_dir=tmp_path)
+    with pytest.raises(ConfigError) as e:
+        build_page(cfg, load_results(cfg), {})
+    assert "notes.methods" in str(e.value) and quantity in str(e.value) and why in str(e.value)
+
+
+def _eval(succ: dict[str, list[bool]]) -> dict:
+    per = [{"task": t, "pc_success": 100.0 * sum(s) / len(s), "successes": s, "n_episodes": len(s),
+            "seeds": list(range(1000, 1000 + len(s)))} for t, s in succ.items()]
+    flat = [x for s in succ.values() for x in s]
+    return {"per_task": per, "overall": {"pc_success": 100.0 * sum(flat) / len(flat)}, "config": {"max_steps": 200}}
+
+
+def _write(root: Path, run: str, seed: int, name: str, obj) -> Path:
+    d = root / run / f"s{seed}"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / name).write_text(obj if isinstance(obj, str) else json.dumps(obj))
+    return d / name
+
+
+def _toy(root: Path, precisions: dict[str, str | None], seeds=(0, 1, 2)) -> dict[str, list[Path]]:
+    rng = np.random.default_rng(0)
+    where = {}
+    for run, prec in precisions.items():
+        for k in seeds:
+            _write(root, run, k, "eval_info.json", _eval({t: (rng.random(4) < 0.5).tolist() for t in TASKS}))
+            if prec == "auto":
+                where.setdefault(run, []).append(_write(root, run, k, "finetune_config.yaml", "mixed_precision: auto\n"))
+            elif prec:
+                where.setdefault(run, []).append(_write(root, run, k, "job.json", {"training_precision": prec}))
+    return where
+
+
+def test_a_mixed_precision_pair_is_refused_naming_both_files(tmp_path):
+    root = tmp_path / "results"
+    files = _toy(root, {"care": "fp32", "no_pretrain": "bf16", "como": "fp32"})
+    _write(root, "no_pretrain", 0, "finetune_config.yaml", "mixed_precision: bf16\n")
+    base = dict(results=root, seeds=[0, 1, 2], tasks=",".join(TASKS), episodes_per_task=4, methods=["no_pretrain", "care", "como"],
+                output_dir=tmp_path / "page")
+    cfg = ReportConfig(**base, claims={"methods": ["care > no_pretrain"]})
+    with pytest.raises(ConfigError) as e:
+        build_page(cfg, load_results(cfg), {})
+    msg = str(e.value)
+    assert "claims.methods: 'care > no_pretrain'" in msg and "fp32" in msg and "bf16" in msg
+    assert str(files["care"][0]) in msg and str(files["no_pretrain"][0]) in msg  # job.json wins over the config
+    # a recipe pairing across precisions is refused the same way
+    cfg = ReportConfig(**{**base, "methods": []}, recipes=["no_pretrain", "care"])
+    with pytest.raises(ConfigError, match="recipe_base: care builds on no_pretrain: care seed 0 trained in fp32"):
+        build_page(cfg, load_results(cfg), {})
+    # the Δ column pairs a row with the reference of its own precision, or says there is none
+    cfg = ReportConfig(**base, claims={"methods": ["care > como"]})
+    page = build_page(cfg, load_results(cfg), {})
+    assert "| care | fp32 |" in page and "— (no fp32 reference) |" in page
+    cfg = ReportConfig(**base, references={"fp32": "como"})
+    page = build_page(cfg, load_results(cfg), {})
+    assert "(vs como) |" in page
+    # `auto` in the config is no record; the report config may declare it, and the page says so
+    root2 = tmp_path / "r2"
+    _toy(root2, {"care": "auto", "no_pretrain": "bf16"})
+    cfg = ReportConfig(**{**base, "results": root2, "methods": ["no_pretrain", "care"]}, claims={"methods": ["care > no_pretrain"]})
+    with pytest.raises(ConfigError, match=r"care seed 0 trained in unknown .*r2/care/s0 \(no job.json"):
+        build_page(cfg, load_results(cfg), {})
+    cfg.precision = {"care": "bf16"}
+    page = build_page(cfg, load_results(cfg), {})
+    assert "declared in the report config (the run's files record only `auto`): care/s0, care/s1, care/s2" in page
+
+
+def test_a_run_with_seeds_of_two_precisions_is_shown_never_paired(tmp_path):
+    root = tmp_path / "results"
+    _toy(root, {"care": "fp32", "no_pretrain": "fp32"})
+    _write(root, "care", 2, "job.json", {"training_precision": "bf16"})
+    cfg = ReportConfig(results=root, seeds=[0, 1, 2], tasks=",".join(TASKS), episodes_per_task=4,
+                       methods=["no_pretrain", "care"], output_dir=tmp_path / "page")
+    page = build_page(cfg, load_results(cfg), {})
+    assert "| care | mixed (s0,1 fp32; s2 bf16) |" in page and "— (mixed precision)" in page
+    cfg.claims = {"methods": ["care > no_pretrain"]}
+    with pytest.raises(ConfigError, match="care seed 2 trained in bf16"):
+        build_page(cfg, load_results(cfg), {})
+
+
+def test_the_headline_config_builds_from_the_complete_seeds_and_says_which(tmp_path, monkeypatch, capsys):
+    """configs/report/headline_mt10.yaml on synthetic files: 10 seeds of no pretraining, 7 of CARE."""
+    from care.envs.metaworld import resolve_tasks
+
+    cfg = parse_config(ReportConfig, ["--config", str(ROOT / "configs/report/headline_mt10.yaml")])
+    assert cfg.seeds == list(range(10)) and cfg.episodes_per_task == 100 and cfg.reference == "no_pretrain+fp32"
+    rng = np.random.default_rng(1)
+    root = tmp_path / "results" / "headline_mt10"
+    for run, n in (("no_pretrain+fp32", 10), ("care+fp32", 7)):
+        for k in range(n):
+            succ = {t: (rng.random(100) < 0.4).tolist() for t in resolve_tasks("MT10")}
+            _write(root, run, k, "eval_info.json", _eval(succ))
+            _write(root, run, k, "job.json", {"training_precision": "fp32", "commit": "0123456789abcdef", "threads": 2})
+    monkeypatch.chdir(tmp_path)  # the config's results path is relative
+    args = ["report", "--config", str(ROOT / "configs/report/headline_mt10.yaml"), "--output-dir", str(tmp_path / "page")]
+    assert main([*args, "--missing"]) == 0
+    out = capsys.readouterr().out
+    assert [f"care+fp32/s{k}/eval_info.json" in out for k in (7, 8, 9)] == [True] * 3 and "no_pretrain+fp32/s" not in out
+    assert main(args) == 0  # without --allow-missing: every seed there is, and the gaps named
+    page = (tmp_path / "page" / "README.md").read_text()
+    assert "**Not complete:** 3 result file(s) missing" in page
+    assert main([*args, "--allow-missing", "true"]) == 0
+    page = (tmp_path / "page" / "README.md").read_text()
+    assert "**Built from pipeline seeds [0, 1, 2, 3, 4, 5, 6] only** (`--allow-missing`): seed(s) [7, 8, 9]" in page
+    assert "seeds 0, 1, 2, 3, 4, 5, 6, fp32; MDE" in page  # the claim is over the complete seeds
+    assert "| CARE | 0123456789ab | 2 |" in page  # the run records
+    assert (tmp_path / "page" / "summary.md").read_text().count("| 7 × 1000 |") == 2
+
+
+def test_the_readme_results_table_is_the_builders():
+    """README's Results table is docs/report/summary.md, which `care report` writes; and the
+    committed results rebuild the same table."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Results", 1)[1].split("\n## ", 1)[0]
+    table = (ROOT / "docs/report/summary.md").read_text()
+    assert table.strip() in section
+    cfg = _shipped(ROOT / "results/paper_mt10")
+    assert summary_table(cfg, load_results(cfg)) == table
