@@ -717,14 +717,29 @@ def summary_table(cfg: ReportConfig, res: Results, link: str = "docs/report/READ
 # --- plots ---------------------------------------------------------------------------------
 
 
-def _bars(ax, names: list[str], series: list[dict[int, float]], color="C0"):
-    for i, vals in enumerate(series):
+def _hbars(ax, names: list[str], series: list[dict[int, float]], intervals: list[tuple[float, float] | None],
+           color="C0", xlabel: str = "success %"):
+    """Horizontal bars (long names stay readable), top to bottom in `names` order: the mean, its
+    95% interval as a black whisker, and the seeds as white-edged dots."""
+    y = np.arange(len(names))[::-1]
+    for yi, vals, ci in zip(y, series, intervals):
         xs = [vals[s] for s in sorted(vals)]
-        if xs:
-            ax.bar(i, np.mean(xs), color=color, alpha=0.6)
-            ax.scatter([i] * len(xs), xs, color="k", s=12, zorder=3)
-    ax.set_xticks(range(len(names)))
-    ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+        if not xs:
+            continue
+        ax.barh(yi, np.mean(xs), color=color, alpha=0.55, height=0.7)
+        if ci is not None:
+            ax.errorbar([np.mean(xs)], [yi], xerr=[[np.mean(xs) - ci[0]], [ci[1] - np.mean(xs)]], fmt="none",
+                        ecolor="k", elinewidth=1.4, capsize=4, zorder=4)
+        ax.scatter(xs, [yi] * len(xs), color="k", edgecolor="w", s=18, zorder=5)
+    ax.set_yticks(y)
+    ax.set_yticklabels(names, fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+
+
+def _legend_below(ax, fig, ncol: int = 3):
+    """A legend under the axes, never over the bars."""
+    ax.legend(fontsize=8, ncol=ncol, loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False)
 
 
 def short_names(tasks: list[str]) -> list[str]:
@@ -747,25 +762,54 @@ def make_plots(cfg: ReportConfig, res: Results, out: Path) -> dict[str, str]:
 
     from care.io import save_figure
 
+    def ci(run: str, r: Results = res) -> tuple[float, float] | None:
+        iv = success_interval(r, run)
+        return (iv["low"], iv["high"]) if iv else None
+
     def per_task_plot(res: Results, methods: list[str], tasks: list[str], title: str, path: Path) -> str | None:
         runs = [r for r in methods if res.get("eval", r)]
         if not runs:
             return None
-        fig, ax = plt.subplots(figsize=(max(8, 1.1 * len(tasks)), 4))
+        fig, ax = plt.subplots(figsize=(max(8, 1.15 * len(tasks)), 4.6))
         w = 0.8 / len(runs)
         for j, run in enumerate(runs):
+            infos = [res.get("eval", run)[s] for s in sorted(res.get("eval", run))]
+            x_all = stats.episode_array(infos)  # (seeds, tasks, episodes)
             for i, t in enumerate(tasks):
-                vals = [next(x["pc_success"] for x in info["per_task"] if x["task"] == t)
-                        for info in res.get("eval", run).values()]
+                k = [r["task"] for r in infos[0]["per_task"]].index(t)
+                b = stats.two_level_bootstrap(x_all[:, k:k + 1], resamples=1000)
+                vals = 100.0 * x_all[:, k].mean(axis=-1)
                 x = i + (j - (len(runs) - 1) / 2) * w
-                ax.bar(x, np.mean(vals), width=w, color=f"C{j}", alpha=0.6, label=label(cfg, run) if i == 0 else None)
-                ax.scatter([x] * len(vals), vals, color="k", s=6, zorder=3)
+                ax.bar(x, b["mean"], width=w, color=f"C{j}", alpha=0.65, label=label(cfg, run) if i == 0 else None)
+                ax.errorbar([x], [b["mean"]], yerr=[[b["mean"] - b["low"]], [b["high"] - b["mean"]]], fmt="none",
+                            ecolor="k", elinewidth=0.8, capsize=1.5, zorder=4)
+                ax.scatter([x] * len(vals), vals, color="k", s=4, zorder=5)
         ax.set_xticks(range(len(tasks)))
         names = short_names([t.replace("-v3", "") for t in tasks])
-        ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+        ax.set_xticklabels(names, rotation=25, ha="right", fontsize=8)
         ax.set_ylabel("success %")
-        ax.set_title(f"{title}: success per task and method (bars: mean over seeds; dots: seeds)")
-        ax.legend(fontsize=8, ncol=min(5, len(runs)))
+        ax.set_ylim(0, 105)
+        ax.set_title(f"{title}: success per task (bar: mean over seeds; whisker: 95% two-level interval; dots: seeds)",
+                     fontsize=9)
+        ax.legend(fontsize=8, ncol=min(7, len(runs)), loc="lower center", bbox_to_anchor=(0.5, 1.07), frameon=False)
+        return save_figure(fig, path).name
+
+    def row_name(run: str) -> str:
+        p = row_precision(res, run)
+        return label(cfg, run) if p in label(cfg, run) else f"{label(cfg, run)} ({p})"
+
+    def ladder(runs: list[str], color: str, title: str, path: Path, lines=()) -> str:
+        fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(runs) + 1.6))
+        _hbars(ax, [row_name(r) for r in runs], [metric(res, r, "success") for r in runs], [ci(r) for r in runs], color=color)
+        prec = row_precision(res, runs[0])
+        for run, style, c in lines:  # only the seeds at the rows' precision
+            s = summary(_ceiling_at(res, run, prec)) if run else {"n": 0}
+            if s["n"]:
+                seeds = "" if s["n"] == len(res.get("eval", run)) else f" seed(s) {', '.join(map(str, s['seeds']))}"
+                ax.axvline(s["mean"], color=c, ls=style, label=f"{label(cfg, run)}, {prec}{seeds}: mean")
+        if lines:
+            _legend_below(ax, fig, 2)
+        ax.set_title(title, fontsize=10)
         return save_figure(fig, path).name
 
     made = {}
@@ -778,34 +822,26 @@ def make_plots(cfg: ReportConfig, res: Results, out: Path) -> dict[str, str]:
             made[f"bench:{b.title}"] = name
     probes = [r for r in cfg.probes if res.get("probe", r)]
     if probes:
-        fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
+        fig, axes = plt.subplots(1, 2, figsize=(9, 0.5 * len(probes) + 1.6))
         for ax, name in zip(axes, ("lp_mse", "s_pcfc")):
-            _bars(ax, [label(cfg, r) for r in probes], [metric(res, r, name) for r in probes])
-            ax.set_title(f"{name.upper().replace('_', '-')} (lower is better)")
+            vals = [metric(res, r, name) for r in probes]
+            cis = [(t["low"], t["high"]) if (t := t_interval(list(v.values()))) else None for v in vals]
+            _hbars(ax, [row_name(r) for r in probes], vals, cis,
+                   xlabel=f"{name.upper().replace('_', '-')} (lower is better)")
+        axes[1].set_yticklabels([])
+        fig.suptitle("Latent probes (bar: mean; whisker: 95% t-interval over seeds; dots: seeds)", fontsize=10)
         made["probes"] = save_figure(fig, out / "probes.png").name
     video = [r for r in cfg.video if res.get("eval", r)]
     if video:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        _bars(ax, [label(cfg, r) for r in video], [metric(res, r, "success") for r in video], color="C2")
-        ref = summary(metric(res, cfg.reference, "success"))
-        if ref["n"]:
-            ax.axhline(ref["mean"], color="C3", ls="--", label=f"{label(cfg, cfg.reference)} (mean)")
-            ax.legend(fontsize=8)
-        ax.set_ylabel("success %")
-        ax.set_title("Success vs pretraining video")
-        made["video"] = save_figure(fig, out / "success_vs_video.png").name
+        ref = cfg.references.get(row_precision(res, video[0]), cfg.reference)
+        made["video"] = ladder(video, "C2", "Success by pretraining video (whisker: 95% two-level interval)",
+                               out / "success_vs_video.png", [(ref, "--", "C3")])
     recipes = [r for r in cfg.recipes if res.get("eval", r)]
     if recipes:
-        fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(recipes)), 3.5))
-        _bars(ax, [label(cfg, r) for r in recipes], [metric(res, r, "success") for r in recipes], color="C4")
-        for run, style, color in ((cfg.reference, "--", "C3"), (cfg.ceiling, ":", "C0")):
-            s = summary(metric(res, run, "success")) if run else {"n": 0}
-            if s["n"]:
-                ax.axhline(s["mean"], color=color, ls=style, label=f"{label(cfg, run)} (mean)")
-        ax.legend(fontsize=8)
-        ax.set_ylabel("success %")
-        ax.set_title("The few-label recipe, one change per bar")
-        made["recipes"] = save_figure(fig, out / "recipes.png").name
+        made["recipes"] = ladder(recipes, "C4", "The few-label recipe, one change per row (whisker: 95% two-level "
+                                 "interval)", out / "recipes.png",
+                                 [(recipes[0], "--", "C3"), (cfg.ceiling, ":", "C0")] if cfg.ceiling else
+                                 [(recipes[0], "--", "C3")])
     return made
 
 
