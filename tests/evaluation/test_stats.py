@@ -137,3 +137,19 @@ def test_t_interval_uses_scipy():
     ti = t_interval([5.0, 4.5, 5.5])
     assert ti["t"] == pytest.approx(4.302652730) and ti["half_width"] == pytest.approx(4.302652730 * 0.5 / math.sqrt(3))
     assert t_interval([1.0]) is None
+
+
+def test_the_plan_command_on_the_committed_results(capsys):
+    from pathlib import Path
+
+    from care.evaluation.stats import main
+
+    root = Path(__file__).parents[2] / "results/paper_mt10"
+    assert main(["--results", str(root), "--pair", "care+fp32", "no_pretrain+fp32", "--half-width", "3",
+                 "--episodes", "20", "100", "--design", "10", "100"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| care+fp32 − no_pretrain+fp32 |"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[1] == "3 × 20" and cells[8].startswith("±")
+    s20, s100 = (int(c.split()[0]) for c in cells[6:8])
+    assert s100 <= s20  # more episodes per task, fewer seeds for the same width

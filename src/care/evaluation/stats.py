@@ -1,7 +1,7 @@
 """The project's statistics, in one place: how sure is a success rate, or a difference of two?
 
     python -m care.evaluation.stats --results results/paper_mt10 --pair care+fp32 no_pretrain+fp32 \
-        --pair care+fp32 como --half-width 3 --episodes 20 50 100
+        --pair care+fp32 como --half-width 3 --episodes 20 50 100 200 --design 10 100
 
 A success rate here has two sources of noise, and an interval must carry both:
 
@@ -232,12 +232,17 @@ def _load_run(root: Path, run: str) -> dict[int, dict]:
     return out
 
 
-def plan_lines(root: Path, pairs: list[tuple[str, str]], width: float, episodes: list[int]) -> list[str]:
+def plan_lines(root: Path, pairs: list[tuple[str, str]], width: float, episodes: list[int],
+               design: tuple[int, int] | None = None) -> list[str]:
+    """For each pair of runs: the variance components of its paired difference and, per episodes
+    per task E, the fewest pipeline seeds whose expected 95% half-width is at most `width`
+    (and, with `design` = (S, E), that design's expected half-width and MDE)."""
     lines = [f"Plan for a 95% half-width <= {width:g} points, from the variance components of "
              f"{root} (two-level: pipeline seeds, then episodes within task):", ""]
+    extra = f" | {design[0]} × {design[1]}/task: half-width, MDE" if design else ""
     head = "| a - b | seeds x episodes/task now | Δ [95% two-level] | var seed | var episode (now) | MDE now | " \
-           + " | ".join(f"seeds at {E}/task" for E in episodes) + " |"
-    lines += [head, "|---|---|---|---:|---:|---:|" + "---:|" * len(episodes)]
+           + " | ".join(f"seeds at {E}/task" for E in episodes) + extra + " |"
+    lines += [head, "|---|---|---|---:|---:|---:|" + "---:|" * (len(episodes) + bool(design))]
     for a, b in pairs:
         ra, rb = _load_run(root, a), _load_run(root, b)
         seeds = sorted(set(ra) & set(rb))
@@ -246,12 +251,17 @@ def plan_lines(root: Path, pairs: list[tuple[str, str]], width: float, episodes:
         need = []
         for E in episodes:
             S = seeds_for_half_width(c, width, E)
-            need.append(f"{S} ({S * E * c.tasks:,} episodes)" if S else "> 1000")
+            need.append(f"{S} ({S * E * c.tasks:,} episodes a run)" if S else "> 1000")
+        if design:
+            S, E = design
+            need.append(f"±{t_quantile(0.975, S - 1) * c.se(S, E):.1f}, {mde(c, S, E):.1f}")
         lines.append(f"| {a} − {b} | {c.n_seeds} × {c.episodes_per_task} | {r['mean']:+.1f} [{r['low']:+.1f}, "
                      f"{r['high']:+.1f}] | {c.seed:.1f} | {c.episode():.1f} | {r['mde']:.1f} | " + " | ".join(need) + " |")
     lines += ["", "var seed: between-seed variance of the paired difference (points²) after removing the "
               "episode part; var episode: a seed's episode variance at the observed episodes per task. "
-              "Seeds needed: fewest S with t(0.975, S−1)·sqrt((var seed + var episode(E))/S) <= the width."]
+              "Seeds needed: fewest S with t(0.975, S−1)·sqrt((var seed + var episode(E))/S) <= the width. "
+              "The between-seed variance comes from the few seeds there are and is itself uncertain: a plan, "
+              "not a promise; the finished runs' own interval is what counts."]
     return lines
 
 
@@ -262,8 +272,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="runs a and b (folders under --results with s<k>/eval_info.json); repeat")
     ap.add_argument("--half-width", type=float, default=3.0)
     ap.add_argument("--episodes", type=int, nargs="+", default=[20, 50, 100])
+    ap.add_argument("--design", type=int, nargs=2, metavar=("SEEDS", "EPISODES"),
+                    help="also the expected half-width and MDE of this many seeds x episodes per task")
     args = ap.parse_args(argv)
-    print("\n".join(plan_lines(args.results, [tuple(p) for p in args.pair], args.half_width, args.episodes)))
+    print("\n".join(plan_lines(args.results, [tuple(p) for p in args.pair], args.half_width, args.episodes,
+                               tuple(args.design) if args.design else None)))
     return 0
 
 
