@@ -153,3 +153,25 @@ def test_the_plan_command_on_the_committed_results(capsys):
     assert cells[1] == "3 × 20" and cells[8].startswith("±")
     s20, s100 = (int(c.split()[0]) for c in cells[6:8])
     assert s100 <= s20  # more episodes per task, fewer seeds for the same width
+
+
+def test_spread_names_the_task_by_seed_interaction(tmp_path):
+    """Two runs whose policies each solve a different half of the tasks on every seed: the
+    overall rate barely moves, a task's rate swings from seed to seed far beyond its episodes."""
+    import json
+
+    from care.evaluation.stats import spread_lines
+
+    rng = np.random.default_rng(0)
+    for run in ("a", "b"):
+        for k in range(4):
+            good = rng.permutation(6) < 3
+            succ = [(rng.random(20) < (0.9 if g else 0.1)).tolist() for g in good]
+            d = tmp_path / run / f"s{k}"
+            d.mkdir(parents=True)
+            (d / "eval_info.json").write_text(json.dumps(_eval(succ)))
+    out = "\n".join(spread_lines(tmp_path, ["a", "b"], shuffles=50))
+    row = next(line for line in out.splitlines() if line.startswith("| a |"))
+    inter, episode_part = (float(c) for c in row.split("|")[6:8])
+    assert inter > 5 * episode_part  # the policy, not the episodes, moves a task's success
+    assert "explained by the task" in out and "shuffled within task" in out

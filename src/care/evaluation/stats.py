@@ -265,18 +265,68 @@ def plan_lines(root: Path, pairs: list[tuple[str, str]], width: float, episodes:
     return lines
 
 
+def spread_lines(root: Path, runs: list[str], shuffles: int = 200, seed: int = RNG_SEED) -> list[str]:
+    """What drives the spread of runs' success over pipeline seeds: per run, the between-seed
+    variance against the episode variance, and the task x seed interaction (how much a task's
+    success moves from seed to seed) against what its episodes alone would give; over all the
+    runs together, the share of the outcome variance that the task, and the task with the initial
+    state (env seed), explain, against that share with each policy's episodes shuffled within
+    task (what chance gives)."""
+    lines = [f"Spread over pipeline seeds in {root}:", "",
+             "| run | seeds | success per seed | var seed | var episode | task × seed var | its episode part |",
+             "|---|---:|---|---:|---:|---:|---:|"]
+    xs = []
+    for run in runs:
+        r = _load_run(root, run)
+        x = episode_array([r[k] for k in sorted(r)])
+        xs.append(x)
+        c = variance_components(x)
+        pt = 100.0 * x.mean(-1)  # (S, T)
+        inter = float(pt.var(axis=0, ddof=1).mean()) if len(pt) > 1 else float("nan")
+        binom = float((100.0**2 * x.mean(-1) * (1 - x.mean(-1)) / max(1, x.shape[2] - 1)).mean())
+        lines.append(f"| {run} | {len(x)} | {' / '.join(f'{v:.1f}' for v in 100 * x.mean(axis=(1, 2)))} | "
+                     f"{c.seed:.1f} | {c.episode():.1f} | {inter:.0f} | {binom:.0f} |")
+    allx = np.concatenate(xs)  # (policies, T, E)
+    tot = allx.var()
+
+    def share(x: np.ndarray, by_state: bool) -> float:
+        cell = x.mean(0) if by_state else x.mean(axis=(0, 2))[:, None]
+        return 1.0 - float(((x - cell) ** 2).mean()) / float(x.var())
+
+    rng = np.random.default_rng(seed)
+    chance = []
+    for _ in range(shuffles):
+        perm = np.argsort(rng.random(allx.shape), axis=-1)  # each policy's episodes shuffled within task
+        chance.append(share(np.take_along_axis(allx, perm, axis=-1), True))
+    lo, hi = np.percentile(chance, [2.5, 97.5])
+    lines += ["", f"Outcome variance over all {len(allx)} policies: {tot:.3f}; explained by the task "
+              f"{share(allx, False):.2f}, by the task and initial state {share(allx, True):.2f} (with episodes "
+              f"shuffled within task: {np.mean(chance):.2f} [{lo:.2f}, {hi:.2f}]).",
+              "", "var seed / var episode: as in the plan (points²); task × seed var: the variance over seeds of "
+              "a task's success, mean over tasks; its episode part: what the task's episodes alone would give "
+              "(p(1−p)/(E−1), points²)."]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m care.evaluation.stats", description=plan_lines.__doc__)
     ap.add_argument("--results", type=Path, default=Path("results/paper_mt10"))
-    ap.add_argument("--pair", nargs=2, action="append", metavar=("A", "B"), required=True,
+    ap.add_argument("--pair", nargs=2, action="append", metavar=("A", "B"), default=[],
                     help="runs a and b (folders under --results with s<k>/eval_info.json); repeat")
+    ap.add_argument("--spread", nargs="+", metavar="RUN", default=[],
+                    help="what drives these runs' spread over seeds (task, initial state, seed)")
     ap.add_argument("--half-width", type=float, default=3.0)
     ap.add_argument("--episodes", type=int, nargs="+", default=[20, 50, 100])
     ap.add_argument("--design", type=int, nargs=2, metavar=("SEEDS", "EPISODES"),
                     help="also the expected half-width and MDE of this many seeds x episodes per task")
     args = ap.parse_args(argv)
-    print("\n".join(plan_lines(args.results, [tuple(p) for p in args.pair], args.half_width, args.episodes,
-                               tuple(args.design) if args.design else None)))
+    if not args.pair and not args.spread:
+        ap.error("give --pair A B (a plan) and/or --spread RUN ... (what drives the spread)")
+    if args.pair:
+        print("\n".join(plan_lines(args.results, [tuple(p) for p in args.pair], args.half_width, args.episodes,
+                                   tuple(args.design) if args.design else None)))
+    if args.spread:
+        print("\n".join(([""] if args.pair else []) + spread_lines(args.results, args.spread)))
     return 0
 
 
