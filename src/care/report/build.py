@@ -533,6 +533,7 @@ def benchmark_section(cfg: ReportConfig, b: ReportBenchmark, res: Results, plot:
          f"(evaluation seeds {b.eval_seed}..{b.eval_seed + b.episodes_per_task - 1}), step limit {b.max_steps}; "
          f"pipeline seeds {seeds}. The paper's column is its own result on this benchmark (the row named in "
          "brackets), with its own data and model: compare orderings, not values.", ""]
+    L += declared_line(res)
     L += success_tables(cfg, res, b.methods, "method", f"paper SR ({b.title})", bench=b) + [""]
     L += claims_block(cfg, res, "methods", claims=b.claims, where=f"benchmarks[{b.title}].claims") + [""]
     if plot:
@@ -594,6 +595,16 @@ def recipe_section(cfg: ReportConfig, res: Results, plot: str | None) -> list[st
     return L
 
 
+def declared_line(res: Results) -> list[str]:
+    """Which runs' precision the report config declared (their files record only `auto`)."""
+    declared = sorted({f"{r}/s{s}" for r in res.files.get("eval", {}) for s in res.get("eval", r)
+                       if "report config" in res.precision(r, s)[1]})
+    if not declared:
+        return []
+    return [f"Training precision declared in the report config (the run's files record only `auto`): "
+            f"{', '.join(declared)}.", ""]
+
+
 def build_page(cfg: ReportConfig, res: Results, plots: dict[str, str]) -> str:
     left_out = [x for x in cfg.seeds if x not in res.seeds]
     L = [f"# {cfg.title}", "",
@@ -608,11 +619,7 @@ def build_page(cfg: ReportConfig, res: Results, plots: dict[str, str]) -> str:
          "between runs trained at one precision (the precision column; read from each run's job.json or config, "
          "else declared in the report config). The paper's numbers are LIBERO averages of its own rows (the row "
          "named in brackets): compare orderings, not values.", ""]
-    declared = sorted({f"{r}/s{s}" for r in res.files.get("eval", {}) for s in res.get("eval", r)
-                       if "report config" in res.precision(r, s)[1]})
-    if declared:
-        L += [f"Training precision declared in the report config (the run's files record only `auto`): "
-              f"{', '.join(declared)}.", ""]
+    L += declared_line(res)
     if left_out:
         L += [f"**Built from pipeline seeds {res.seeds} only** (`--allow-missing`): seed(s) {left_out} of the "
               f"configured {list(cfg.seeds)} lack result files (listed at the end).", ""]
