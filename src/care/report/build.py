@@ -2,13 +2,15 @@
 
     care report --config configs/report/paper_mt10.yaml --output-dir docs/report
     care report --config configs/report/paper_mt10.yaml --missing      (what is still to run)
+    care report --config configs/report/headline_mt10.yaml --allow-missing   (the complete seeds)
 
 Reads the small files of `cfg.results` (layout in care.configs.ReportConfig), never a checkpoint,
 and writes `<output_dir>/README.md` (the tables in the paper's layout, the paper's numbers beside
-ours, and for every ordering the paper claims whether it holds here) and three PNG plots:
+ours, and for every ordering the paper claims whether it holds here), the PNG plots, and with
+`summary:` a short results table, `summary.md` (the README's):
 
-    Tab. 1   success per method (mean ± std over pipeline seeds, paired difference with the
-             reference and its 95% t-interval over seeds), and per task
+    Tab. 1   success per method (mean over pipeline seeds and its two-level 95% interval; the
+             paired difference with the reference of the row's precision), and per task
     Tab. 1'  success per pretraining video (the paper's data rows)
     Tab. 2   LP-MSE and S-PCFC per pretrained method
     Tab. 3   semantic accuracy: the frame references and each method's latents
