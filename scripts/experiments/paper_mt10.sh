@@ -37,6 +37,11 @@
 #   state    the proprioceptive state as an input (hand xyz and gripper opening)
 #   preN     N pretraining steps (--steps N: N x 32 clips)
 #   video    pretraining on every video (data/mt10, data/mt40, data/mt10_corner2)
+#   pseudo   pseudo-labels (`care label`, configs/label/pixel_idm.yaml): an inverse-dynamics model
+#            from pixels, trained on the 5 labelled episodes per task of the seed, labels the other
+#            episodes; fine-tuning then reads every episode (configs/finetune/pseudo_labels.yaml)
+#   pseudolatent  the same with the IDM on the pretraining's latent z(o_t, o_t+n)
+#            (configs/label/latent_idm.yaml; care runs only)
 #   fp32     training in fp32 (--mixed-precision fp32: fine-tuning, and the pretraining if any)
 #            whatever `auto` picks on this CPU: the precision reference beside runs trained in
 #            bf16 on other machines (no_pretrain+fp32 beside no_pretrain)
@@ -74,7 +79,22 @@ add_ft_changes() {  # add_ft_changes <run>: append the fine-tuning flags of its 
     ft[0-9]*) ft_args+=(--steps "${t#ft}");;
     state) ft_args+=(--state.enabled true --state.names "[hand_x,hand_y,hand_z,gripper_opening]");;
     fp32) ft_args+=(--mixed-precision fp32);;
+    pseudo|pseudolatent) ft_args[1]=configs/finetune/pseudo_labels.yaml;;
   esac; done
+}
+pseudo_data() {  # pseudo_data <run> <seed> <pretraining dir or ""> -> the dataset its fine-tuning reads
+  local t kind=""
+  for t in $(tokens "$1"); do case $t in pseudo) kind=pixel;; pseudolatent) kind=latent;; esac; done
+  [ -n "$kind" ] || { echo "$D"; return; }
+  local out="$R/pseudo_${kind}${3:+_$(basename "$3")}_s$2"
+  if [ ! -f "$out/meta/info.json" ]; then
+    if [ "$kind" = latent ]; then
+      $CARE label --config configs/label/latent_idm.yaml --idm.pretrained "$3" --dataset "$D" --seed "$2" --output-dir "$out" >&2
+    else
+      $CARE label --config configs/label/pixel_idm.yaml --dataset "$D" --seed "$2" --output-dir "$out" >&2
+    fi
+  fi
+  echo "$out"
 }
 for run in $RUNS; do  # an unknown run or change stops here, not an hour in
   base=${run%%+*}
@@ -82,8 +102,10 @@ for run in $RUNS; do  # an unknown run or change stops here, not an hour in
   [ "$run" = "$base" ] && continue
   case $base in care|no_pretrain|label_supervised) ;; *) echo "$run: changes apply to care, no_pretrain or label_supervised"; exit 2;; esac
   for t in $(tokens "$run"); do case $t in shift[0-9]*|chunk[0-9]*|ft[0-9]*|state|fp32) ;;
+    pseudo) [ "$base" != label_supervised ] || { echo "$run: label_supervised has every label; pseudo-labels apply to the others"; exit 2; };;
+    pseudolatent) [ "$base" = care ] || { echo "$run: pseudolatent reads a pretraining's latent, and $base has none"; exit 2; };;
     pre[0-9]*|video) [ "$base" = care ] || { echo "$run: $t changes a pretraining, and $base has none"; exit 2; };;
-    *) echo "unknown change '$t' in $run (shiftN chunkN ftN state preN video fp32)"; exit 2;; esac; done
+    *) echo "unknown change '$t' in $run (shiftN chunkN ftN state preN video fp32 pseudo pseudolatent)"; exit 2;; esac; done
 done
 [ -z "${CHECK:-}" ] || { echo "paper_mt10: runs ok: $RUNS"; exit 0; }
 mkdir -p "$R" "$OUT"
@@ -144,7 +166,9 @@ job() {  # job <run> <seed>: pretraining (if any), probes, fine-tuning, evaluati
         $CARE probe --model "$pre" --dataset "$S" --output-dir "$R/${run}_s${k}_probe_shared"
     keep "$run" "$k" "$R/${run}_s${k}_probe_shared" probe.json:probe_shared.json
   fi
-  [ -f "$ft/policy_config.json" ] || $CARE finetune "${ft_args[@]}" --dataset "$D" --seed "$k" --output-dir "$ft" $(resume "$ft")
+  local data; data=$(pseudo_data "$run" "$k" "$pre")
+  [ "$data" = "$D" ] || keep "$run" "$k" "$data/meta" pseudo_labels.json:pseudo_labels.json
+  [ -f "$ft/policy_config.json" ] || $CARE finetune "${ft_args[@]}" --dataset "$data" --seed "$k" --output-dir "$ft" $(resume "$ft")
   keep "$run" "$k" "$ft" run_config.yaml:finetune_config.yaml policy_config.json:policy_config.json
   [ -f "$ev/eval_info.json" ] || $CARE eval --config "$EVAL" --policy "$ft" --workers "$WORKERS" \
       --videos-per-task 0 --output-dir "$ev" --overwrite

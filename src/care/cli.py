@@ -9,6 +9,7 @@
     care pretrain       --config configs/pretrain/care_tiny.yaml --dataset data/mt10 --output-dir runs/x
                         [--method.type care|lapa|como [--method.lam runs/lapa_lam]]
     care probe          --model runs/x --dataset data/mt10 --output-dir runs/x_probe
+    care label          --config configs/label/pixel_idm.yaml --dataset data/mt10 --output-dir data/mt10_pseudo
     care serve          --policy runs/x_ft --port 8000
     care finetune       --pretrained runs/x --dataset data/mt10 --output-dir runs/x_ft
     care eval           --policy runs/x_ft --env.tasks MT10 --episodes-per-task 10 --output-dir runs/x_eval
@@ -55,6 +56,7 @@ COMMANDS: dict[str, tuple[type, str, str | None]] = {
     "eval": (C.EvalConfig, "care.evaluation.evaluate:evaluate", None),
     "eval compare": (C.CompareConfig, "care.evaluation.compare:compare", None),
     "probe": (C.ProbeConfig, "care.probes.run:probe", None),
+    "label": (C.PseudoLabelConfig, "care.labels.run:pseudo_label", None),
     "report": (C.ReportConfig, "care.report.build:report", None),
 }
 

@@ -739,6 +739,83 @@ class ServeConfig:
 # Saving a run's resolved config
 # ----------------------------------------------------------------------------------------
 
+# ----------------------------------------------------------------------------------------
+# Pseudo-labels from an inverse-dynamics model (care.labels)
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class IDMConfig:
+    """The inverse-dynamics model of `care label`: (o_t, o_{t+n}) -> the n actions between them.
+
+    Args:
+        type: "pixels" (a small conv net on the two frames) or "latent" (an MLP on the frozen
+            latent action z(o_t, o_{t+n}) of a `care pretrain` folder of any method).
+        pretrained: the `care pretrain` folder the latent variant reads (required for "latent").
+        frame_interval: n for "pixels" (None: 4); "latent" uses its pretraining's n and refuses
+            another.
+        image_size: "pixels": frames are resized to this square size.
+        width, hidden: conv channels (pixels) and MLP width.
+        steps, batch_size, lr, weight_decay: AdamW with warm-up and cosine decay, L1 loss on
+            actions normalised as fine-tuning does (1st/99th percentiles -> [-1, 1]).
+    """
+
+    type: Literal["pixels", "latent"] = "pixels"
+    pretrained: Path | None = None
+    frame_interval: int | None = None
+    image_size: int = 64
+    width: int = 32
+    hidden: int = 512
+    steps: int = 3000
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+
+    def __post_init__(self):
+        if self.type == "latent" and self.pretrained is None:
+            raise ValueError("idm.type latent reads a pretrained model's latent: pass --idm.pretrained runs/<care pretrain folder>")
+        if self.steps < 1 or self.batch_size < 1 or self.image_size < 16:
+            raise ValueError(f"idm.steps and idm.batch_size must be >= 1 and idm.image_size >= 16, got "
+                             f"{self.steps}, {self.batch_size}, {self.image_size}")
+
+
+@dataclass
+class PseudoLabelConfig:
+    """`care label`: pseudo-label a dataset's unlabelled episodes with an inverse-dynamics model.
+
+    The IDM trains on the actions of exactly the episodes `care finetune --episodes-per-task k
+    --seed s` would train on (k successful episodes per task, chosen by `seed`), then labels every
+    other episode. The output is a LeRobot v3 dataset: the same videos, tracks and states; the
+    inferred episodes' `action` replaced by the IDM's, a per-frame `action_is_inferred` column and
+    `meta/pseudo_labels.json` (which episodes are inferred, the IDM's held-out action error).
+    Fine-tune on it with `configs/finetune/pseudo_labels.yaml` (every episode, the same seed).
+
+    Args:
+        dataset: a LeRobot v3 dataset with actions; only the labelled episodes' actions are read
+            for training. The other episodes' actions, where the dataset has them, are read only
+            to report the IDM's held-out error (never to train).
+        output_dir: the pseudo-labelled dataset (written atomically).
+        episodes_per_task: labelled episodes per task (the fine-tuning's `episodes_per_task`).
+        seed: picks the labelled episodes (as `care finetune --seed`) and seeds the IDM.
+        camera: which `observation.images.<camera>` (None: the first).
+        device: torch device.
+        overwrite: replace an existing output_dir.
+    """
+
+    dataset: Path = Path("data/mt10")
+    output_dir: Path = Path("data/mt10_pseudo")
+    episodes_per_task: int = 5
+    seed: int = 0
+    camera: str | None = None
+    idm: IDMConfig = field(default_factory=IDMConfig)
+    device: str = "cpu"
+    overwrite: bool = False
+
+    def __post_init__(self):
+        if self.episodes_per_task < 1:
+            raise ValueError(f"episodes_per_task must be >= 1, got {self.episodes_per_task}")
+
+
 RUN_CONFIG_NAME = "run_config.yaml"  # the run's config; a model folder's config.json is the model's
 
 
