@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from care.methods.care.modeling_care import CareModel
-from care.models.decoders import Attention, FourierEmbedding, FrameDecoder, PointDecoder
+from care.methods.care.decoders import FourierEmbedding, FrameDecoder, PointDecoder
+from care.models.blocks import Attention
 from care.models.latent_vlm import LatentVLM
-from care.models.losses import UncertaintyWeighting
+from care.methods.care.losses import UncertaintyWeighting
 from care.presets import PRESETS, get_preset
 from care.models.tokenizer import InstructionEncoder, load_tokenizer, train_bpe_tokenizer
 from care.models.vision import FusedMLPProjector, VisionBackbone

@@ -30,9 +30,10 @@ def load_model(run: Path, device: str = "cpu"):
 def random_init_model(run: Path, seed: int, device: str = "cpu"):
     """A model of the folder's method and configs with fresh random weights (seeded): LP-MSE's
     "what the architecture alone gives" reference. A two-stage model reads its latent from its
-    frozen stage-1 model (`.lam`), so that one is re-initialised too."""
+    frozen stage-1 model, which is re-initialised too (TwoStageModel.reset_stage1)."""
+    from care.methods.model import read_folder_configs
     from care.methods.registry import model_class
-    from care.models.pretrained import build_config, read_folder_configs
+    from care.models.pretrained import build_config
     from care.models.tokenizer import load_tokenizer
 
     run = Path(run)
@@ -41,19 +42,9 @@ def random_init_model(run: Path, seed: int, device: str = "cpu"):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         model = model_class(method)(build_config(cfg, run), method, load_tokenizer(run))
-        lam = getattr(model, "lam", None)
-        if isinstance(lam, torch.nn.Module):
-            torch.manual_seed(int(seed) + 1)
-            fresh = type(lam)(lam.cfg, lam.method).requires_grad_(False).eval()
-            if "lam" in model._modules:
-                model.lam = fresh
-            else:  # held outside the state dict (e.g. CoMo's): keep it that way
-                object.__setattr__(model, "lam", fresh)
+    if hasattr(model, "reset_stage1"):
+        model.reset_stage1(int(seed) + 1)
     return model.to(device).eval()
-
-
-def model_image_size(model) -> int:
-    return int(model.cfg.image_size)
 
 
 def resize(frames: np.ndarray, size: int) -> np.ndarray:
