@@ -99,7 +99,7 @@ def test_random_init_model_reinitialises_a_stage_1_model_too(run, monkeypatch):
             nn.init.zeros_(lam.w.weight)  # "trained" stage-1 weights, as loaded from <run>/lam
             object.__setattr__(self, "lam", lam)  # outside the state dict, as TwoStageModel keeps it
 
-        reset_stage1 = TwoStageModel.reset_stage1
+        reset_loaded_parts = TwoStageModel.reset_loaded_parts
 
     monkeypatch.setattr(registry, "model_class", lambda method: FakeStage2)
     a, b = random_init_model(run[0], seed=3), random_init_model(run[0], seed=3)

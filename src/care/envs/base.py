@@ -11,9 +11,12 @@ per-episode state). It sets `self._image` / `self._depth` on every render and sa
 
 from __future__ import annotations
 
+import os
 import zlib
 
-import numpy as np
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; must precede `import mujoco`
+
+import numpy as np  # noqa: E402
 
 try:  # a dependency of the `sim` extra; the task lists of the env modules work without it
     import gymnasium
@@ -118,6 +121,28 @@ class SimEnv(_GymEnv):
     def _skip_render(self) -> None:
         """A step whose frame nobody reads (`render_on_step = False`): no frame, no depth."""
         self._image = self._depth = None
+
+    # ------------------------------------------------------------------ stepping
+
+    def step(self, action) -> tuple[dict, float, bool, bool, dict]:
+        """Apply an action in [-1, 1] (clipped) -> (observation, reward, terminated, truncated,
+        info). `terminated` is always False (success does not end an episode; the caller
+        decides); `truncated` is True at `max_steps`; `info["is_success"]` says whether the task
+        is solved now (the subclass's `_simulate` sets the info and gives the reward)."""
+        self._require_started("step")
+        if self.t >= self.max_steps:
+            raise RuntimeError(f"episode is over ({self.max_steps} steps); call reset()")
+        a = np.clip(np.asarray(action, np.float64).reshape(self.action_space.shape), -1.0, 1.0)
+        reward = self._simulate(a)
+        self.t += 1
+        if self.render_on_step:
+            self._render()
+        else:
+            self._skip_render()
+        return self._observation(), float(reward), False, self.t >= self.max_steps, dict(self._info)
+
+    def _simulate(self, action: np.ndarray) -> float:  # pragma: no cover - every subclass overrides it
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ frames
 

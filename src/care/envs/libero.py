@@ -39,15 +39,11 @@ a suite is listed; the constants here work without it.
 from __future__ import annotations
 
 import functools
-import os
 import re
-
-os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; must precede `import mujoco`
 
 import numpy as np
 
-from care.envs.base import SimEnv, stable_seed
-
+from care.envs.base import SimEnv, stable_seed  # (sets MUJOCO_GL before mujoco is imported)
 from care.envs.configs import LIBERO_MAX_STEPS as MAX_STEPS  # the protocol's step limits
 from care.envs.configs import LIBERO_PRO_KINDS as PRO_KINDS  # noqa: F401
 from care.envs.configs import LIBERO_SUITES as SUITES  # noqa: F401
@@ -351,23 +347,13 @@ class LiberoEnv(SimEnv):
         self._render()
         return self._observation(), dict(self._info)
 
-    def step(self, action) -> tuple[dict, float, bool, bool, dict]:
-        """Apply a (7,) action in [-1, 1] (clipped) -> (observation, reward, terminated,
-        truncated, info). reward is LIBERO's sparse one (1 on success)."""
-        self._require_started("step")
-        if self.t >= self.max_steps:
-            raise RuntimeError(f"episode is over ({self.max_steps} steps); call reset()")
-        a = np.clip(np.asarray(action, np.float64).reshape(len(ACTION_NAMES)), -1.0, 1.0)
-        if not np.isfinite(a).all():
-            raise CareError(f"{self.env_name}: non-finite action {a.tolist()}")
-        self._raw, reward, _done, _info = self._env.step(a)
-        self.t += 1
+    def _simulate(self, action: np.ndarray) -> float:
+        """One LIBERO step of a clipped (7,) action; the reward is LIBERO's sparse one (1 on success)."""
+        if not np.isfinite(action).all():
+            raise CareError(f"{self.env_name}: non-finite action {action.tolist()}")
+        self._raw, reward, _done, _info = self._env.step(action)
         self._info = {"is_success": bool(self._env.check_success())}
-        if self.render_on_step:
-            self._render()
-        else:
-            self._skip_render()
-        return self._observation(), float(reward), False, self.t >= self.max_steps, dict(self._info)
+        return reward
 
     def _render(self) -> None:
         self._image, self._depth = self.view.render(self.data, depth=self.tracks_enabled)

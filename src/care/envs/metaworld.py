@@ -21,15 +21,11 @@ task lists and the instructions are usable without the `sim` extra.
 
 from __future__ import annotations
 
-import os
 import warnings
-
-os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; must precede `import mujoco`
 
 import numpy as np
 
-from care.envs.base import SimEnv, stable_seed
-
+from care.envs.base import SimEnv, stable_seed  # (sets MUJOCO_GL before mujoco is imported)
 from care.envs.instructions import INSTRUCTIONS, instruction_for, instructions_for
 from care.errors import CareError
 
@@ -291,27 +287,13 @@ class MetaWorldEnv(SimEnv):
         self._render()
         return self._observation(), dict(self._info)
 
-    def step(self, action) -> tuple[dict, float, bool, bool, dict]:
-        """Apply a (4,) action in [-1, 1] (clipped) -> (observation, reward, terminated,
-        truncated, info).
-
-        `reward` is Meta-World's; `terminated` is always False (success does not end an
-        episode); `truncated` is True at `max_steps`; `info` holds Meta-World's step info
-        ("success", "near_object", ...) and `is_success` (bool).
-        """
-        self._require_started("step")
-        if self.t >= self.max_steps:
-            raise RuntimeError(f"episode is over ({self.max_steps} steps); call reset()")
-        a = np.clip(np.asarray(action, np.float64).reshape(4), -1.0, 1.0)
-        obs, reward, _term, _trunc, info = self._env.step(a)
+    def _simulate(self, action: np.ndarray) -> float:
+        """One Meta-World step of a clipped (4,) action; the reward is Meta-World's, the info holds
+        its step info ("success", "near_object", ...) and `is_success` (SimEnv.step)."""
+        obs, reward, _term, _trunc, info = self._env.step(action)
         self._obs = np.asarray(obs, np.float64)
         self._info = {**info, "is_success": bool(info.get("success", False))}
-        self.t += 1
-        if self.render_on_step:
-            self._render()
-        else:
-            self._skip_render()
-        return self._observation(), float(reward), False, self.t >= self.max_steps, dict(self._info)
+        return reward
 
     def _observation(self) -> dict:
         return {"pixels": self._image, "agent_pos": self.state}

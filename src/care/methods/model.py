@@ -150,6 +150,11 @@ class PretrainedModel(MethodModel):
         latent; a two-stage method reads its stage-1 model's (care.methods.two_stage)."""
         return self.vlm.encode(obs, instructions, future_obs)[0]
 
+    def reset_loaded_parts(self, seed: int) -> None:
+        """Fresh random weights (seeded) for parts the constructor loaded from another folder
+        rather than built (a two-stage model's stage-1 model): with them, a freshly constructed
+        model is the probes' random-weights reference. Default: none."""
+
     def save_extra(self, out: Path) -> None:
         """Anything else the folder needs to load on its own (e.g. a stage-1 model); default none."""
 

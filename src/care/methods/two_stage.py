@@ -73,7 +73,7 @@ class TwoStageModel(PretrainedModel):
         if (src / EPISODES_NAME).is_file() and src.resolve() != dst.resolve():
             shutil.copyfile(src / EPISODES_NAME, dst / EPISODES_NAME)
 
-    def reset_stage1(self, seed: int) -> None:
+    def reset_loaded_parts(self, seed: int) -> None:
         """Fresh random weights for the stage-1 model (seeded): the probes' random-weights reference."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))

@@ -6,7 +6,7 @@
     frame_features(frames)                                  # the cheap fixed frame embedding
 
 A latent "from a to b" is `model.action_latent(obs=a, future_obs=b, instructions)`: every
-method's latent action for the motion o_a -> o_b (care.models.pretrained.PretrainedModel).
+method's latent action for the motion o_a -> o_b (care.methods.model.PretrainedModel).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def load_model(run: Path, device: str = "cpu"):
 def random_init_model(run: Path, seed: int, device: str = "cpu"):
     """A model of the folder's method and configs with fresh random weights (seeded): LP-MSE's
     "what the architecture alone gives" reference. A two-stage model reads its latent from its
-    frozen stage-1 model, which is re-initialised too (TwoStageModel.reset_stage1)."""
+    frozen stage-1 model, which is re-initialised too (PretrainedModel.reset_loaded_parts)."""
     from care.methods.model import read_folder_configs
     from care.methods.registry import model_class
     from care.models.pretrained import build_config
@@ -42,8 +42,7 @@ def random_init_model(run: Path, seed: int, device: str = "cpu"):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         model = model_class(method)(build_config(cfg, run), method, load_tokenizer(run))
-    if hasattr(model, "reset_stage1"):
-        model.reset_stage1(int(seed) + 1)
+    model.reset_loaded_parts(int(seed) + 1)
     return model.to(device).eval()
 
 

@@ -1,4 +1,5 @@
 """`care finetune`: a latent VLM + action head trained on a few labelled episodes (paper §2.3).
+The loop is care.training.loop's; FinetuneRun is fine-tuning's step, validation and policy folder.
 
     care finetune --pretrained runs/care_tiny --dataset data/mt10 --episodes-per-task 5 --output-dir runs/care_tiny_ft
     care finetune --config configs/finetune/no_pretrain.yaml ...        (same architecture, from scratch)

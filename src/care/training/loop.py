@@ -23,6 +23,7 @@ from typing import Callable
 import torch
 
 from care.configs import TrainConfig
+from care.folders import WEIGHTS_NAME
 from care.training.batching import StepBatchSampler, step_loader
 from care.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from care.training.loop_utils import (RunLogger, Throughput, build_optimizer, optimizer_step, precision_name,
@@ -113,7 +114,8 @@ def train(run: TrainingRun, acc):
 
         from care.models.pretrained import check_state_fits
 
-        check_state_fits(model, load_file(str(ckpt / "model.safetensors")), str(ckpt / "model.safetensors"),
+        weights = ckpt / WEIGHTS_NAME
+        check_state_fits(model, load_file(str(weights)), str(weights),
                          hint="Resume with the config that made it, or choose a new --output-dir.")
         state = load_checkpoint(ckpt, model, optimizer, scheduler, acc)
         start = int(state["step"])

@@ -1,8 +1,9 @@
 """`care pretrain`: latent pretraining by a method of the registry (`--method.type`), with Accelerate.
 
-The loop is the same for every method; the method's model (care.methods.<name>.modeling_<name>)
-supplies the loss (`forward`), its preparation, optimiser groups, per-step updates and held-out
-diagnostics (the interface of care.models.pretrained.PretrainedModel). CARE: paper §2.2.
+The loop is care.training.loop's, shared with `care lam` and `care finetune`; here is what is
+pretraining's own (PretrainRun): the clips without labels, the method model's `forward` as the
+step, and its hooks (care.methods.model.MethodModel: preparation, optimiser groups, per-step
+updates, logged scalars, held-out diagnostics). CARE: paper §2.2.
 
     care pretrain --config configs/pretrain/care_tiny.yaml --dataset data/mt10 --output-dir runs/care_tiny
     accelerate launch --multi_gpu --num_processes 2 -m care pretrain ...   (DDP; over gloo on a CPU-only machine)
@@ -16,7 +17,7 @@ Writes into output_dir:
     train_log.jsonl        the same scalars, one JSON line per log step
     val_metrics.json       held-out diagnostics (the method's `diagnostics`) at every validation
     episodes.json          the dataset(s) and the training / held-out episodes of this run
-    config.json, method.json, model.safetensors   the final model (care.models.pretrained)
+    config.json, method.json, model.safetensors   the final model (care.methods.model; + lam/ for two stages)
 
 No action labels are read: the batches carry images, instructions and point tracks only.
 With `extra_datasets` the clips of several datasets are drawn together (ConcatClips).
