@@ -290,3 +290,12 @@ def test_stage2_folder_probed_alone_uses_no_episode_either_stage_trained_on(stag
     (alone / "lam" / "episodes.json").unlink()
     with pytest.raises(ConfigError, match="stage-1"):
         held_out_episodes(alone, dataset, LeRobotDataset(dataset).episode_indices)
+
+
+def test_stage2_with_other_stage1_settings_is_an_error_naming_the_command(dataset, stage1, tmp_path, capsys):
+    """As LAPA's: stage-1 fields that differ from the stage-1 run are refused (not used silently)."""
+    assert main(["pretrain", "--config", PRETRAIN_YAML, "--method.lam", str(stage1), "--dataset", str(dataset),
+                 "--output-dir", str(tmp_path / "x"), "--steps", "2", "--method.qformer-width", "64"]) == 2
+    err = capsys.readouterr().err
+    assert "qformer_width: 32 != 64" in err and "care lam --method.type como" in err
+    assert not (tmp_path / "x" / "model.safetensors").exists()
