@@ -36,6 +36,7 @@ class TwoStageModel(PretrainedModel):
     """Base of stage-2 models: `.vlm` (LatentVLM) and `.lam` (the frozen stage-1 model)."""
 
     stored_elsewhere = ("lam.",)  # older LAPA folders kept the stage-1 weights in model.safetensors too
+    lam: LatentActionModel  # set with object.__setattr__: not a submodule
 
     def __init__(self, cfg: ModelConfig, method: TwoStageConfig, tokenizer):
         super().__init__()
@@ -52,8 +53,6 @@ class TwoStageModel(PretrainedModel):
         self.vlm.latent_proj.requires_grad_(False)
         if cfg.freeze_vision:
             self.vlm.vision.requires_grad_(False)
-
-    lam: LatentActionModel
 
     def _apply(self, fn, recurse=True):
         super()._apply(fn, recurse)

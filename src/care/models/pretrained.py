@@ -25,7 +25,7 @@ import torch.nn as nn
 
 from care.configs import ModelConfig, ViTConfig
 from care.errors import ConfigError
-from care.folders import CONFIG_NAME, HF_DIR, WEIGHTS_NAME
+from care.folders import CONFIG_NAME, HF_DIR, WEIGHTS_NAME  # noqa: F401  (WEIGHTS_NAME: care.policy.folder reads it here)
 from care.io import atomic_write_json, atomic_write_with
 
 # ModelConfig fields that do not change the weights' names or shapes

@@ -138,7 +138,6 @@ def train(run: TrainingRun, acc):
     n_window = 0
     speed = Throughput()
     step = start
-    metrics = None
     ddp_model.train()
     for step, batch in zip(range(start, cfg.steps), loader):
         loss, scalars = run.step(ddp_model, batch, step, acc)
