@@ -155,15 +155,15 @@ def test_help_lists_the_choices(command, choices, capsys):
 
 
 def test_preset_works_from_python_too():
-    """`PretrainConfig(preset="base")` builds the base model, as `--preset base` does; a model given
-    explicitly wins, and the command line layers the preset under YAML and flags."""
-    from care.presets import get_preset
+    """`apply_preset(PretrainConfig(preset="base"))` builds the base model, as `--preset base` does; a
+    model given explicitly wins, and the command line layers the preset under YAML and flags."""
+    from care.presets import apply_preset, get_preset
 
-    cfg = C.PretrainConfig(preset="base")
+    cfg = apply_preset(C.PretrainConfig(preset="base"))
     assert cfg.model == get_preset("base") and cfg.method.decoder_width == 384
     own = C.ModelConfig(hidden_size=96, num_heads=4)
-    assert C.PretrainConfig(preset="base", model=own).model == own
-    assert C.FinetuneConfig(preset="micro").model == get_preset("micro")
+    assert apply_preset(C.PretrainConfig(preset="base", model=own)).model == own
+    assert apply_preset(C.FinetuneConfig(preset="micro")).model == get_preset("micro")
     flags = parse_config(C.PretrainConfig, ["--preset", "base", "--model.hidden-size", "384", "--model.num-heads", "6"])
     assert flags.model.hidden_size == 384 and flags.model.image_size == 224 and flags.method.decoder_width == 384
     with pytest.raises(ConfigError, match="preset"):

@@ -3,12 +3,16 @@
 Each module of the package sits in a layer; it may import its own package or any lower layer,
 never a higher one, and never `care.cli` (the command line sits on top of everything). Packages
 of one layer are siblings and do not import each other (training and evaluation meet only in
-the policy folder). Imports inside functions count: a lazy import is still a dependency.
+the policy folder). Imports inside functions count: a lazy import is still a dependency, and so
+is an import by string (`importlib.import_module("care....")`, a "care.module:Name" target).
+The one string a lower layer may hold is a method config's `modeling` / `lam_modeling`: it names
+a module of its own method's package, which the registry (care.methods.registry) imports.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -18,9 +22,10 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "care"
 
 # (layer, module pattern); the most specific pattern (most dotted parts, then most letters) wins
 LAYERS: list[tuple[float, str]] = [
-    (0, "care.errors"), (0.5, "care.io"),
-    (1, "care.configs"), (1, "care.presets"), (1, "care.methods.base"), (1, "care.envs.configs"),
-    (1, "care.methods.*.configuration_*"),
+    (0, "care.errors"), (0.5, "care.io"), (0.5, "care.folders"),
+    (0.8, "care.methods.base"), (0.8, "care.methods.*.configuration_*"), (0.8, "care.envs.configs"),  # named by
+    (1, "care.configs"),                                                                               # the stage configs
+    (1.5, "care.presets"),  # presets are configs of the configs
     (2, "care.envs"),
     (3, "care.data"),
     (4, "care.tracking"),
@@ -53,8 +58,6 @@ def allowed(module: str, target: str) -> bool:
     if target.startswith("care.cli"):
         return module.startswith(("care.cli", "care.__main__"))
     own, theirs = layer_of(module), layer_of(target)
-    if own == theirs == 1:
-        return True  # the config layer: plain dataclasses that may name each other
     if package_of(target) == package_of(module):
         return theirs <= own
     return theirs < own
@@ -69,9 +72,16 @@ def modules() -> dict[str, Path]:
     return out
 
 
+PLUGIN_FIELDS = ("modeling", "lam_modeling")  # a method config's import strings (care.methods.registry)
+TARGET = re.compile(r"^(care(?:\.\w+)+)(?::\w+)?$")
+
+
 def imports(file: Path, module: str) -> list[tuple[int, str]]:
+    """(line, imported module) for every import statement and import string in `file`."""
     tree = ast.parse(file.read_text())
     found = []
+    plugin = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.AnnAssign)
+              and isinstance(node.target, ast.Name) and node.target.id in PLUGIN_FIELDS and node.value is not None}
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [(node.lineno, a.name) for a in node.names]
@@ -83,7 +93,23 @@ def imports(file: Path, module: str) -> list[tuple[int, str]]:
             else:
                 name = node.module or ""
             found.append((node.lineno, name))
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and TARGET.match(node.value):
+            if ":" in node.value or _is_import_call_arg(tree, node):
+                target = TARGET.match(node.value).group(1)
+                if id(node) in plugin and target.startswith(".".join(module.split(".")[:3]) + "."):
+                    continue  # a method config naming its own modeling module
+                found.append((node.lineno, target))
     return [(line, n) for line, n in found if n == "care" or n.startswith("care.")]
+
+
+def _is_import_call_arg(tree: ast.AST, const: ast.Constant) -> bool:
+    """Whether `const` is the first argument of an import_module(...) / __import__(...) call."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and node.args and node.args[0] is const:
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name in ("import_module", "__import__"):
+                return True
+    return False
 
 
 def violations() -> list[str]:
@@ -117,8 +143,24 @@ def test_every_module_has_a_layer():
     ("care.training.pretrain", "care.evaluation.report", False),  # siblings
     ("care.methods.care.modeling_care", "care.models.pretrained", True),
     ("care.methods.care.configuration_care", "care.methods.registry", False),  # config layer stays light
+    ("care.models.latent_vlm", "care.methods.lapa.modeling_lapa", False),  # generic models name no method
+    ("care.configs", "care.presets", False),  # one way: presets are built from configs
+    ("care.envs.configs", "care.configs", False),
     ("care.evaluation.evaluate", "care.policy.controller", True),
 ])
 def test_the_rule_itself(module, target, ok):
     """The checker would catch the imports issue 9 found (and allows the intended ones)."""
     assert allowed(module, target) == ok
+
+
+def test_import_strings_are_seen(tmp_path):
+    """A module that loads another by a string depends on it as if it imported it."""
+    f = tmp_path / "m.py"
+    f.write_text('import importlib\n'
+                 'importlib.import_module("care.methods.lapa.modeling_lapa")\n'
+                 'TARGET = "care.methods.como.modeling_como:ComoModel"\n'
+                 'class C:\n    modeling: str = "care.methods.care.modeling_care:CareModel"\n'
+                 'TEXT = "care.io is a module"\n')
+    got = [n for _, n in imports(f, "care.methods.care.configuration_care")]
+    assert sorted(got) == ["care.methods.como.modeling_como", "care.methods.lapa.modeling_lapa"]
+    assert "care.methods.care.modeling_care" in [n for _, n in imports(f, "care.models.vla")]

@@ -174,21 +174,11 @@ def parse_config(config_cls: type, argv: list[str], positional: str | None = Non
             raise CareError(f"{config_path}: expected a mapping of config fields at the top level")
     preset = _preset_name(args, yaml_dict)
     field_names = {f.name for f in dataclasses.fields(config_cls)}
-    if preset is not None and "model" in field_names:
-        from care.presets import get_preset
+    if preset is not None:
+        from care.presets import preset_layer
 
-        layers = {"model": yaml.safe_load(draccus.dump(get_preset(preset)))}
-        if "method" in field_names:  # the chosen method's own sizes for this preset
-            from care.methods.base import MethodConfig
-
-            name = _flag_value(args, "method.type") or (yaml_dict.get("method") or {}).get("type") \
-                or MethodConfig.default_choice_name()
-            try:
-                method = MethodConfig.get_choice_class(name)().preset(preset)
-            except KeyError:
-                raise ConfigError(f"unknown --method.type {name!r}; choose one of "
-                                  f"{sorted(MethodConfig.get_known_choices())}") from None
-            layers["method"] = {"type": name, **yaml.safe_load(draccus.dump(method))}
+        method_type = _flag_value(args, "method.type") or (yaml_dict.get("method") or {}).get("type")
+        layers = preset_layer(preset, field_names, method_type)
     layers = _deep_merge(layers, yaml_dict)
     with tempfile.TemporaryDirectory() as tmp:
         path = None

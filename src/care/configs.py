@@ -350,9 +350,8 @@ class OptimConfig:
 
     Args:
         lr: peak learning rate; the schedule decays it to `min_lr_ratio * lr` at the last step.
-        weight_decay: applied to matrices only (not to biases, norms or the UWL log-variances).
-        log_var_lr: learning rate of the uncertainty weights s = log σ² (docs/DESIGN.md §3: at the base
-            rate they barely moved); same schedule shape.
+        weight_decay: applied to matrices only (not to biases or norms; a method's own parameter
+            groups may have none, e.g. CARE's uncertainty weights, `--method.log-var-lr`).
         grad_clip: max global gradient norm (0 disables clipping).
     """
 
@@ -361,92 +360,95 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.95)
     warmup_steps: int = 100
     min_lr_ratio: float = 0.1
-    log_var_lr: float = 5e-3
     grad_clip: float = 1.0
 
 
-def apply_preset(cfg: Any) -> None:
-    """`cfg.preset` from Python: a `model` (and `method`) still at its defaults takes the preset's.
-
-    The command line layers the preset below YAML and flags itself (care.cli), so by then the
-    model differs from the defaults and nothing is replaced here.
-    """
-    if getattr(cfg, "preset", None) is None:
-        return
-    from care.presets import get_preset  # the config layer: presets are configs
-
-    if cfg.model == ModelConfig():
-        cfg.model = get_preset(cfg.preset)
-    method = getattr(cfg, "method", None)
-    if method is not None and method == type(method)():
-        cfg.method = method.preset(cfg.preset)
-
-
 @dataclass
-class PretrainConfig:
-    """`care pretrain`: latent pretraining of the VLM by a method (no action labels are read).
+class TrainConfig:
+    """The training fields every training command shares (`care pretrain`, `care lam`, `care
+    finetune`; the loop is care.training.loop).
 
     Args:
-        dataset: a LeRobot v3 folder; CARE's point objective needs its track store (`care track`).
-        extra_datasets: more LeRobot v3 folders whose videos join `dataset`'s (pretraining on
-            several sources, the paper's data rows): each is split into training and held-out
-            episodes by task like `dataset`, and clips are drawn uniformly over all of them.
-            `--extra-datasets "[data/mt40,data/mt10_corner2]"`.
-        output_dir: receives run_config.yaml (this config), checkpoints/, tensorboard/,
-            val_metrics.json and the final model (save_pretrained: config.json = the VLM's
-            ModelConfig, method.json = the method's config, model.safetensors, tokenizer).
-        preset: named model sizes (micro | tiny | base | pretrained) for `model` and the
-            method's own sizes; below YAML and flags on the command line. From Python,
-            `PretrainConfig(preset="base")` builds the base model too (a `model` / `method`
-            left at its defaults takes the preset's).
-        method: the pretraining method, by name (`--method.type=care`, the default), with its
-            own fields (`--method.objective=point`); see care.methods.
-        frame_interval: n in o_t -> o_{t+n}, in dataset frames; choose it (with the image
-            size) so tracked points move several pixels (docs/DESIGN.md §3).
+        dataset: a LeRobot v3 folder.
+        output_dir: the run's folder: run_config.yaml (this config), checkpoints/, tensorboard/,
+            train_log.jsonl and what the command saves (a pretrained, stage-1 or policy folder).
+        preset: named model sizes (micro | tiny | base | pretrained, care.presets) for `model`
+            and the method's own sizes; on the command line below YAML and flags. From Python,
+            `care.presets.apply_preset(cfg)` gives a `model` / `method` left at its defaults the
+            preset's.
+        model: the latent VLM (ModelConfig).
+        clip: how clips are cut from the dataset.
+        optim: AdamW and its schedule.
         steps: optimiser steps; batch_size: samples per step *per process* (the global batch
             is batch_size x processes; the data order is a function of (seed, step, global
             batch), so 2 processes x b see the same samples as 1 process x 2b).
+        num_workers: data loader processes; seed: model init and data order.
         mixed_precision: "auto" (bf16 autocast where the hardware runs bf16 natively, else
             fp32; care.models.precision) | "fp32" | "bf16". "no" is read as "fp32" (older configs).
-        gradient_checkpointing: recompute the Llama's and towers' activations in backward.
         log_every, val_every, save_every: in optimiser steps (0 disables validation/saving).
-        val_batches: held-out batches per validation (fixed, evenly spread over the held-out set).
         keep_checkpoints: the last k checkpoints are kept.
         resume: continue from the latest checkpoint in output_dir/checkpoints.
         time_limit_minutes: stop the loop after this much wall-clock time even if `steps` are not
-            done (the last checkpoint, validation and the final model are still written); None: no
+            done (the last checkpoint, validation and the final folder are still written); None: no
             limit. The LR schedule stays the one of `steps`.
     """
 
     dataset: Path = Path("data/mt10")
-    extra_datasets: list[Path] = field(default_factory=list)
     output_dir: Path = Path("runs/care_tiny")
     preset: Literal["micro", "tiny", "base", "pretrained"] | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
-    method: MethodConfig = field(default_factory=CareConfig)
     clip: ClipConfig = field(default_factory=ClipConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    frame_interval: int = 8
     steps: int = 3000
     batch_size: int = 32
     num_workers: int = 1
     seed: int = 0
     mixed_precision: Literal["auto", "fp32", "bf16", "no"] = "auto"
-    gradient_checkpointing: bool = False
     log_every: int = 20
     val_every: int = 250
-    val_batches: int = 8
     save_every: int = 500
     keep_checkpoints: int = 3
     resume: bool = False
     time_limit_minutes: float | None = None
 
     def __post_init__(self):
-        if self.frame_interval < 1:
-            raise ValueError(f"frame_interval must be >= 1 (pretraining needs o_t and o_t+n), got {self.frame_interval}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError(f"steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
-        apply_preset(self)
+
+
+@dataclass
+class PretrainConfig(TrainConfig):
+    """`care pretrain` (and `care lam`): latent pretraining of the VLM by a method (no action
+    labels are read). The training fields are TrainConfig's.
+
+    Args:
+        dataset: CARE's point objective needs its track store (`care track`).
+        extra_datasets: more LeRobot v3 folders whose videos join `dataset`'s (pretraining on
+            several sources, the paper's data rows): each is split into training and held-out
+            episodes by task like `dataset`, and clips are drawn uniformly over all of them.
+            `--extra-datasets "[data/mt40,data/mt10_corner2]"`.
+        output_dir: receives the final model (save_pretrained: config.json = the VLM's
+            ModelConfig, method.json = the method's config, model.safetensors, tokenizer),
+            val_metrics.json and episodes.json besides TrainConfig's.
+        method: the pretraining method, by name (`--method.type=care`, the default), with its
+            own fields (`--method.objective=point`); see care.methods.
+        frame_interval: n in o_t -> o_{t+n}, in dataset frames; choose it (with the image
+            size) so tracked points move several pixels (docs/DESIGN.md §3).
+        gradient_checkpointing: recompute activations in backward (the method's
+            `enable_gradient_checkpointing`: the Llama's and towers' by default).
+        val_batches: held-out batches per validation (fixed, evenly spread over the held-out set).
+    """
+
+    extra_datasets: list[Path] = field(default_factory=list)
+    method: MethodConfig = field(default_factory=CareConfig)
+    frame_interval: int = 8
+    gradient_checkpointing: bool = False
+    val_batches: int = 8
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.frame_interval < 1:
+            raise ValueError(f"frame_interval must be >= 1 (pretraining needs o_t and o_t+n), got {self.frame_interval}")
 
 
 @dataclass
@@ -537,8 +539,9 @@ class AugmentConfig:
 
 
 @dataclass
-class FinetuneConfig:
-    """`care finetune`: train the action head (and LoRA) on a few labelled episodes.
+class FinetuneConfig(TrainConfig):
+    """`care finetune`: train the action head (and LoRA) on a few labelled episodes. The
+    training fields are TrainConfig's.
 
     Args:
         pretrained: a `care pretrain` output folder (of any method) whose latent VLM is
@@ -547,7 +550,7 @@ class FinetuneConfig:
         dataset: LeRobot v3 dataset with actions. Only the labelled episodes' actions are read
             (and the validation episodes', for the held-out action error).
         output_dir: the policy folder (`CarePolicy.from_pretrained(output_dir)`), plus
-            run_config.yaml, `checkpoints/` (for --resume) and `tensorboard/`.
+            TrainConfig's run files.
         preset, model: the architecture when `pretrained` is None; ignored otherwise (the
             pretrained folder's model config is used, `freeze_vision` included).
         clip: how frames are read; `clip.image_size` is forced to the model's image size.
@@ -563,18 +566,10 @@ class FinetuneConfig:
             action error (L1 in the normalised range) logged every `val_every` steps; chosen
             by `seed` after the training episodes (0: no validation).
         action_quantiles: per-dimension percentiles mapped to -1 and 1 (OpenVLA's q01/q99).
-        steps, batch_size, num_workers, seed, mixed_precision: training loop (mixed_precision
-            as in `care pretrain`: auto | fp32 | bf16 | fp16).
-        log_every, val_every, save_every, keep_checkpoints, resume: as in `care pretrain`.
     """
 
     pretrained: Path | None = Path("runs/care_tiny")
-    dataset: Path = Path("data/mt10")
     output_dir: Path = Path("runs/care_tiny_ft")
-    preset: Literal["micro", "tiny", "base", "pretrained"] | None = None
-    model: ModelConfig = field(default_factory=ModelConfig)
-    clip: ClipConfig = field(default_factory=ClipConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
     lora: LoRAConfig = field(default_factory=LoRAConfig)
     head: ActionHeadConfig = field(default_factory=ActionHeadConfig)
     state: StateInputConfig = field(default_factory=StateInputConfig)
@@ -583,29 +578,18 @@ class FinetuneConfig:
     episodes_per_task: int | None = 5
     val_episodes_per_task: int = 2
     action_quantiles: tuple[float, float] = (0.01, 0.99)
-    # --- training loop ---
+    # --- training loop (TrainConfig's, with fine-tuning's defaults) ---
     steps: int = 2000
-    batch_size: int = 32
-    num_workers: int = 1
-    seed: int = 0
-    mixed_precision: Literal["auto", "fp32", "bf16", "fp16", "no"] = "auto"
-    log_every: int = 20
-    val_every: int = 250
-    save_every: int = 500
-    keep_checkpoints: int = 3
-    resume: bool = False
 
     def __post_init__(self):
+        super().__post_init__()
         if self.episodes_per_task is not None and self.episodes_per_task < 1:
             raise ValueError(f"episodes_per_task must be >= 1 or None (all), got {self.episodes_per_task}")
         if self.val_episodes_per_task < 0:
             raise ValueError(f"val_episodes_per_task must be >= 0, got {self.val_episodes_per_task}")
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError(f"steps and batch_size must be >= 1, got {self.steps}, {self.batch_size}")
         lo, hi = self.action_quantiles
         if not 0.0 <= lo < hi <= 1.0:
             raise ValueError(f"action_quantiles must satisfy 0 <= low < high <= 1, got {self.action_quantiles}")
-        apply_preset(self)
 
 
 # ----------------------------------------------------------------------------------------

@@ -1,12 +1,14 @@
 """Named model presets: `care pretrain --preset NAME` (defaults < preset < YAML < flags).
 
 A preset fixes the latent VLM's sizes (ModelConfig); each method scales its own parts for
-the same name (`MethodConfig.preset`, e.g. CARE's decoders).
+the same name (`MethodConfig.preset`, e.g. CARE's decoders). They are applied here only:
+`preset_layer` is the layer the command line puts below a YAML file and flags (care.cli), and
+`apply_preset` gives a config built in Python the preset's sizes where it kept the defaults.
 
     micro       tests: a forward+backward in milliseconds (32², 4x4 tokens)
     tiny        the embedded default, = ModelConfig(): from scratch, 128², 8x8 patches per frame
                 (4x4 LLM tokens after 2x2 merging),
-                4.3M trainable parameters, ~31 samples/s on 2 CPU cores (docs/DESIGN.md §3 budgets)
+                4.3M trainable parameters, ~31 samples/s on 2 CPU cores (docs/DESIGN.md §7)
     base        a GPU-sized from-scratch model (224², ViT-S/16 towers, an 86M Llama; 151M trainable)
     pretrained  SigLIP + DINOv2 + Llama from local `save_pretrained` dirs (Prismatic's recipe:
                 second-to-last vision layer, frozen towers and frozen frame targets). The dirs
@@ -23,10 +25,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
+
+import draccus
+import yaml
 
 from care.configs import ModelConfig, ViTConfig
 from care.errors import ConfigError
+from care.methods.base import MethodConfig
 
 PRESETS: dict[str, Callable[[], ModelConfig]] = {}
 
@@ -42,6 +48,41 @@ def get_preset(name: str) -> ModelConfig:
     if name not in PRESETS:
         raise ConfigError(f"unknown model preset {name!r}; choose one of {sorted(PRESETS)}")
     return PRESETS[name]()
+
+
+def method_preset(name: str, method_type: str | None) -> MethodConfig:
+    """The method's own settings for a preset (its defaults scaled by `MethodConfig.preset`)."""
+    method_type = method_type or MethodConfig.default_choice_name()
+    try:
+        cls = MethodConfig.get_choice_class(method_type)
+    except KeyError:
+        raise ConfigError(f"unknown --method.type {method_type!r}; choose one of "
+                          f"{sorted(MethodConfig.get_known_choices())}") from None
+    return cls().preset(name)
+
+
+def preset_layer(name: str, fields: set[str], method_type: str | None = None) -> dict:
+    """The preset as a config layer {"model": {...}, "method": {"type", ...}} for a config with
+    `fields` (the command line's lowest layer, care.cli.parse_config)."""
+    if "model" not in fields:
+        return {}
+    layer = {"model": yaml.safe_load(draccus.dump(get_preset(name)))}
+    if "method" in fields:
+        method = method_preset(name, method_type)
+        layer["method"] = {"type": method.type, **yaml.safe_load(draccus.dump(method))}
+    return layer
+
+
+def apply_preset(cfg: Any) -> Any:
+    """`cfg.preset` from Python: a `model` (and `method`) still at its defaults takes the preset's."""
+    if getattr(cfg, "preset", None) is None:
+        return cfg
+    if cfg.model == ModelConfig():
+        cfg.model = get_preset(cfg.preset)
+    method = getattr(cfg, "method", None)
+    if method is not None and method == type(method)():
+        cfg.method = method_preset(cfg.preset, method.type)
+    return cfg
 
 
 @register("micro")

@@ -15,7 +15,7 @@ from care.cli import main
 from care.errors import ConfigError
 from care.methods.como.configuration_como import ComoConfig
 from care.methods.como.modeling_como import ComoModel, MotionQFormer
-from care.models.lam import LatentActionModel
+from care.methods.lam import LatentActionModel
 from care.models.tokenizer import train_bpe_tokenizer
 from helpers import REPO_ROOT, TASKS, make_dataset, micro_configs
 
@@ -132,8 +132,6 @@ def test_frozen_encoder_and_config_errors():
     assert any(p.requires_grad for p in lam.qformer.parameters())
     with pytest.raises(ConfigError, match="decoder_patch_size"):
         MotionQFormer(cfg, dataclasses.replace(method, decoder_patch_size=5))
-    with pytest.raises(ConfigError, match="drop --method.lam"):
-        MotionQFormer(cfg, dataclasses.replace(method, lam="runs/x"))
     with pytest.raises(ValueError, match="qformer_width"):
         ComoConfig(qformer_width=30, qformer_heads=4)
     with pytest.raises(ValueError, match="motion_dim"):
@@ -239,6 +237,10 @@ def test_stage2_refuses_without_a_stage1_model(dataset, stage2, tmp_path, capsys
     # a stage-2 folder is not a stage-1 one
     assert main(args + ["--output-dir", str(tmp_path / "b"), "--method.lam", str(stage2[0])]) == 2
     assert "not a latent action model folder" in capsys.readouterr().err
+    # `care lam` trains stage 1: it takes no stage-1 folder
+    assert main(["lam", "--config", LAM_YAML, "--dataset", str(dataset), "--output-dir", str(tmp_path / "d"),
+                 "--method.lam", str(stage2[1])]) == 2
+    assert "drop --method.lam" in capsys.readouterr().err
     # single-stage CARE has no `care lam`
     assert main(["lam", "--dataset", str(dataset), "--output-dir", str(tmp_path / "c"), "--preset", "micro"]) == 2
     assert "no stage-1" in capsys.readouterr().err
@@ -265,3 +267,35 @@ def test_config_resolve_paths_and_yaml(tmp_path, stage1):
     assert lam.steps * lam.batch_size + pre.steps * pre.batch_size == care.steps * care.batch_size
     assert lam.frame_interval == pre.frame_interval == care.frame_interval and lam.clip == pre.clip == care.clip
     assert lam.model == pre.model == care.model
+
+
+def test_stage2_folder_probed_alone_uses_no_episode_either_stage_trained_on(stage2, stage1, dataset, tmp_path):
+    """The stage-2 folder carries stage 1's episodes.json in <folder>/lam: probed with the stage-1
+    run gone, it still refuses every episode stage 1 trained on; without that record it refuses
+    to measure at all (an error, not a warning)."""
+    from care.data.lerobot import LeRobotDataset
+    from care.probes.episodes import held_out_episodes
+
+    out, _ = stage2
+    alone = tmp_path / "alone"
+    shutil.copytree(out, alone, ignore=shutil.ignore_patterns("checkpoints", "tensorboard"))
+    method = json.loads((alone / "method.json").read_text())
+    (alone / "method.json").write_text(json.dumps({**method, "lam": str(tmp_path / "removed")}))
+    assert (alone / "lam" / "episodes.json").read_text() == (stage1 / "episodes.json").read_text()
+    stage1_train = set(json.loads((stage1 / "episodes.json").read_text())["train"])
+    stage2_train = set(json.loads((out / "episodes.json").read_text())["train"])
+    held = held_out_episodes(alone, dataset, LeRobotDataset(dataset).episode_indices)
+    assert held.held_out and not set(held.held_out) & (stage1_train | stage2_train)
+    assert not held.warnings
+    (alone / "lam" / "episodes.json").unlink()
+    with pytest.raises(ConfigError, match="stage-1"):
+        held_out_episodes(alone, dataset, LeRobotDataset(dataset).episode_indices)
+
+
+def test_stage2_with_other_stage1_settings_is_an_error_naming_the_command(dataset, stage1, tmp_path, capsys):
+    """As LAPA's: stage-1 fields that differ from the stage-1 run are refused (not used silently)."""
+    assert main(["pretrain", "--config", PRETRAIN_YAML, "--method.lam", str(stage1), "--dataset", str(dataset),
+                 "--output-dir", str(tmp_path / "x"), "--steps", "2", "--method.qformer-width", "64"]) == 2
+    err = capsys.readouterr().err
+    assert "qformer_width: 32 != 64" in err and "care lam --method.type como" in err
+    assert not (tmp_path / "x" / "model.safetensors").exists()

@@ -15,9 +15,10 @@ import torch
 from care.cli import main, parse_config
 from care.configs import PretrainConfig
 from care.methods.lapa.configuration_lapa import LapaConfig
-from care.methods.lapa.modeling_lapa import NSVQ, LapaModel, LatentActionQuantizer, patchify, unpatchify
+from care.methods.lapa.modeling_lapa import NSVQ, LapaModel, LatentActionQuantizer
+from care.models.blocks import patchify, unpatchify
 from care.methods.registry import load_pretrained, load_pretrained_vlm
-from care.models.lam import LatentActionModel
+from care.methods.lam import LatentActionModel
 from care.models.latent_vlm import LatentVLM
 from care.presets import get_preset
 from helpers import REPO_ROOT, make_dataset
@@ -283,3 +284,23 @@ def test_finetune_from_a_stage2_folder_gives_a_policy_that_acts(stage2, dataset,
     assert torch.equal(got["llm.embed_tokens.weight"], want["llm.embed_tokens.weight"])  # LoRA leaves it as pretrained
     action = policy.select_action(np.zeros((32, 32, 3), np.uint8), "close the drawer")
     assert action.shape == (policy.action_dim,) and np.isfinite(action).all()
+
+
+def test_stage2_stores_the_laq_once_and_older_folders_still_load(stage2, tmp_path):
+    """The LAQ's weights live in <folder>/lam only; a folder written when model.safetensors also
+    held them (`lam.*`) loads to the same model."""
+    from safetensors.torch import load_file, save_file
+
+    out, _ = stage2
+    stored = load_file(str(out / "model.safetensors"))
+    assert stored and not any(k.startswith("lam.") for k in stored)
+    laq = load_file(str(out / "lam" / "model.safetensors"))
+    old = tmp_path / "old"
+    shutil.copytree(out, old, ignore=shutil.ignore_patterns("checkpoints", "tensorboard"))
+    save_file({**stored, **{f"lam.{k}": v for k, v in laq.items()}}, str(old / "model.safetensors"))
+    obs, fut = frames(4, seed=2)
+    instr = ["close the drawer"] * 4
+    a, b = load_pretrained(out).eval(), load_pretrained(old).eval()
+    with torch.no_grad():
+        assert torch.equal(a.logits(obs, instr), b.logits(obs, instr))
+        assert torch.equal(a.action_latent(obs, fut, instr), b.action_latent(obs, fut, instr))

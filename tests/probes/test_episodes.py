@@ -60,10 +60,10 @@ def test_a_two_stage_model_excludes_its_stage_1_training_episodes_too(tmp_path):
     (run / "method.json").write_text(json.dumps({"type": "como", "lam": str(tmp_path / "gone")}))
     write_episodes(run / "lam", ds, train=[0, 1, 2, 3], val=[4, 5, 6], stage="lam")
     assert held_out_episodes(run, ds, list(range(7))).held_out == [5, 6]
-    # a stage-2 model whose stage-1 record cannot be found: measured, with a warning
+    # a stage-2 model whose stage-1 record cannot be found: nothing is measured
     (run / "lam" / "episodes.json").unlink()
-    held = held_out_episodes(run, ds, list(range(7)))
-    assert held.held_out == [3, 5, 6] and "stage-1 run's episodes.json was not found" in held.warnings[0]
+    with pytest.raises(ConfigError, match="stage-1 run's episodes.json was not found.*will not measure"):
+        held_out_episodes(run, ds, list(range(7)))
 
 
 def test_probe_split_is_per_task_seeded_and_independent_of_other_tasks():

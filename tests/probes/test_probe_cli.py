@@ -81,6 +81,7 @@ def test_random_init_model_reinitialises_a_stage_1_model_too(run, monkeypatch):
     """A two-stage model reads its latent from `.lam`: the random-weights reference must not keep
     the trained stage-1 weights (a fake method stands in for LAPA / CoMo)."""
     import care.methods.registry as registry
+    from care.methods.two_stage import TwoStageModel
     from care.probes.latents import random_init_model
 
     class FakeLam(nn.Module):
@@ -96,7 +97,9 @@ def test_random_init_model_reinitialises_a_stage_1_model_too(run, monkeypatch):
             self.head = nn.Linear(2, 2)
             lam = FakeLam(cfg, method)
             nn.init.zeros_(lam.w.weight)  # "trained" stage-1 weights, as loaded from <run>/lam
-            object.__setattr__(self, "lam", lam)  # outside the state dict, as CoMo keeps it
+            object.__setattr__(self, "lam", lam)  # outside the state dict, as TwoStageModel keeps it
+
+        reset_loaded_parts = TwoStageModel.reset_loaded_parts
 
     monkeypatch.setattr(registry, "model_class", lambda method: FakeStage2)
     a, b = random_init_model(run[0], seed=3), random_init_model(run[0], seed=3)

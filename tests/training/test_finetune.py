@@ -80,16 +80,18 @@ def test_finetune_writes_a_policy_from_labelled_episodes_only(dataset, tmp_path,
 def test_resume_reproduces_the_uninterrupted_run(dataset, tmp_path, monkeypatch):
     full, cut = tmp_path / "full", tmp_path / "cut"
     F.finetune(micro_config(dataset, full, save_every=4))
-    real_save = F.save_checkpoint
+    import care.training.loop as loop
+
+    real_save = loop.save_checkpoint
 
     def save_then_die(*a, **kw):
         real_save(*a, **kw)
         raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(F, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         F.finetune(micro_config(dataset, cut, save_every=4))
-    monkeypatch.setattr(F, "save_checkpoint", real_save)
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
     assert (cut / "checkpoints" / "step_00000004").is_dir() and not (cut / "model.safetensors").exists()
     F.finetune(micro_config(dataset, cut, save_every=4, resume=True))
     a, b = read_log(full), read_log(cut)
@@ -243,3 +245,31 @@ def test_augmented_training_sees_shifted_images_and_resume_names_the_shift(datas
     assert all(np.isfinite(b[s]["l1"]) for s in b)
     with pytest.raises(ConfigError, match=r"augment_shift: 4 \(checkpoint\) vs None"):
         F.finetune(micro_config(dataset, aug, resume=True))
+
+
+def test_nan_actions_are_named_before_the_first_step(tmp_path):
+    """A NaN in a labelled episode's actions is a dataset error naming the file, episode and frame,
+    with `care dataset validate` as the advice: not a diverged loss and "lower --optim.lr"."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from care.errors import DatasetError
+    from helpers import make_dataset
+
+    root = make_dataset(tmp_path, episodes=6, T=12, size=32, with_tracks=False)
+    cfg = micro_config(root, tmp_path / "ft")
+    ds = LeRobotDataset(root)
+    ep = F.labelled_episodes(ds, cfg.episodes_per_task, cfg.seed, cfg.val_episodes_per_task)[0][-1]
+    path = root / "data/chunk-000/file-000.parquet"
+    table = pq.read_table(path)
+    actions = np.asarray(table.column("action").combine_chunks().flatten()).reshape(-1, 4).copy()
+    rows = np.flatnonzero(table.column("episode_index").to_numpy() == ep)
+    actions[rows[5], 2] = np.nan
+    i = table.column_names.index("action")
+    pq.write_table(table.set_column(i, "action", pa.FixedSizeListArray.from_arrays(pa.array(actions.reshape(-1)), 4)), path)
+    with pytest.raises(DatasetError) as e:
+        F.finetune(cfg)
+    msg = str(e.value)
+    assert str(path) in msg and f"episode {ep}" in msg and "frame 5" in msg and "care dataset validate" in msg
+    assert "--optim.lr" not in msg
+    assert not (cfg.output_dir / "train_log.jsonl").exists()  # stopped before training started

@@ -25,7 +25,7 @@ def micro_config(root, out, **kw) -> PretrainConfig:
         frame_interval=2, steps=20, batch_size=8, num_workers=0, log_every=1, val_every=0, val_batches=2,
         save_every=0, seed=0,
     )
-    cfg.optim.lr, cfg.optim.warmup_steps, cfg.optim.log_var_lr = 2e-3, 3, 2e-2
+    cfg.optim.lr, cfg.optim.warmup_steps, cfg.method.log_var_lr = 2e-3, 3, 2e-2
     cfg.clip.val_episodes_per_task = 1
     return dataclasses.replace(cfg, **kw)
 
@@ -89,16 +89,18 @@ def test_resume_reproduces_the_uninterrupted_losses(dataset, tmp_path, monkeypat
     full, cut = tmp_path / "full", tmp_path / "cut"
     P.pretrain(micro_config(dataset, full, steps=8, save_every=4))
 
-    real_save = P.save_checkpoint
+    import care.training.loop as loop
+
+    real_save = loop.save_checkpoint
 
     def save_then_die(*a, **kw):
         real_save(*a, **kw)
         raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(P, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         P.pretrain(micro_config(dataset, cut, steps=8, save_every=4))
-    monkeypatch.setattr(P, "save_checkpoint", real_save)
+    monkeypatch.setattr(loop, "save_checkpoint", real_save)
     assert (cut / "checkpoints" / "step_00000004").is_dir()
     P.pretrain(micro_config(dataset, cut, steps=8, save_every=4, resume=True))
 

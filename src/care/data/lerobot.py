@@ -690,9 +690,6 @@ class LeRobotDataset:
             raise DatasetError(f"{self.root}: this dataset has no '{STATE}' feature")
         return self._arrays[STATE][self._slice(ep)].copy()
 
-    def episode_timestamps(self, ep: int) -> np.ndarray:
-        return self._timestamp[self._slice(ep)].copy()
-
     def video_path(self, ep: int, camera: str | None = None) -> Path:
         key = self.camera_key(camera)
         row = self._row(ep)

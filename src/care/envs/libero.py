@@ -39,21 +39,11 @@ a suite is listed; the constants here work without it.
 from __future__ import annotations
 
 import functools
-import os
 import re
-
-os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; must precede `import mujoco`
 
 import numpy as np
 
-try:  # a dependency of the `sim` extra
-    from gymnasium import spaces
-    from gymnasium.utils import seeding
-except ImportError:  # pragma: no cover
-    spaces = seeding = None
-
-from care.envs.base import SimEnv, gymnasium, stable_seed
-
+from care.envs.base import SimEnv, stable_seed  # (sets MUJOCO_GL before mujoco is imported)
 from care.envs.configs import LIBERO_MAX_STEPS as MAX_STEPS  # the protocol's step limits
 from care.envs.configs import LIBERO_PRO_KINDS as PRO_KINDS  # noqa: F401
 from care.envs.configs import LIBERO_SUITES as SUITES  # noqa: F401
@@ -209,12 +199,6 @@ class LiberoEnv(SimEnv):
         render_mode: str | None = "rgb_array",
         share_renderer_with: "LiberoEnv | None" = None,
     ):
-        import mujoco
-
-        from care.envs.points import sample_body_points
-
-        if gymnasium is None:
-            raise CareError("LiberoEnv needs gymnasium: install the `sim` extra")
         if camera not in CAMERAS:
             raise CareError(f"LIBERO camera {camera!r}: use one of {', '.join(CAMERAS)} "
                             f"(the public datasets' keys for {', '.join(CAMERAS.values())})")
@@ -222,31 +206,15 @@ class LiberoEnv(SimEnv):
             raise CareError("camera='wrist_image' with wrist=True would record the wrist view twice")
         if init_states not in ("random", "fixed"):
             raise CareError(f"init_states must be 'random' or 'fixed', got {init_states!r}")
-        if render_mode not in (None, *self.metadata["render_modes"]):
-            raise CareError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         names = resolve_tasks(suite, task)
         if len(names) != 1:
             raise CareError(f"LiberoEnv runs one task, got {task!r}")
-        self._mj = mujoco
-        self.suite, self.env_name = suite, names[0]
-        self.size, self.camera = int(size), camera
-        self.seed = int(seed)
-        self.max_steps = int(max_steps) if max_steps is not None else suite_max_steps(suite)
-        self.tracks_enabled = bool(tracks)
+        self._init_env(names[0], size, camera, seed, max_steps if max_steps is not None else suite_max_steps(suite),
+                       tracks, render_mode, state_dim=len(STATE_NAMES), action_dim=len(ACTION_NAMES), wrist=wrist)
+        self.suite = suite
         self.init_states_mode = init_states
         self.wrist = bool(wrist)
         self.num_steps_wait = int(num_steps_wait)
-        self.render_mode = render_mode
-        self.render_on_step = True  # False: step() skips the render (class docstring)
-        obs_space = {
-            "pixels": spaces.Box(0, 255, (self.size, self.size, 3), np.uint8),
-            "agent_pos": spaces.Box(-np.inf, np.inf, (len(STATE_NAMES),), np.float32),
-        }
-        if self.wrist:
-            obs_space["wrist_pixels"] = spaces.Box(0, 255, (self.size, self.size, 3), np.uint8)
-        self.observation_space = spaces.Dict(obs_space)
-        self.action_space = spaces.Box(-1.0, 1.0, (len(ACTION_NAMES),), np.float32)
-        self._np_random, self._np_random_seed = seeding.np_random(self.seed)
 
         from libero.libero.envs.env_wrapper import ControlEnv
 
@@ -290,22 +258,13 @@ class LiberoEnv(SimEnv):
             # degrees: the upright view mirrored left-right
             self._make_views()
             self._owns_view = True
-        self.fps = float(self._env.env.control_freq)
-        if abs(self.fps - LIBERO_FPS) > 1e-6:
-            raise CareError(f"{self.env_name}: control rate {self.fps} Hz, expected {LIBERO_FPS}")
-
-        bodies = [self._body_id(n) for n in ROBOT_TRACK_BODIES] + self._object_bodies()
-        self.points = sample_body_points(self.model, bodies, points_per_body, geom_groups=GEOM_GROUPS,
-                                         seed=stable_seed(suite, self.env_name, points_per_body))
-        self.track_bodies = [mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_BODY, b) or f"body{b}"
-                             for b in dict.fromkeys(self.points.body.tolist())]
+        self._check_fps(self._env.env.control_freq, LIBERO_FPS)
+        self._init_points(ROBOT_TRACK_BODIES, points_per_body, geom_groups=GEOM_GROUPS,
+                          seed=stable_seed(suite, self.env_name, points_per_body))
         self._expert = None
         self._raw: dict | None = None
-        self._image = self._depth = self._wrist_image = None
-        self._info: dict = {}
-        self._closed = False
-        self.episode_seed: int | None = None
-        self.t = 0
+        self._wrist_image = None
+        self._init_episode()
 
     def _make_views(self) -> None:
         """Renderers of this env's model. The public datasets' image is robosuite's raw
@@ -388,23 +347,13 @@ class LiberoEnv(SimEnv):
         self._render()
         return self._observation(), dict(self._info)
 
-    def step(self, action) -> tuple[dict, float, bool, bool, dict]:
-        """Apply a (7,) action in [-1, 1] (clipped) -> (observation, reward, terminated,
-        truncated, info). reward is LIBERO's sparse one (1 on success)."""
-        self._require_started("step")
-        if self.t >= self.max_steps:
-            raise RuntimeError(f"episode is over ({self.max_steps} steps); call reset()")
-        a = np.clip(np.asarray(action, np.float64).reshape(len(ACTION_NAMES)), -1.0, 1.0)
-        if not np.isfinite(a).all():
-            raise CareError(f"{self.env_name}: non-finite action {a.tolist()}")
-        self._raw, reward, _done, _info = self._env.step(a)
-        self.t += 1
+    def _simulate(self, action: np.ndarray) -> float:
+        """One LIBERO step of a clipped (7,) action; the reward is LIBERO's sparse one (1 on success)."""
+        if not np.isfinite(action).all():
+            raise CareError(f"{self.env_name}: non-finite action {action.tolist()}")
+        self._raw, reward, _done, _info = self._env.step(action)
         self._info = {"is_success": bool(self._env.check_success())}
-        if self.render_on_step:
-            self._render()
-        else:
-            self._skip_render()
-        return self._observation(), float(reward), False, self.t >= self.max_steps, dict(self._info)
+        return reward
 
     def _render(self) -> None:
         self._image, self._depth = self.view.render(self.data, depth=self.tracks_enabled)

@@ -21,21 +21,11 @@ task lists and the instructions are usable without the `sim` extra.
 
 from __future__ import annotations
 
-import os
 import warnings
-
-os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; must precede `import mujoco`
 
 import numpy as np
 
-try:  # a dependency of the `sim` extra; the task lists below work without it
-    from gymnasium import spaces
-    from gymnasium.utils import seeding
-except ImportError:  # pragma: no cover - MetaWorldEnv cannot be built without the extra anyway
-    spaces = seeding = None
-
-from care.envs.base import SimEnv, gymnasium, stable_seed
-
+from care.envs.base import SimEnv, stable_seed  # (sets MUJOCO_GL before mujoco is imported)
 from care.envs.instructions import INSTRUCTIONS, instruction_for, instructions_for
 from care.errors import CareError
 
@@ -194,38 +184,15 @@ class MetaWorldEnv(SimEnv):
         render_mode: str | None = "rgb_array",
         share_renderer_with: "MetaWorldEnv | None" = None,
     ):
-        import mujoco
         from metaworld.env_dict import ALL_V3_ENVIRONMENTS, ML1_ARGS_KWARGS
         from metaworld.policies import ENV_POLICY_MAP
 
         from care.envs.camera import CameraView, apply_fast_render_settings
-        from care.envs.points import sample_body_points
 
-        if gymnasium is None:
-            raise CareError("MetaWorldEnv needs gymnasium: install the `sim` extra")
         if env_name not in ALL_V3_ENVIRONMENTS:
             resolve_tasks(env_name)  # raises with the list of valid names
             raise CareError(f"unknown Meta-World task: {env_name}")
-        if render_mode not in (None, *self.metadata["render_modes"]):
-            raise CareError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
-        self._mj = mujoco
-        self.env_name = env_name
-        self.size = int(size)
-        self.camera = camera
-        self.seed = int(seed)
-        self.max_steps = int(max_steps)
-        self.tracks_enabled = bool(tracks)
-        self.render_mode = render_mode
-        self.render_on_step = True  # False: step() skips the render (class docstring)
-        self.observation_space = spaces.Dict(
-            {
-                "pixels": spaces.Box(0, 255, (self.size, self.size, 3), np.uint8),
-                "agent_pos": spaces.Box(-np.inf, np.inf, (39,), np.float32),
-            }
-        )
-        self.action_space = spaces.Box(-1.0, 1.0, (4,), np.float32)
-        # draws the episode seeds of unseeded resets: reproducible from `seed`
-        self._np_random, self._np_random_seed = seeding.np_random(self.seed)
+        self._init_env(env_name, size, camera, seed, max_steps, tracks, render_mode, state_dim=39, action_dim=4)
 
         env = ALL_V3_ENVIRONMENTS[env_name]()  # no gymnasium renderer: we render ourselves
         # Multi-task (MT) setting: the goal is part of the observation; the experts read it.
@@ -255,27 +222,10 @@ class MetaWorldEnv(SimEnv):
             self.view = CameraView(self.model, camera, self.size, rotate180=self._upside_down(camera))
             self._owns_view = True
         self._policy = ENV_POLICY_MAP[env_name]()
-        self.fps = 1.0 / float(env.dt)
-        if abs(self.fps - METAWORLD_FPS) > 1e-6:
-            raise CareError(f"{env_name}: control rate {self.fps} Hz, expected {METAWORLD_FPS}; update METAWORLD_FPS")
-
-        bodies = [self._body_id(n) for n in ROBOT_TRACK_BODIES] + self._object_bodies()
-        self.points = sample_body_points(
-            self.model, bodies, points_per_body, seed=stable_seed(env_name, points_per_body)
-        )
-        # names of the bodies that carry points (a body without a visible geom gets none)
-        self.track_bodies = [
-            mujoco.mj_id2name(self.model, mujoco.mjtObj.mjOBJ_BODY, b) or f"body{b}"
-            for b in dict.fromkeys(self.points.body.tolist())
-        ]
-
+        self._check_fps(1.0 / float(env.dt), METAWORLD_FPS)
+        self._init_points(ROBOT_TRACK_BODIES, points_per_body, seed=stable_seed(env_name, points_per_body))
         self._obs: np.ndarray | None = None
-        self._image: np.ndarray | None = None
-        self._depth: np.ndarray | None = None
-        self._info: dict = {}
-        self._closed = False
-        self.episode_seed: int | None = None
-        self.t = 0
+        self._init_episode()
 
     @property
     def _started(self) -> bool:
@@ -337,27 +287,13 @@ class MetaWorldEnv(SimEnv):
         self._render()
         return self._observation(), dict(self._info)
 
-    def step(self, action) -> tuple[dict, float, bool, bool, dict]:
-        """Apply a (4,) action in [-1, 1] (clipped) -> (observation, reward, terminated,
-        truncated, info).
-
-        `reward` is Meta-World's; `terminated` is always False (success does not end an
-        episode); `truncated` is True at `max_steps`; `info` holds Meta-World's step info
-        ("success", "near_object", ...) and `is_success` (bool).
-        """
-        self._require_started("step")
-        if self.t >= self.max_steps:
-            raise RuntimeError(f"episode is over ({self.max_steps} steps); call reset()")
-        a = np.clip(np.asarray(action, np.float64).reshape(4), -1.0, 1.0)
-        obs, reward, _term, _trunc, info = self._env.step(a)
+    def _simulate(self, action: np.ndarray) -> float:
+        """One Meta-World step of a clipped (4,) action; the reward is Meta-World's, the info holds
+        its step info ("success", "near_object", ...) and `is_success` (SimEnv.step)."""
+        obs, reward, _term, _trunc, info = self._env.step(action)
         self._obs = np.asarray(obs, np.float64)
         self._info = {**info, "is_success": bool(info.get("success", False))}
-        self.t += 1
-        if self.render_on_step:
-            self._render()
-        else:
-            self._skip_render()
-        return self._observation(), float(reward), False, self.t >= self.max_steps, dict(self._info)
+        return reward
 
     def _observation(self) -> dict:
         return {"pixels": self._image, "agent_pos": self.state}

@@ -1,7 +1,7 @@
 """The LLM backbone: a `transformers` Llama built from our config, or any causal-LM body
 (`AutoModel`) loaded from a local dir.
 
-Initialisation is explicit (docs/DESIGN.md §3, STYLE): `transformers`' default std 0.02 left the
+Initialisation is explicit (docs/DESIGN.md §12, "LLM init"): `transformers`' default std 0.02 left the
 placeholder outputs of a small from-scratch Llama nearly independent of the input, and the
 latent never woke up. We draw every linear and embedding weight from N(0, init_std²) with
 init_std = 1/sqrt(width) by default; RMSNorm gains start at 1.

@@ -1,4 +1,4 @@
-"""Numeric precision of training and inference: `--mixed-precision auto|fp32|bf16|fp16`.
+"""Numeric precision of training and inference: `--mixed-precision auto|fp32|bf16`.
 
 "auto" (the default) is bf16 autocast where the hardware runs bf16 natively — a CUDA GPU that
 supports it, or a CPU with AVX512-BF16 or AMX — and fp32 elsewhere. On this project's CPU a bf16
@@ -7,7 +7,7 @@ run showed the same diagnostics as fp32 within the seed-to-seed spread (docs/RES
 Weights, optimiser state and losses stay fp32 (autocast): only matmuls, convolutions and
 attention run in bf16 (care.models.attention keeps CPU attention fast in bf16).
 
-    precision = resolve_precision("auto", device)     # -> "fp32" | "bf16" | "fp16"
+    precision = resolve_precision("auto", device)     # -> "fp32" | "bf16"
     with autocast(precision, device): ...
 """
 
@@ -17,7 +17,7 @@ from contextlib import nullcontext
 
 import torch
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16")  # fp16 would need loss scaling, which no loop here does
 
 
 def bf16_native(device: str | torch.device = "cpu") -> bool:
@@ -47,12 +47,11 @@ def resolve_precision(precision: str, device: str | torch.device = "cpu") -> str
 
 def accelerate_name(precision: str) -> str:
     """Our name -> Accelerate's `mixed_precision` ("fp32" is "no")."""
-    return {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[precision]
+    return {"fp32": "no", "bf16": "bf16"}[precision]
 
 
 def autocast(precision: str, device: str | torch.device = "cpu"):
     """An autocast context for a resolved precision (nullcontext for fp32)."""
     if precision == "fp32":
         return nullcontext()
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    return torch.autocast(torch.device(device).type, dtype=dtype)
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)

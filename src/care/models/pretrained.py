@@ -1,11 +1,13 @@
-"""The pretrained-model folder every method writes and fine-tuning reads (save_pretrained style).
+"""Model folders (save_pretrained style): the latent VLM's config and weights, method-agnostic.
 
     <dir>/config.json        the latent VLM's ModelConfig (shared by every method)
-    <dir>/method.json        the method's config, with its "type" (care.methods)
-    <dir>/model.safetensors  every weight of the method's model (VLM + its own parts)
+    <dir>/model.safetensors  every weight of the folder's model
     <dir>/tokenizer files    the instruction tokenizer
     <dir>/hf/<part>/config.json   architectures of parts built from local `transformers` dirs,
                                   so the folder loads without the original directories
+
+A pretraining method's folder adds its own config (method.json) and parts: care.methods.model;
+a policy folder adds the head and normalisers: care.policy.folder.
 
 Loading checks every tensor's name and shape before copying, and names what does not fit
 (nanoGPT's from_pretrained habit). Nothing here is unpickled: JSON and safetensors only.
@@ -16,19 +18,16 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 import torch.nn as nn
 
 from care.configs import ModelConfig, ViTConfig
 from care.errors import ConfigError
+from care.folders import CONFIG_NAME, HF_DIR, WEIGHTS_NAME  # noqa: F401  (WEIGHTS_NAME: care.policy.folder reads it here)
 from care.io import atomic_write_json, atomic_write_with
-from care.methods.base import MethodConfig
 
-CONFIG_NAME = "config.json"
-METHOD_NAME = "method.json"
-WEIGHTS_NAME = "model.safetensors"
 # ModelConfig fields that do not change the weights' names or shapes
 NON_ARCHITECTURAL = {"llm_path", "siglip.path", "dino.path", "init_std"}
 # fields older care versions kept in config.json before methods had their own config
@@ -58,42 +57,7 @@ def model_config_from_dict(d: dict) -> ModelConfig:
     return ModelConfig(**d)
 
 
-def method_config_to_dict(cfg: MethodConfig) -> dict:
-    return {"type": cfg.type, **dataclasses.asdict(cfg)}
-
-
-def method_config_from_dict(d: dict, source: str = "method.json") -> MethodConfig:
-    d = dict(d)
-    name = d.pop("type", None)
-    try:
-        cls = MethodConfig.get_choice_class(name)
-    except KeyError:
-        raise ConfigError(f"{source}: unknown method {name!r} (known: {sorted(MethodConfig.get_known_choices())})") from None
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ConfigError(f"{source}: fields method {name!r} of this care version does not know: {unknown}")
-    return cls(**d)
-
-
-def read_folder_configs(path: Path) -> tuple[ModelConfig, MethodConfig]:
-    """The (ModelConfig, MethodConfig) of a pretrained folder; a ConfigError for anything else."""
-    path = Path(path)
-    if not (path / CONFIG_NAME).is_file() or not (path / WEIGHTS_NAME).is_file():
-        raise ConfigError(f"{path} is not a pretrained care model (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
-    raw = _read_json(path / CONFIG_NAME)
-    model_cfg = model_config_from_dict(raw)
-    if (path / METHOD_NAME).is_file():
-        method_cfg = method_config_from_dict(_read_json(path / METHOD_NAME), str(path / METHOD_NAME))
-    else:  # written before methods had their own file: CARE, its fields in config.json
-        from care.methods.care.configuration_care import CareConfig
-
-        fields = {f.name for f in dataclasses.fields(CareConfig)}
-        method_cfg = CareConfig(**{k: v for k, v in raw.items() if k in fields})
-    return model_cfg, method_cfg
-
-
-def _read_json(file: Path) -> Any:
+def read_json(file: Path) -> Any:
     try:
         return json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -155,7 +119,7 @@ def with_saved_hf_parts(cfg: ModelConfig, hf_dir: Path) -> ModelConfig:
 
 def build_config(cfg: ModelConfig, folder: Path) -> ModelConfig:
     """The config to build a folder's VLM with (its hf/ parts instead of the original dirs)."""
-    return with_saved_hf_parts(cfg, Path(folder) / "hf") if (Path(folder) / "hf").is_dir() else cfg
+    return with_saved_hf_parts(cfg, Path(folder) / HF_DIR) if (Path(folder) / HF_DIR).is_dir() else cfg
 
 
 # ----------------------------------------------------------------------------------------
@@ -184,8 +148,10 @@ def save_weights(model: nn.Module, file: Path, kind: str) -> None:
     atomic_write_with(Path(file), lambda tmp: save_file(state, str(tmp), metadata={"format": "pt", "care": kind}))
 
 
-def load_weights(model: nn.Module, file: Path, map_location: str | torch.device = "cpu", hint: str = "") -> None:
-    """Copy a safetensors state dict in, after checking that every name and shape lines up."""
+def load_weights(model: nn.Module, file: Path, map_location: str | torch.device = "cpu", hint: str = "",
+                 drop: tuple[str, ...] = ()) -> None:
+    """Copy a safetensors state dict in, after checking that every name and shape lines up.
+    `drop`: key prefixes older folders stored and today's model keeps elsewhere (they are skipped)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -193,8 +159,31 @@ def load_weights(model: nn.Module, file: Path, map_location: str | torch.device 
         state = load_file(str(file), device=str(map_location))
     except (SafetensorError, OSError) as e:
         raise ConfigError(f"{file}: unreadable weights file ({e})") from e
+    state = rename_legacy_keys(model, {k: v for k, v in state.items() if not k.startswith(drop)} if drop else state)
     check_state_fits(model, state, str(file), hint)
     model.load_state_dict(state)
+
+
+def rename_legacy_keys(model: nn.Module, state: dict) -> dict:
+    """Parameter names of older folders -> today's: a submodule class may list {old: new} names of
+    its children in `legacy_names` (care.models.blocks); a key is renamed only when the model has
+    the new name and not the old one."""
+    own = model.state_dict()
+    renames = {}
+    for prefix, m in model.named_modules():
+        for old, new in getattr(type(m), "legacy_names", {}).items():
+            renames[f"{prefix}.{old}." if prefix else f"{old}."] = f"{prefix}.{new}." if prefix else f"{new}."
+    if not renames or all(k in own for k in state):
+        return state
+    out = {}
+    for k, v in state.items():
+        if k not in own:
+            for old, new in renames.items():
+                if k.startswith(old) and new + k[len(old):] in own:
+                    k = new + k[len(old):]
+                    break
+        out[k] = v
+    return out
 
 
 def save_vlm_files(vlm: nn.Module, out: Path) -> None:
@@ -202,90 +191,5 @@ def save_vlm_files(vlm: nn.Module, out: Path) -> None:
     atomic_write_json(out / CONFIG_NAME, dataclasses.asdict(vlm.cfg), indent=2)
     vlm.tokenizer.save_pretrained(str(out))
     for name, hf in hf_parts(vlm).items():
-        (out / "hf" / name).mkdir(parents=True, exist_ok=True)
-        hf.config.to_json_file(str(out / "hf" / name / "config.json"))
-
-
-class PretrainedModel(nn.Module):
-    """Base of every method's pretraining model: holds `.vlm` (a LatentVLM), `.cfg`
-    (ModelConfig) and `.method` (its MethodConfig); saves and loads the folder above."""
-
-    cfg: ModelConfig
-    method: MethodConfig
-    config_class: ClassVar[type] = MethodConfig  # the MethodConfig subclass this model is built from
-
-    # --- what the pretraining loop (care.training.pretrain) calls; methods override ---
-    @classmethod
-    def requires_tracks(cls, method: MethodConfig) -> bool:
-        """Whether this method's batches must carry point tracks (checked before training)."""
-        return False
-
-    def prepare_training(self, batch: dict) -> dict[str, float]:
-        """Once before the first step, on the same batch in every process; returns what to
-        store with checkpoints (e.g. CARE's baseline losses)."""
-        return {}
-
-    def param_groups(self, optim) -> dict[str, dict]:
-        """{parameter-name prefix: optimiser overrides} for parameters that need their own lr/eps."""
-        return {}
-
-    def after_optimizer_step(self) -> None:
-        """After every optimiser step (EMA targets, schedules)."""
-
-    def diagnostics(self, batches) -> dict[str, float]:
-        """Held-out metrics at every validation (docs/DESIGN.md: log the latent's health)."""
-        return {}
-
-    def brief(self, metrics: dict) -> dict:
-        return {}
-
-    # --- what the latent probes (care probe) call ---
-    @torch.no_grad()
-    def action_latent(self, obs: torch.Tensor, future_obs: torch.Tensor, instructions: list[str]) -> torch.Tensor:
-        """The method's latent action for (o_t -> o_{t+n}), (B, T, d): what LP-MSE, S-PCFC and
-        the semantic probe read (CARE: the inverse view's z*; LAPA: the quantised code vectors
-        of its stage-1 model; CoMo: its Q-former latent)."""
-        raise NotImplementedError(f"{type(self).__name__} does not expose a latent action")
-
-    def save_extra(self, out: Path) -> None:
-        """Anything else the folder needs to load on its own (e.g. a stage-1 model); default none."""
-
-    def save_pretrained(self, out_dir: str | Path) -> Path:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        save_vlm_files(self.vlm, out)
-        atomic_write_json(out / METHOD_NAME, method_config_to_dict(self.method), indent=2)
-        save_weights(self, out / WEIGHTS_NAME, type(self).__name__)
-        self.save_extra(out)
-        return out
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path, cfg: ModelConfig | None = None, method: MethodConfig | None = None,
-                        map_location: str | torch.device = "cpu") -> "PretrainedModel":
-        """Load a folder written by `save_pretrained`. With `cfg` / `method`, they must describe
-        the same architecture: otherwise a ConfigError names every field that differs."""
-        from care.models.tokenizer import load_tokenizer
-
-        path = Path(path)
-        saved, saved_method = read_folder_configs(path)
-        for want, have, ignore in ((cfg, saved, NON_ARCHITECTURAL),
-                                   (method, saved_method, getattr(method, "non_architectural", frozenset()))):
-            if want is not None:
-                diff = config_diff(have, want, ignore)
-                if diff:
-                    raise ConfigError(
-                        f"checkpoint {path} was saved with another config; differing fields "
-                        f"(checkpoint vs requested): {'; '.join(diff)}"
-                    )
-        saved = dataclasses.replace(cfg) if cfg is not None else saved  # keep the caller's non-architectural choices
-        saved_method = (method if method is not None else saved_method).resolve_paths(path)
-        if type(saved_method) is not cls.config_class:
-            raise ConfigError(f"{path} holds a {saved_method.type!r} model, not a {cls.__name__} "
-                              "(care.methods.registry.load_pretrained loads any method)")
-        model = cls(build_config(saved, path), saved_method, load_tokenizer(path))
-        model.cfg = saved
-        model.vlm.cfg = saved
-        load_weights(model, path / WEIGHTS_NAME, map_location)
-        return model
-
-
+        (out / HF_DIR / name).mkdir(parents=True, exist_ok=True)
+        hf.config.to_json_file(str(out / HF_DIR / name / CONFIG_NAME))

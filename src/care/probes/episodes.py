@@ -29,9 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from care.errors import ConfigError
-
-EPISODES_NAME = "episodes.json"  # written by every pretraining run (care.training.pretrain)
-METHOD_NAME = "method.json"
+from care.folders import EPISODES_NAME, LAM_DIR, METHOD_NAME
 
 
 @dataclass
@@ -74,7 +72,7 @@ def _read_stage(file: Path) -> list[StageEpisodes]:
 def stage1_files(run: Path) -> list[Path]:
     """The stage-1 episodes.json files reachable from a stage-2 folder (none for CARE)."""
     run = Path(run)
-    candidates = [run / "lam" / EPISODES_NAME]
+    candidates = [run / LAM_DIR / EPISODES_NAME]
     method_file = run / METHOD_NAME
     if method_file.is_file():
         try:
@@ -95,7 +93,7 @@ def stage1_files(run: Path) -> list[Path]:
 def has_stage1(run: Path) -> bool:
     """Whether the folder is a stage-2 model (method.json names a "lam", or it holds lam/)."""
     run = Path(run)
-    if (run / "lam").is_dir():
+    if (run / LAM_DIR).is_dir():
         return True
     try:
         return bool(json.loads((run / METHOD_NAME).read_text()).get("lam"))
@@ -120,11 +118,14 @@ def held_out_episodes(run: Path, dataset: Path, dataset_episodes: list[int],
             '{"dataset": "<the pretraining dataset>", "frame_interval": n, "train": [its training episodes], "val": []}')
     files = [own, *stage1_files(run)]
     stages = [s for f in files for s in _read_stage(f)]
-    warnings = []
     if has_stage1(run) and len(files) == 1:
-        warnings.append(f"{run} is a two-stage model but its stage-1 run's episodes.json was not found "
-                        f"(looked in {run / 'lam'} and the folder method.json names in \"lam\"): only the "
-                        "stage-2 run's training episodes are excluded")
+        raise ConfigError(
+            f"{run} is a two-stage model but its stage-1 run's {EPISODES_NAME} was not found (looked in "
+            f"{run / LAM_DIR} and the folder method.json names in \"lam\"), so the probe cannot tell which "
+            "episodes stage 1 trained on and will not measure anything. Copy the stage-1 run's "
+            f"{EPISODES_NAME} to {run / LAM_DIR / EPISODES_NAME} (stage-2 folders written by this care "
+            "version carry it)")
+    warnings = []
     n = stages[0].frame_interval
     for s in stages[1:]:
         if s.frame_interval != n:

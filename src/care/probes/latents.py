@@ -6,7 +6,7 @@
     frame_features(frames)                                  # the cheap fixed frame embedding
 
 A latent "from a to b" is `model.action_latent(obs=a, future_obs=b, instructions)`: every
-method's latent action for the motion o_a -> o_b (care.models.pretrained.PretrainedModel).
+method's latent action for the motion o_a -> o_b (care.methods.model.PretrainedModel).
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ def load_model(run: Path, device: str = "cpu"):
 def random_init_model(run: Path, seed: int, device: str = "cpu"):
     """A model of the folder's method and configs with fresh random weights (seeded): LP-MSE's
     "what the architecture alone gives" reference. A two-stage model reads its latent from its
-    frozen stage-1 model (`.lam`), so that one is re-initialised too."""
+    frozen stage-1 model, which is re-initialised too (PretrainedModel.reset_loaded_parts)."""
+    from care.methods.model import read_folder_configs
     from care.methods.registry import model_class
-    from care.models.pretrained import build_config, read_folder_configs
+    from care.models.pretrained import build_config
     from care.models.tokenizer import load_tokenizer
 
     run = Path(run)
@@ -41,19 +42,8 @@ def random_init_model(run: Path, seed: int, device: str = "cpu"):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         model = model_class(method)(build_config(cfg, run), method, load_tokenizer(run))
-        lam = getattr(model, "lam", None)
-        if isinstance(lam, torch.nn.Module):
-            torch.manual_seed(int(seed) + 1)
-            fresh = type(lam)(lam.cfg, lam.method).requires_grad_(False).eval()
-            if "lam" in model._modules:
-                model.lam = fresh
-            else:  # held outside the state dict (e.g. CoMo's): keep it that way
-                object.__setattr__(model, "lam", fresh)
+    model.reset_loaded_parts(int(seed) + 1)
     return model.to(device).eval()
-
-
-def model_image_size(model) -> int:
-    return int(model.cfg.image_size)
 
 
 def resize(frames: np.ndarray, size: int) -> np.ndarray:

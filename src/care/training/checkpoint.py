@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from care.folders import WEIGHTS_NAME
+
 PREFIX = "step_"
 
 
@@ -75,7 +77,7 @@ def save_checkpoint(root: str | Path, step: int, model: torch.nn.Module, optimiz
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-        save_file(weights, str(tmp / "model.safetensors"))
+        save_file(weights, str(tmp / WEIGHTS_NAME))
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     if accelerator is not None:
@@ -101,7 +103,7 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer=None, sc
     from safetensors.torch import load_file
 
     path = Path(path)
-    model.load_state_dict(load_file(str(path / "model.safetensors")))
+    model.load_state_dict(load_file(str(path / WEIGHTS_NAME)))
     if optimizer is not None:
         optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
     if scheduler is not None:

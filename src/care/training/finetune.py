@@ -1,4 +1,5 @@
 """`care finetune`: a latent VLM + action head trained on a few labelled episodes (paper §2.3).
+The loop is care.training.loop's; FinetuneRun is fine-tuning's step, validation and policy folder.
 
     care finetune --pretrained runs/care_tiny --dataset data/mt10 --episodes-per-task 5 --output-dir runs/care_tiny_ft
     care finetune --config configs/finetune/no_pretrain.yaml ...        (same architecture, from scratch)
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import functools
 import json
 from pathlib import Path
 
@@ -43,15 +43,13 @@ from care.configs import FinetuneConfig
 from care.errors import ConfigError, DatasetError
 from care.io import atomic_write_json
 from care.models.action_head import ActionHead, l1_action_loss
-from care.models.pretrained import check_state_fits
 from care.models.vla import CareVLA, apply_lora, merge_lora
 from care.policy.folder import POLICY_CONFIG_NAME, save_policy
 from care.policy.normalize import ActionNormalizer, fit_action_normalizer
 from care.training.augment import augment_generator, random_shift
-from care.training.batching import step_loader
-from care.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from care.training.loop_utils import (RunLogger, Throughput, build_optimizer, make_accelerator,
-                                      optimizer_step, precision_name, warmup_cosine)
+from care.training.checkpoint import latest_checkpoint
+from care.training.loop import TrainingRun, train
+from care.training.loop_utils import make_accelerator
 
 STATE_NAME = "finetune_state.json"
 BATCH_KEYS = ("obs", "instruction", "actions", "action_is_pad")  # nothing else reaches the model
@@ -99,6 +97,26 @@ def _validation_episodes(ds, k: int, seed: int, exclude: list[int]) -> list[int]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return select_episodes_per_task(ds, k, seed, exclude=exclude)
+
+
+def check_actions_finite(ds, episodes: list[int]) -> None:
+    """A DatasetError naming the data file, episode and frame of the first NaN/inf action among
+    `episodes` (fine-tuning would otherwise stop at its first step with a diverged loss)."""
+    from care.data.lerobot import DEFAULT_DATA_PATH
+
+    for e in episodes:
+        bad = ~np.isfinite(ds.episode_actions(e))
+        if bad.any():
+            meta = ds.episode_meta(e)
+            if "data/chunk_index" in meta and "data/file_index" in meta:
+                where = Path(ds.root) / (ds.info.get("data_path") or DEFAULT_DATA_PATH).format(
+                    chunk_index=meta["data/chunk_index"], file_index=meta["data/file_index"])
+            else:
+                where = Path(ds.root)
+            raise DatasetError(
+                f"{where}: episode {e}: action holds NaN or inf ({int(bad.sum())} values, first at frame "
+                f"{int(np.argmax(bad.any(axis=1)))}), and fine-tuning trains on this episode. Run "
+                f"`care dataset validate {ds.root}` to list every such problem, then fix or re-record the data")
 
 
 def train_seeds(ds, episodes: list[int]) -> dict[str, list[int]]:
@@ -237,6 +255,7 @@ def finetune(cfg: FinetuneConfig) -> int:
     if not ds.has_actions:
         raise DatasetError(f"{cfg.dataset}: this dataset has no actions; fine-tuning needs labelled episodes")
     episodes, val_episodes = labelled_episodes(ds, cfg.episodes_per_task, cfg.seed, cfg.val_episodes_per_task)
+    check_actions_finite(ds, episodes + val_episodes)  # before any model is built
     instructions = [ds.episode_task(e) for e in episodes]
     s_idx = state_indices(ds, cfg)
 
@@ -326,100 +345,68 @@ def held_out_l1(net, val_ds, normalizer, meta, state_normalizer, batch_size: int
 def run_finetuning(cfg: FinetuneConfig, model: CareVLA, normalizer: ActionNormalizer, train_ds, acc,
                    meta: dict, val_ds=None, state_normalizer: ActionNormalizer | None = None) -> float:
     """The loop (the tests call it on micro datasets); returns the last logged loss."""
-    out = Path(cfg.output_dir)
-    ckpt_root = out / "checkpoints"
-    sampler_kw = dict(num_items=len(train_ds), batch_size=cfg.batch_size, num_processes=acc.num_processes,
-                      process_index=acc.process_index, seed=cfg.seed)
-    optimizer = build_optimizer(model, cfg.optim)
-    scheduler = warmup_cosine(optimizer, cfg.optim.warmup_steps, cfg.steps, cfg.optim.min_lr_ratio)
-    start = 0
-    ckpt = latest_checkpoint(ckpt_root) if cfg.resume else None
-    if cfg.resume and ckpt is None and acc.is_main_process:
-        print(f"care finetune: --resume: no checkpoint under {ckpt_root}, starting from step 0")
-    if ckpt is not None:
-        from safetensors.torch import load_file
+    run = FinetuneRun(cfg, model, normalizer, train_ds, meta, val_ds, state_normalizer)
+    train(run, acc)
+    return run.last_loss
 
-        check_state_fits(model, load_file(str(ckpt / "model.safetensors")), str(ckpt / "model.safetensors"),
-                         hint="Resume with the config that made it, or choose a new --output-dir.")
-        start = int(load_checkpoint(ckpt, model, optimizer, scheduler, acc)["step"])
-    model = model.to(acc.device)
-    ddp_model, optimizer = acc.prepare(model, optimizer)
-    net = acc.unwrap_model(ddp_model)
 
-    collate = functools.partial(collate_finetune, with_state=state_normalizer is not None, with_wrist=net.has_wrist)
-    loader = step_loader(train_ds, sampler_kw, start, cfg.steps, cfg.num_workers, collate)
-    n_train = sum(p.numel() for p in net.parameters() if p.requires_grad)
-    n_all = sum(p.numel() for p in net.parameters())
-    log = RunLogger(out, cfg.steps, start, enabled=acc.is_main_process, desc="finetune")
-    log.write(
-        f"care finetune: {n_train / 1e6:.2f}M of {n_all / 1e6:.2f}M parameters trainable"
-        f"{' (LoRA on the LLM)' if cfg.lora.enabled else ''}, {len(meta['train_episodes'])} labelled episodes, "
-        f"{len(train_ds)} samples, chunk {cfg.head.chunk_size}"
-        + (f", state {meta.get('state_names')}" if state_normalizer is not None else "")
-        + (f", random shift ±{cfg.augment.shift} px" if cfg.augment.shift else "")
-        + f", {len(meta.get('val_episodes') or [])} held-out episodes, {acc.num_processes} process(es), "
-        + precision_name(acc)
-        + (f", resumed at step {start}" if start else "")
-    )
-    hint = "Lower --optim.lr or raise --optim.warmup-steps, then resume with --resume."
+class FinetuneRun(TrainingRun):
+    """The policy (CareVLA) on labelled clips: the step is the L1 loss of the normalised action
+    chunk; validation the held-out L1; the folder the policy (LoRA merged)."""
 
-    def validate(step: int) -> float | None:
-        if val_ds is None or not acc.is_main_process:
-            return None
-        with acc.autocast():
-            l1 = held_out_l1(net, val_ds, normalizer, meta, state_normalizer, cfg.batch_size, acc.device)
-        log.scalars(step, {"l1": l1}, prefix="val")
-        log.write(f"step {step} validation: held-out l1={l1:.4f}")
-        return l1
+    name = "finetune"
+    progress_key = "l1"
 
-    window, n_window, last_loss, val_l1 = {"loss": 0.0, "grad_norm": 0.0}, 0, float("nan"), None
-    speed = Throughput()
-    step = start
-    ddp_model.train()
-    for step, batch in zip(range(start, cfg.steps), loader):
+    def __init__(self, cfg: FinetuneConfig, model: CareVLA, normalizer: ActionNormalizer, train_ds, meta: dict,
+                 val_ds=None, state_normalizer: ActionNormalizer | None = None):
+        super().__init__(cfg, model, train_ds)
+        self.normalizer, self.meta, self.val_ds, self.state_normalizer = normalizer, meta, val_ds, state_normalizer
+        self.last_loss = float("nan")
+
+    def collate(self, items: list[dict]) -> dict:
+        return collate_finetune(items, with_state=self.state_normalizer is not None, with_wrist=self.model.has_wrist)
+
+    def header(self, acc) -> str:
+        cfg, meta, net = self.cfg, self.meta, self.model
+        n_train = sum(p.numel() for p in net.parameters() if p.requires_grad)
+        n_all = sum(p.numel() for p in net.parameters())
+        return (f"care finetune: {n_train / 1e6:.2f}M of {n_all / 1e6:.2f}M parameters trainable"
+                f"{' (LoRA on the LLM)' if cfg.lora.enabled else ''}, {len(meta['train_episodes'])} labelled episodes, "
+                f"{len(self.train_ds)} samples, chunk {cfg.head.chunk_size}"
+                + (f", state {meta.get('state_names')}" if self.state_normalizer is not None else "")
+                + (f", random shift ±{cfg.augment.shift} px" if cfg.augment.shift else "")
+                + f", {len(meta.get('val_episodes') or [])} held-out episodes")
+
+    def step(self, model, batch: dict, step: int, acc):
+        cfg = self.cfg
         obs, wrist = batch["obs"].to(acc.device), _wrist(batch, acc.device)
         if cfg.augment.shift:
             g = augment_generator(cfg.seed * 1000 + acc.process_index, step)
             obs = random_shift(obs, cfg.augment.shift, g)
             wrist = None if wrist is None else random_shift(wrist, cfg.augment.shift, g)
-        target = normalizer.normalize(batch["actions"].to(acc.device))  # (B, H, A) in [-1, 1]
-        state = _select_state(batch, meta, state_normalizer, acc.device)
+        target = self.normalizer.normalize(batch["actions"].to(acc.device))  # (B, H, A) in [-1, 1]
+        state = _select_state(batch, self.meta, self.state_normalizer, acc.device)
         with acc.autocast():
-            pred = ddp_model(obs, batch["instruction"], state, wrist)  # (B, H, A)
+            pred = model(obs, batch["instruction"], state, wrist)  # (B, H, A)
         loss = l1_action_loss(pred.float(), target, batch["action_is_pad"].to(acc.device))
-        gnorm = optimizer_step(acc, ddp_model, loss, optimizer, scheduler, step, cfg.optim.grad_clip, hint)
-        speed.add(cfg.batch_size * acc.num_processes)
-        window["loss"] += float(loss.detach())
-        window["grad_norm"] += float(gnorm)
-        n_window += 1
-        done = step + 1
-        if done % max(cfg.log_every, 1) == 0 or done == cfg.steps:
-            vals = torch.tensor([window["loss"] / n_window, window["grad_norm"] / n_window], dtype=torch.float64,
-                                device=acc.device)
-            if acc.num_processes > 1:
-                vals = acc.reduce(vals, reduction="mean")
-            last_loss = float(vals[0])
-            log.scalars(done, {"l1": last_loss, "grad_norm": float(vals[1]), "lr": scheduler.get_last_lr()[0],
-                               "samples_per_s": speed.rate()})
-            log.progress(0, l1=last_loss)
-            window, n_window = {"loss": 0.0, "grad_norm": 0.0}, 0
-        log.progress(1)
-        if cfg.save_every and done % cfg.save_every == 0 and done < cfg.steps:
-            speed.pause(lambda: save_checkpoint(ckpt_root, done, net, optimizer, scheduler, {}, acc,
-                                                cfg.keep_checkpoints))
-        if cfg.val_every and done % cfg.val_every == 0 and done < cfg.steps:
-            speed.pause(lambda: validate(done))
-            acc.wait_for_everyone()
+        return loss, {"l1": loss}
 
-    final_step = max(step + 1, start) if cfg.steps > start else start
-    if cfg.save_every and final_step > start:
-        save_checkpoint(ckpt_root, final_step, net, optimizer, scheduler, {}, acc, cfg.keep_checkpoints)
-    val_l1 = validate(final_step)
-    if acc.is_main_process:
+    def log_scalars(self, net, scalars: dict[str, float]) -> dict[str, float]:
+        self.last_loss = scalars["l1"]
+        return scalars
+
+    def validate(self, net, step: int, acc) -> float | None:
+        if self.val_ds is None or not acc.is_main_process:
+            return None
+        with acc.autocast():
+            l1 = held_out_l1(net, self.val_ds, self.normalizer, self.meta, self.state_normalizer, self.cfg.batch_size,
+                             acc.device)
+        self.log.scalars(step, {"l1": l1}, prefix="val")
+        self.log.write(f"step {step} validation: held-out l1={l1:.4f}")
+        return l1
+
+    def save(self, net, step: int, val_l1, acc) -> None:
         deploy = merge_lora(copy.deepcopy(net).cpu().eval())  # the training copy keeps its adapters
-        save_policy(out, deploy, normalizer, {**meta, "steps": final_step, "final_l1": last_loss, "val_l1": val_l1},
-                    state_normalizer)
-        log.write(f"care finetune: policy saved to {out} (load it with CarePolicy.from_pretrained)")
-    acc.wait_for_everyone()
-    log.close()
-    return last_loss
+        save_policy(self.out, deploy, self.normalizer,
+                    {**self.meta, "steps": step, "final_l1": self.last_loss, "val_l1": val_l1}, self.state_normalizer)
+        self.log.write(f"care finetune: policy saved to {self.out} (load it with CarePolicy.from_pretrained)")

@@ -5,7 +5,7 @@
 
 The same loop, flags, resume, logging and checkpoints as `care pretrain` (care.training.pretrain):
 the config is a PretrainConfig; the model is the method's stage-1 class (`lam_modeling`).
-The folder it writes is described in care.models.lam.
+The folder it writes is described in care.methods.lam.
 """
 
 from __future__ import annotations
@@ -19,9 +19,13 @@ from care.training.loop_utils import make_accelerator
 
 def train_lam(cfg: PretrainConfig) -> int:
     from care.configs import save_config
-    from care.models.lam import lam_class
+    from care.errors import ConfigError
+    from care.methods.registry import lam_class
 
     model_cls = lam_class(cfg.method)  # a clear error for single-stage methods, before any work
+    if getattr(cfg.method, "lam", None) is not None:
+        raise ConfigError(f"--method.lam ({cfg.method.lam}) names the stage-1 model that stage 2 reads; "
+                          "`care lam` trains that model: drop --method.lam here, and pass it to `care pretrain`")
     acc = make_accelerator(cfg.mixed_precision, cfg.seed)
     out = Path(cfg.output_dir)
     if acc.is_main_process:

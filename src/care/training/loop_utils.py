@@ -1,4 +1,4 @@
-"""Pieces every training loop uses (pretraining and fine-tuning import them).
+"""Pieces of the training loop (care.training.loop).
 
     make_accelerator     Accelerate on CPU / GPU / many processes (gloo on CPU)
     build_optimizer      AdamW; decay on matrices only; named parameters with their own LR
@@ -30,7 +30,7 @@ class TrainingDiverged(CareError):
 def make_accelerator(mixed_precision: str = "auto", seed: int = 0):
     """An Accelerator; seeds every process identically (the model init must match across ranks).
 
-    mixed_precision: auto | fp32 | bf16 | fp16 (care.models.precision; "auto" is bf16 where the
+    mixed_precision: auto | fp32 | bf16 (care.models.precision; "auto" is bf16 where the
     hardware runs it natively). The resolved choice is `acc.mixed_precision` ("no" for fp32).
 
     Several processes on a machine without a GPU run as DDP over gloo. Launch them with
@@ -131,7 +131,7 @@ def optimizer_step(accelerator, model: torch.nn.Module, loss: torch.Tensor, opti
 
 
 def precision_name(accelerator) -> str:
-    """"fp32" | "bf16" | "fp16": what the run's autocast computes in (for its logs)."""
+    """"fp32" | "bf16": what the run's autocast computes in (for its logs)."""
     return {"no": "fp32"}.get(str(accelerator.mixed_precision), str(accelerator.mixed_precision))
 
 

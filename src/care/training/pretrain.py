@@ -1,8 +1,9 @@
 """`care pretrain`: latent pretraining by a method of the registry (`--method.type`), with Accelerate.
 
-The loop is the same for every method; the method's model (care.methods.<name>.modeling_<name>)
-supplies the loss (`forward`), its preparation, optimiser groups, per-step updates and held-out
-diagnostics (the interface of care.models.pretrained.PretrainedModel). CARE: paper §2.2.
+The loop is care.training.loop's, shared with `care lam` and `care finetune`; here is what is
+pretraining's own (PretrainRun): the clips without labels, the method model's `forward` as the
+step, and its hooks (care.methods.model.MethodModel: preparation, optimiser groups, per-step
+updates, logged scalars, held-out diagnostics). CARE: paper §2.2.
 
     care pretrain --config configs/pretrain/care_tiny.yaml --dataset data/mt10 --output-dir runs/care_tiny
     accelerate launch --multi_gpu --num_processes 2 -m care pretrain ...   (DDP; over gloo on a CPU-only machine)
@@ -16,7 +17,7 @@ Writes into output_dir:
     train_log.jsonl        the same scalars, one JSON line per log step
     val_metrics.json       held-out diagnostics (the method's `diagnostics`) at every validation
     episodes.json          the dataset(s) and the training / held-out episodes of this run
-    config.json, method.json, model.safetensors   the final model (care.models.pretrained)
+    config.json, method.json, model.safetensors   the final model (care.methods.model; + lam/ for two stages)
 
 No action labels are read: the batches carry images, instructions and point tracks only.
 With `extra_datasets` the clips of several datasets are drawn together (ConcatClips).
@@ -27,9 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
-import time
 from pathlib import Path
 
 # On a shared CPU, OpenMP threads that spin while waiting made a step 10-20x slower (measured:
@@ -42,14 +41,14 @@ import torch
 
 from care.configs import PretrainConfig
 from care.errors import ConfigError, DatasetError
+from care.folders import EPISODES_NAME
 from care.io import atomic_write_json
-from care.training.batching import StepBatchSampler, collate_clips, step_loader
-from care.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from care.training.loop_utils import (RunLogger, Throughput, build_optimizer, make_accelerator,
-                                      optimizer_step, precision_name, warmup_cosine)
+from care.training.batching import collate_clips
+from care.training.checkpoint import latest_checkpoint
+from care.training.loop import TrainingRun, to_device, train
+from care.training.loop_utils import make_accelerator
 
 LABEL_KEYS = ("actions", "action_is_pad", "state")  # never reach the model during pretraining
-EPISODES_NAME = "episodes.json"  # the run's training / held-out episodes
 
 
 def collate_pretrain(items: list[dict]) -> dict:
@@ -129,10 +128,6 @@ def load_or_train_tokenizer(cfg: PretrainConfig, train_ds, accelerator):
     return tok
 
 
-def _to_device(batch: dict, device) -> dict:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-
-
 def _val_batches(val_ds, batch_size: int, num: int) -> list[list[int]]:
     """A fixed set of held-out batches, evenly spread over the held-out clips."""
     if val_ds is None or num <= 0:
@@ -165,127 +160,88 @@ def pretrain(cfg: PretrainConfig) -> int:
 
 
 def run_pretraining(cfg: PretrainConfig, model, train_ds, val_ds, acc, stage: str = "pretrain") -> dict:
-    """The loop, on given datasets (the unit tests call it with micro ones)."""
-    out = Path(cfg.output_dir)
-    ckpt_root = out / "checkpoints"
-    sampler_kw = dict(num_items=len(train_ds), batch_size=cfg.batch_size, num_processes=acc.num_processes,
-                      process_index=acc.process_index, seed=cfg.seed)
-    n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """Pretraining (stage "pretrain") or stage 1 (stage "lam") of `model` on given datasets (the
+    unit tests call it with micro ones); returns the last validation's metrics."""
+    return train(PretrainRun(cfg, model, train_ds, val_ds, acc, stage), acc) or {}
 
-    # resume, or initialise the uncertainty weights on the first global batch (same in every process)
-    start, baselines = 0, {}
-    ckpt = latest_checkpoint(ckpt_root) if cfg.resume else None
-    if cfg.resume and ckpt is None and acc.is_main_process:
-        print(f"care pretrain: --resume: no checkpoint under {ckpt_root}, starting from step 0")
-    model = model.to(acc.device)
-    if ckpt is None:
-        calib = collate_pretrain([train_ds[i] for i in StepBatchSampler(**sampler_kw).global_batch(0)])
-        baselines = model.prepare_training(_to_device(calib, acc.device))
-    if cfg.gradient_checkpointing:
-        model.enable_gradient_checkpointing()
-    optimizer = build_optimizer(model, cfg.optim, model.param_groups(cfg.optim))
-    scheduler = warmup_cosine(optimizer, cfg.optim.warmup_steps, cfg.steps, cfg.optim.min_lr_ratio)
-    if ckpt is not None:
-        state = load_checkpoint(ckpt, model, optimizer, scheduler, acc)
-        start, baselines = int(state["step"]), state.get("baselines", {})
-    ddp_model, optimizer = acc.prepare(model, optimizer)
-    net = acc.unwrap_model(ddp_model)
 
-    loader = step_loader(train_ds, sampler_kw, start, cfg.steps, cfg.num_workers, collate_pretrain)
-    val_index = _val_batches(val_ds, cfg.batch_size, cfg.val_batches) if acc.is_main_process else []
-    val_path = out / "val_metrics.json"
-    history = []
-    if start and val_path.is_file():
-        history = [h for h in json.loads(val_path.read_text()).get("history", []) if h["step"] <= start]
+class PretrainRun(TrainingRun):
+    """A method's model (care.methods.model.MethodModel) on clips without labels: its `forward`
+    is the step, its hooks the rest; validation is its held-out `diagnostics`."""
 
-    if acc.is_main_process:  # which episodes this model saw: the probes refuse to measure on them
-        atomic_write_json(out / EPISODES_NAME, episodes_record(train_ds, val_ds, cfg.frame_interval, stage), indent=2)
-    log = RunLogger(out, cfg.steps, start, enabled=acc.is_main_process, desc=stage)
-    log.write(f"care {stage}: method {cfg.method.type}, {n_params / 1e6:.2f}M trainable parameters, {len(train_ds)} training clips"
-              f"{f', {len(val_ds)} held-out' if val_ds is not None else ''}, {acc.num_processes} process(es), "
-              f"global batch {cfg.batch_size * acc.num_processes}, {precision_name(acc)}"
-              + (f", resumed at step {start}" if start else ""))
-    hint = (f"The last good checkpoint is {latest_checkpoint(ckpt_root) or '(none yet)'}: resume from it "
-            "with --resume after lowering --optim.lr or raising --optim.warmup-steps.")
+    def __init__(self, cfg: PretrainConfig, model, train_ds, val_ds, acc, stage: str = "pretrain"):
+        super().__init__(cfg, model, train_ds)
+        self.name, self.val_ds, self.baselines = stage, val_ds, {}
+        self.n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        self.val_index = _val_batches(val_ds, cfg.batch_size, cfg.val_batches) if acc.is_main_process else []
+        self.val_path = self.out / "val_metrics.json"
+        self.history: list[dict] = []
+        if acc.is_main_process:  # which episodes this model saw: the probes refuse to measure on them
+            atomic_write_json(self.out / EPISODES_NAME,
+                              episodes_record(train_ds, val_ds, cfg.frame_interval, stage), indent=2)
 
-    def validate(step: int) -> dict:
-        if not acc.is_main_process or not val_index:
+    def collate(self, items: list[dict]) -> dict:
+        return collate_pretrain(items)
+
+    def setup(self, model, first_batch) -> None:
+        if first_batch is not None:  # the uncertainty weights, codebook, target statistics... (same in every process)
+            self.baselines = model.prepare_training(first_batch())
+        if self.cfg.gradient_checkpointing:
+            model.enable_gradient_checkpointing()
+
+    def param_groups(self) -> dict[str, dict]:
+        return self.model.param_groups(self.cfg.optim)
+
+    def checkpoint_state(self) -> dict:
+        return {"baselines": self.baselines}
+
+    def resume_state(self, state: dict, step: int) -> None:
+        self.baselines = state.get("baselines", {})
+        if self.val_path.is_file():
+            self.history = [h for h in json.loads(self.val_path.read_text()).get("history", []) if h["step"] <= step]
+
+    def header(self, acc) -> str:
+        val = f", {len(self.val_ds)} held-out" if self.val_ds is not None else ""
+        return (f"care {self.name}: method {self.cfg.method.type}, {self.n_params / 1e6:.2f}M trainable parameters, "
+                f"{len(self.train_ds)} training clips{val}")
+
+    def hint(self, ckpt_root: Path) -> str:
+        return (f"The last good checkpoint is {latest_checkpoint(ckpt_root) or '(none yet)'}: resume from it "
+                "with --resume after lowering --optim.lr or raising --optim.warmup-steps.")
+
+    def step(self, model, batch: dict, step: int, acc):
+        with acc.autocast():
+            res = model(to_device(batch, acc.device))
+        return res["loss"], res
+
+    def after_optimizer_step(self, net) -> None:
+        net.after_optimizer_step()
+
+    def log_scalars(self, net, scalars: dict[str, float]) -> dict[str, float]:
+        return net.log_scalars(scalars)
+
+    def validate(self, net, step: int, acc) -> dict:
+        if not acc.is_main_process or not self.val_index:
             return {}
         net.eval()
-        batches = (_to_device(collate_pretrain([val_ds[i] for i in idx]), acc.device) for idx in val_index)
+        batches = (to_device(collate_pretrain([self.val_ds[i] for i in idx]), acc.device) for idx in self.val_index)
         metrics = net.diagnostics(batches)
         net.train()
-        log.scalars(step, metrics, prefix="val")
-        history.append({"step": step, **metrics})
-        atomic_write_json(val_path, {"baselines_at_init": baselines, "history": history, "final": history[-1]}, indent=2)
+        self.log.scalars(step, metrics, prefix="val")
+        self.history.append({"step": step, **metrics})
+        atomic_write_json(self.val_path, {"baselines_at_init": self.baselines, "history": self.history,
+                                          "final": self.history[-1]}, indent=2)
         brief = net.brief(metrics)
-        log.write(f"step {step} validation: " + ", ".join(f"{k}={v:.3f}" for k, v in brief.items()))
+        self.log.write(f"step {step} validation: " + ", ".join(f"{k}={v:.3f}" for k, v in brief.items()))
         return metrics
 
-    t_start = time.perf_counter()
-    window: dict[str, float] = {}
-    n_window = 0
-    speed = Throughput()
-    step = start
-    ddp_model.train()
-    for step, batch in zip(range(start, cfg.steps), loader):
-        batch = _to_device(batch, acc.device)
-        with acc.autocast():
-            res = ddp_model(batch)
-        loss = res["loss"]
-        gnorm = optimizer_step(acc, ddp_model, loss, optimizer, scheduler, step, cfg.optim.grad_clip, hint)
-        net.after_optimizer_step()
-        speed.add(cfg.batch_size * acc.num_processes)
+    def save(self, net, step: int, metrics, acc) -> None:
+        net.save_pretrained(self.out)
 
-        for k, v in res.items():
-            window[k] = window.get(k, 0.0) + float(v.detach())
-        window["grad_norm"] = window.get("grad_norm", 0.0) + float(gnorm)
-        n_window += 1
-        done = step + 1
-        if done % max(cfg.log_every, 1) == 0 or done == cfg.steps:
-            keys = sorted(window)
-            vals = torch.tensor([window[k] / n_window for k in keys], dtype=torch.float64, device=acc.device)
-            if acc.num_processes > 1:
-                vals = acc.reduce(vals, reduction="mean")
-            scalars = dict(zip(keys, vals.tolist()))
-            for k in [k for k in scalars if k.startswith("log_var_")]:
-                scalars["sigma_" + k[len("log_var_"):]] = math.exp(0.5 * scalars[k])
-            scalars["lr"] = scheduler.get_last_lr()[0]
-            scalars["samples_per_s"] = speed.rate()
-            log.scalars(done, scalars)
-            log.progress(0, loss=scalars["loss"])
-            window, n_window = {}, 0
-        log.progress(1)
-        if cfg.save_every and done % cfg.save_every == 0 and done < cfg.steps:
-            speed.pause(lambda: save_checkpoint(ckpt_root, done, net, optimizer, scheduler,
-                                                {"baselines": baselines}, acc, cfg.keep_checkpoints))
-            hint = (f"The last good checkpoint is {latest_checkpoint(ckpt_root)}: resume from it with --resume "
-                    "after lowering --optim.lr or raising --optim.warmup-steps.")
-        if cfg.val_every and done % cfg.val_every == 0 and done < cfg.steps:
-            speed.pause(lambda: validate(done))
-            acc.wait_for_everyone()
-        if cfg.time_limit_minutes is not None and done < cfg.steps:
-            over = torch.tensor(float(time.perf_counter() - t_start > 60 * cfg.time_limit_minutes), device=acc.device)
-            if acc.num_processes > 1:
-                over = acc.reduce(over, reduction="sum")
-            if over.item() > 0:
-                log.write(f"care {stage}: time limit of {cfg.time_limit_minutes} min reached at step {done}/{cfg.steps}")
-                break
-
-    # the end: a last checkpoint, validation, and the model as a save_pretrained folder
-    final_step = max(step + 1, start) if cfg.steps > start else start
-    if cfg.save_every and final_step > start:
-        save_checkpoint(ckpt_root, final_step, net, optimizer, scheduler, {"baselines": baselines}, acc,
-                        cfg.keep_checkpoints)
-    metrics = validate(final_step)
-    if acc.is_main_process:
-        net.save_pretrained(out)
-    acc.wait_for_everyone()
-    log.write(f"care {stage}: method {cfg.method.type}, {final_step} steps, "
-              f"{final_step * cfg.batch_size * acc.num_processes} clips seen, "
-              f"{(time.perf_counter() - t_start) / 60:.1f} min wall time")
-    nxt = (f"pretrain the VLM on it with `care pretrain --method.type {cfg.method.type} --method.lam {out}`"
-           if stage == "lam" else f"fine-tune it with `care finetune --pretrained {out}`")
-    log.write(f"care {stage}: model saved to {out} ({nxt})")
-    log.close()
-    return metrics
+    def footer(self, step: int, seconds: float, acc) -> list[str]:
+        cfg, out = self.cfg, self.out
+        nxt = (f"pretrain the VLM on it with `care pretrain --method.type {cfg.method.type} --method.lam {out}`"
+               if self.name == "lam" else f"fine-tune it with `care finetune --pretrained {out}`")
+        return [f"care {self.name}: method {cfg.method.type}, {step} steps, "
+                f"{step * cfg.batch_size * acc.num_processes} clips seen, {seconds / 60:.1f} min wall time",
+                f"care {self.name}: model saved to {out} ({nxt})"]

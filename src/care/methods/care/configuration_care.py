@@ -38,11 +38,15 @@ class CareConfig(MethodConfig):
             1.0 (3.43 vs 3.37 px): hence 0.1.
         latent_loss_delay, latent_loss_ramp: the weight is 0 for `delay` optimiser steps, then
             rises linearly to `latent_loss_weight` over `ramp` steps.
+    Optimiser:
+        log_var_lr: learning rate of the uncertainty weights s = log σ² (their own AdamW group, no
+            weight decay, the schedule's shape; docs/DESIGN.md §3: at the base rate they barely moved).
+    The CARE action latent the probes read is the inverse view's z* (PretrainedModel.action_latent).
     """
 
     modeling: ClassVar[str] = "care.methods.care.modeling_care:CareModel"
     non_architectural: ClassVar[frozenset[str]] = frozenset(
-        {"ema_decay", "latent_loss_weight", "latent_loss_delay", "latent_loss_ramp"})
+        {"ema_decay", "latent_loss_weight", "latent_loss_delay", "latent_loss_ramp", "log_var_lr"})
 
     # --- decoders ---
     decoder_width: int = 128
@@ -60,6 +64,8 @@ class CareConfig(MethodConfig):
     latent_loss_weight: float = 0.1  # 1.0 cost the inverse view 0.61 -> 0.69 EPE ratio (docs/DESIGN.md §3 trap)
     latent_loss_delay: int = 0
     latent_loss_ramp: int = 300
+    # --- optimiser ---
+    log_var_lr: float = 5e-3
 
     def __post_init__(self):
         if self.decoder_width % self.decoder_heads:

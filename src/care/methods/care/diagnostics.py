@@ -1,4 +1,4 @@
-"""Held-out diagnostics: does the latent carry motion? (docs/DESIGN.md §3, "Collapse and shortcuts")
+"""Held-out diagnostics: does the latent carry motion? (docs/DESIGN.md §3, "Diagnostics at every validation")
 
 On held-out episodes, with the inverse-view latent z* unless said otherwise:
 

@@ -9,24 +9,24 @@ Frame-decoder targets come from a separate target encoder (an EMA or frozen copy
 towers), layer-normalised per token, so they can neither collapse nor shrink while the
 online towers train (docs/DESIGN.md §3).
 
-Checkpoints are the shared pretrained folders of care.models.pretrained (config.json =
+Checkpoints are the shared pretrained folders of care.methods.model (config.json =
 ModelConfig, method.json = CareConfig, model.safetensors, tokenizer, hf/ part configs).
 """
 
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from care.configs import ModelConfig
 from care.methods.care.configuration_care import CareConfig
-from care.models.decoders import FrameDecoder, PointDecoder
+from care.methods.care.decoders import FrameDecoder, PointDecoder
+from care.methods.care.losses import UncertaintyWeighting
+from care.methods.model import PretrainedModel
 from care.models.latent_vlm import LatentVLM
-from care.models.losses import UncertaintyWeighting
-from care.models.pretrained import PretrainedModel
 
 
 class CareModel(PretrainedModel):
@@ -83,9 +83,6 @@ class CareModel(PretrainedModel):
             targets = [p for _, p in self.target_encoder.named_parameters()]
             sources = [online[name].detach().to(p.dtype) for name, p in self.target_encoder.named_parameters()]
             torch._foreach_lerp_(targets, sources, 1.0 - d)  # one fused update instead of a loop of lerp_
-
-    def enable_gradient_checkpointing(self) -> None:
-        self.vlm.enable_gradient_checkpointing()
 
     # --- forward ---
     def views(self, batch: dict) -> dict:
@@ -145,7 +142,7 @@ class CareModel(PretrainedModel):
             self.uwl.init_from_baselines(base)
         return base
 
-    # --- the interface the pretraining loop calls (care.models.pretrained.PretrainedModel) ---
+    # --- the hooks the training loop calls (care.methods.model.MethodModel) ---
     @classmethod
     def requires_tracks(cls, method: CareConfig) -> bool:
         return method.objective in ("multitask", "point")
@@ -158,7 +155,13 @@ class CareModel(PretrainedModel):
         # The Gaussian log-variance starts at its optimum (s = log L), where its gradient is float
         # noise; Adam's default eps would turn that noise into full-size steps of random sign (and
         # make 2 processes drift from 1). Real gradients of s are >= ~1e-2, so eps=1e-4 costs nothing.
-        return {"uwl.log_vars": {"lr": optim.log_var_lr, "eps": 1e-4}}
+        return {"uwl.log_vars": {"lr": self.method.log_var_lr, "eps": 1e-4}}
+
+    def log_scalars(self, scalars: dict[str, float]) -> dict[str, float]:
+        """The uncertainty weights are logged as s = log σ² (`log_var_*`) and as σ (`sigma_*`)."""
+        for k in [k for k in scalars if k.startswith("log_var_")]:
+            scalars["sigma_" + k[len("log_var_"):]] = math.exp(0.5 * scalars[k])
+        return scalars
 
     @torch.no_grad()
     def diagnostics(self, batches) -> dict[str, float]:
@@ -167,11 +170,6 @@ class CareModel(PretrainedModel):
         from care.methods.care.diagnostics import latent_diagnostics
 
         return latent_diagnostics(self, batches)
-
-    @torch.no_grad()
-    def action_latent(self, obs: torch.Tensor, future_obs: torch.Tensor, instructions: list[str]) -> torch.Tensor:
-        """CARE's latent action: the inverse view's z* (B, K, latent_dim)."""
-        return self.vlm.encode(obs, instructions, future_obs)[0]
 
     def brief(self, metrics: dict) -> dict:
         """The few validation numbers worth a log line."""

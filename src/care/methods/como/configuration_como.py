@@ -16,17 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar, Literal
 
-from care.methods.base import MethodConfig
-
-LAM_FILES = ("lam_config.json", "model.safetensors")  # what makes a `care lam` folder (care.models.lam)
+from care.methods.base import MethodConfig, TwoStageConfig
 
 
 @MethodConfig.register_subclass("como")
 @dataclass
-class ComoConfig(MethodConfig):
+class ComoConfig(TwoStageConfig):
     """CoMo: a Motion Q-Former latent (stage 1), regressed by the VLM's policy view (stage 2).
 
     Stage 2:
@@ -61,9 +58,8 @@ class ComoConfig(MethodConfig):
     lam_modeling: ClassVar[str] = "care.methods.como.modeling_como:MotionQFormer"
     # the stage-1 folder is a path, and online/frozen towers have the same weights' names and shapes
     non_architectural: ClassVar[frozenset[str]] = frozenset({"lam", "encoder"})
+    # stage 2 takes every stage-1 field from its stage-1 run (TwoStageConfig.stage2_fields: `lam` only)
 
-    # --- stage 2 ---
-    lam: Path | None = None
     # --- stage 1: encoder and latent ---
     encoder: Literal["online", "frozen"] = "online"  # no pretrained MAE here: from-scratch towers must train
     num_queries: int | None = None  # None: model.num_latents
@@ -78,8 +74,7 @@ class ComoConfig(MethodConfig):
     decoder_patch_size: int = 8  # 256 pixel patches at 128²
 
     def __post_init__(self):
-        if self.lam is not None:
-            self.lam = Path(self.lam)  # method.json stores it as text
+        super().__post_init__()
         if self.encoder not in ("online", "frozen"):
             raise ValueError(f"encoder must be 'online' or 'frozen', got {self.encoder!r}")
         for name in ("num_queries", "motion_dim"):
@@ -106,11 +101,3 @@ class ComoConfig(MethodConfig):
             "pretrained": dict(big, encoder="frozen"),  # CoMo's recipe: frozen pretrained features
         }.get(name, {})
         return dataclasses.replace(self, **sizes)
-
-    def resolve_paths(self, folder) -> "ComoConfig":
-        """A stage-2 folder carries its stage-1 model in <folder>/lam (written by ComoModel.save_extra):
-        loading uses that copy, so the folder works without the original `care lam` directory."""
-        copy = Path(folder) / "lam"
-        if all((copy / f).is_file() for f in LAM_FILES):
-            return dataclasses.replace(self, lam=copy)
-        return self

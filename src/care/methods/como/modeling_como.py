@@ -8,7 +8,7 @@ Stage 1, MotionQFormer (`care lam --method.type como`), a LatentActionModel:
     o_t pixel patches ─► embed ─► L × [self-attn, cross-attn to z, MLP] ─► zero-init read-out
                     ─► Δ pixels; prediction = o_t + Δ;  loss = MSE(prediction, o_{t+n})  (pixels in [0, 1])
 
-Stage 2, ComoModel (`care pretrain --method.type como --method.lam DIR`), a PretrainedModel:
+Stage 2, ComoModel (`care pretrain --method.type como --method.lam DIR`), a TwoStageModel:
 
     o_t + instruction ─► latent VLM, policy view ─► hidden (B,K,H) ─► flatten ─► Linear ─► ẑ (B,Q,Dm)
     (o_t, o_{t+n}) ─► frozen stage-1 MotionQFormer ─► z ─► z-score per dimension ─► target
@@ -27,10 +27,8 @@ have no bias (softmax ignores it: its gradient would be float noise that Adam am
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import warnings
-from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -39,10 +37,9 @@ import torch.nn.functional as F
 from care.configs import ModelConfig
 from care.errors import ConfigError
 from care.methods.como.configuration_como import ComoConfig
-from care.models.attention import scaled_dot_product_attention
-from care.models.lam import LatentActionModel, check_lam_matches
-from care.models.latent_vlm import LatentVLM
-from care.models.pretrained import PretrainedModel, config_diff
+from care.methods.lam import LatentActionModel
+from care.methods.two_stage import TwoStageModel
+from care.models.blocks import CrossBlock, patchify
 from care.models.vision import VisionBackbone
 
 # ----------------------------------------------------------------------------------------
@@ -50,68 +47,14 @@ from care.models.vision import VisionBackbone
 # ----------------------------------------------------------------------------------------
 
 
-class Attention(nn.Module):
-    """Multi-head attention: queries from x (B,T,C), keys and values from `context` (B,S,C)
-    (x itself when None: self-attention). No causal mask: every token sees every other."""
-
-    def __init__(self, dim: int, heads: int):
-        super().__init__()
-        self.heads = heads
-        self.q = nn.Linear(dim, dim)
-        self.k = nn.Linear(dim, dim, bias=False)  # a key bias shifts all logits of a query alike
-        self.v = nn.Linear(dim, dim)
-        self.proj = nn.Linear(dim, dim)  # residual branch output (init scaled by the caller)
-
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        B, T, C = x.shape
-        ctx = x if context is None else context
-        S, h = ctx.shape[1], self.heads
-        q = self.q(x).view(B, T, h, C // h).transpose(1, 2)  # (B, h, T, c)
-        k = self.k(ctx).view(B, S, h, C // h).transpose(1, 2)  # (B, h, S, c)
-        v = self.v(ctx).view(B, S, h, C // h).transpose(1, 2)  # (B, h, S, c)
-        y = scaled_dot_product_attention(q, k, v)  # (B, h, T, c)
-        return self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
-
-
-class MLP(nn.Module):
-    def __init__(self, dim: int):
-        super().__init__()
-        self.fc = nn.Linear(dim, 4 * dim)
-        self.proj = nn.Linear(4 * dim, dim)  # residual branch output
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(F.gelu(self.fc(x)))
-
-
-class CrossBlock(nn.Module):
-    """Pre-LN block: self-attention over x, cross-attention from x to a context, MLP.
-    The Q-Former's block (x = queries, context = frame tokens) and the forward model's
-    (x = pixel patches of o_t, context = latent tokens)."""
-
-    def __init__(self, dim: int, heads: int):
-        super().__init__()
-        self.ln_self = nn.LayerNorm(dim)
-        self.self_attn = Attention(dim, heads)
-        self.ln_cross = nn.LayerNorm(dim)
-        self.ln_context = nn.LayerNorm(dim)
-        self.cross_attn = Attention(dim, heads)
-        self.ln_mlp = nn.LayerNorm(dim)
-        self.mlp = MLP(dim)
-
-    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        x = x + self.self_attn(self.ln_self(x))  # (B, T, C)
-        x = x + self.cross_attn(self.ln_cross(x), self.ln_context(context))  # (B, T, C)
-        return x + self.mlp(self.ln_mlp(x))  # (B, T, C)
-
-
 def init_weights(module: nn.Module, num_layers: int) -> None:
     """Explicit init: Linear ~ N(0, 1/fan_in) (activations stay O(1)), biases 0, LayerNorm (1, 0);
-    residual branch outputs (`*.proj`) scaled down by sqrt(3·layers) (nanoGPT's c_proj rule,
+    residual branch outputs (attention `*.proj`, MLP `*.fc2`) scaled down by sqrt(3·layers) (nanoGPT's c_proj rule,
     3 branches per block), so the residual stream does not grow with depth."""
     for name, m in module.named_modules():
         if isinstance(m, nn.Linear):
             std = m.in_features ** -0.5
-            if name.endswith(".proj"):
+            if name.endswith((".proj", ".fc2")):
                 std /= math.sqrt(3 * num_layers)
             nn.init.normal_(m.weight, std=std)
             if m.bias is not None:
@@ -119,24 +62,6 @@ def init_weights(module: nn.Module, num_layers: int) -> None:
         elif isinstance(m, nn.LayerNorm):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-
-
-def patchify(images: torch.Tensor, p: int) -> torch.Tensor:
-    """float (B,3,S,S) -> (B, (S/p)², p·p·3) pixel patches, row-major over the grid."""
-    B, C, S, _ = images.shape
-    g = S // p
-    x = images.view(B, C, g, p, g, p).permute(0, 2, 4, 3, 5, 1)  # (B, g, g, p, p, C)
-    return x.reshape(B, g * g, p * p * C)
-
-
-def _checkpoint_hf(models: list[nn.Module]) -> None:
-    """Activation checkpointing on `transformers` models (the towers, the Llama), as CareModel does."""
-    kw = {"use_reentrant": False}
-    for m in models:
-        if hasattr(m, "activation_checkpointing_enable"):
-            m.activation_checkpointing_enable(activation_checkpointing_kwargs=kw)
-        else:
-            m.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kw)
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:
@@ -155,9 +80,6 @@ class MotionQFormer(LatentActionModel):
 
     def __init__(self, cfg: ModelConfig, method: ComoConfig):
         super().__init__(cfg, method)
-        if method.lam is not None:
-            raise ConfigError(f"--method.lam ({method.lam}) names the stage-1 model that stage 2 reads; "
-                              "`care lam` trains that model: drop --method.lam here, and pass it to `care pretrain`")
         p = method.decoder_patch_size
         if cfg.image_size % p:
             raise ConfigError(f"method.decoder_patch_size ({p}) must divide model.image_size ({cfg.image_size})")
@@ -180,7 +102,7 @@ class MotionQFormer(LatentActionModel):
         self.token_proj = nn.Linear(2 * D, Wq)  # [F_t, F_{t+n} − F_t] -> Wq
         self.token_pos = nn.Parameter(torch.empty(1, P, Wq))
         self.queries = nn.Parameter(torch.empty(1, self.num_queries, Wq))
-        self.qformer = nn.ModuleList([CrossBlock(Wq, method.qformer_heads) for _ in range(method.qformer_layers)])
+        self.qformer = nn.ModuleList([CrossBlock(Wq, method.qformer_heads, norm_context=True, init=False) for _ in range(method.qformer_layers)])
         self.qformer_ln = nn.LayerNorm(Wq)
         self.motion_proj = nn.Linear(Wq, self.motion_dim)
 
@@ -190,7 +112,7 @@ class MotionQFormer(LatentActionModel):
         self.patch_pos = nn.Parameter(torch.empty(1, self.grid ** 2, Wd))
         self.latent_embed = nn.Linear(self.motion_dim, Wd)
         self.latent_pos = nn.Parameter(torch.empty(1, self.num_queries, Wd))
-        self.decoder = nn.ModuleList([CrossBlock(Wd, method.decoder_heads) for _ in range(method.decoder_layers)])
+        self.decoder = nn.ModuleList([CrossBlock(Wd, method.decoder_heads, norm_context=True, init=False) for _ in range(method.decoder_layers)])
         self.decoder_ln = nn.LayerNorm(Wd)
         self.readout = nn.Linear(Wd, p * p * 3)
 
@@ -227,7 +149,7 @@ class MotionQFormer(LatentActionModel):
     def decode(self, obs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """The forward model: uint8 o_t (B,3,S,S) and z (B,Q,Dm) -> predicted o_{t+n} pixel
         patches (B, N, p·p·3), in [0, 1] units (o_t's patches + the predicted change)."""
-        x = patchify(to_unit(obs), self.method.decoder_patch_size)  # (B, N, p·p·3)
+        x = patchify(to_unit(obs), self.method.decoder_patch_size, channels_last=True)  # (B, N, p·p·3)
         h = self.patch_embed(2.0 * x - 1.0) + self.patch_pos  # (B, N, Wd)
         c = self.latent_embed(z.to(h.dtype)) + self.latent_pos  # (B, Q, Wd)
         for block in self.decoder:
@@ -236,7 +158,7 @@ class MotionQFormer(LatentActionModel):
 
     def recon_errors(self, obs: torch.Tensor, future_obs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Per-sample MSE (B,) of the prediction of o_{t+n} from o_t and z."""
-        target = patchify(to_unit(future_obs), self.method.decoder_patch_size)
+        target = patchify(to_unit(future_obs), self.method.decoder_patch_size, channels_last=True)
         return (self.decode(obs, z).float() - target).pow(2).mean(dim=(1, 2))
 
     # --- training ---
@@ -258,10 +180,6 @@ class MotionQFormer(LatentActionModel):
         return self.encode(obs, future_obs)
 
     # --- the loop's hooks ---
-    def enable_gradient_checkpointing(self) -> None:
-        """`--gradient-checkpointing`: recompute the towers' activations in backward (as CARE does)."""
-        _checkpoint_hf([t.model for t in self.vision.towers.values()])
-
     @torch.no_grad()
     def diagnostics(self, batches) -> dict[str, float]:
         """Held-out: does z carry the motion?
@@ -313,7 +231,7 @@ class MotionQFormer(LatentActionModel):
 # ----------------------------------------------------------------------------------------
 
 
-class ComoModel(PretrainedModel):
+class ComoModel(TwoStageModel):
     """Stage 2 (`care pretrain --method.type como --method.lam DIR`): the latent VLM's policy
     view (o_t + instruction) predicts the frozen stage-1 latent z of (o_t, o_{t+n}).
 
@@ -323,33 +241,15 @@ class ComoModel(PretrainedModel):
     running statistics would only move the target under the model; buffers make a reload and a
     resume exact. Without z-scoring the loss is dominated by the few widest dimensions of z.
 
-    The stage-1 model is held outside this module's parameters and state dict (it is frozen,
-    gets no gradient, and is stored once, in <folder>/lam); `.to()` moves it along. Fine-tuning
-    reads `.vlm` only (care.methods.registry.load_pretrained_vlm).
+    The frozen stage-1 model, its loading and saving are TwoStageModel's. Fine-tuning reads
+    `.vlm` only (care.methods.registry.load_pretrained_vlm).
     """
 
     config_class = ComoConfig
 
     def __init__(self, cfg: ModelConfig, method: ComoConfig, tokenizer):
-        super().__init__()
-        if method.lam is None:
-            raise ConfigError(
-                "como pretraining regresses the latent of a stage-1 model, and --method.lam names none: train it "
-                "first with `care lam --method.type como --dataset D --output-dir runs/como_lam` (same --preset), "
-                "then pass `--method.lam runs/como_lam` to `care pretrain`")
-        lam = MotionQFormer.from_pretrained(method.lam)  # a ConfigError names a folder that is not one
-        check_lam_matches(lam, cfg, str(method.lam))
-        lam.requires_grad_(False).eval()
-        object.__setattr__(self, "lam", lam)  # not a submodule: see the class docstring
-        # the stage-1 fields describe the stage-1 model: its folder is the truth
-        differ = config_diff(lam.method, dataclasses.replace(method, lam=None), ignore=frozenset())
-        if differ:
-            warnings.warn(f"--method fields of stage 1 differ from the stage-1 model in {method.lam}; using the "
-                          f"model's (model vs requested): {'; '.join(differ)}", stacklevel=2)
-        self.method = dataclasses.replace(lam.method, lam=Path(method.lam))
-        self.cfg = cfg
-        self.vlm = LatentVLM(cfg, tokenizer)
-        Q, Dm = lam.num_queries, lam.motion_dim
+        super().__init__(cfg, method, tokenizer)
+        Q, Dm = self.lam.num_queries, self.lam.motion_dim
         self.target_shape = (Q, Dm)
         K, H = cfg.num_latents, self.vlm.hidden_size
         # policy-view placeholder states (B, K·H) -> ẑ (B, Q·Dm); zero-init: starts at the mean latent
@@ -359,16 +259,6 @@ class ComoModel(PretrainedModel):
         self.register_buffer("target_mean", torch.zeros(Q, Dm))
         self.register_buffer("target_std", torch.ones(Q, Dm))
         self.register_buffer("target_stats_ready", torch.zeros((), dtype=torch.bool))
-        # the VLM's z projection is CARE's read-out; this method reads `hidden` (as fine-tuning does),
-        # so it is frozen: no trainable parameter without a gradient (DDP)
-        self.vlm.latent_proj.requires_grad_(False)
-        if cfg.freeze_vision:
-            self.vlm.vision.requires_grad_(False)
-
-    def _apply(self, fn, recurse=True):
-        super()._apply(fn, recurse)
-        self.lam._apply(fn)  # the unregistered stage-1 model follows .to() / .cuda() / .float()
-        return self
 
     # --- targets ---
     @torch.no_grad()
@@ -409,9 +299,6 @@ class ComoModel(PretrainedModel):
         """Before the first step, on the same batch in every process: the targets' statistics."""
         return self.set_target_stats(batch)
 
-    def enable_gradient_checkpointing(self) -> None:
-        _checkpoint_hf([self.vlm.llm, *[t.model for t in self.vlm.vision.towers.values()]])
-
     @torch.no_grad()
     def diagnostics(self, batches) -> dict[str, float]:
         """Held-out, in z-scored units:
@@ -435,13 +322,3 @@ class ComoModel(PretrainedModel):
 
     def brief(self, metrics: dict) -> dict:
         return {k: metrics[k] for k in ("latent_r2", "latent_mse") if k in metrics}
-
-    @torch.no_grad()
-    def action_latent(self, obs: torch.Tensor, future_obs: torch.Tensor, instructions: list[str]) -> torch.Tensor:
-        """CoMo's latent action: the stage-1 Q-Former's z (B, Q, Dm)."""
-        return self.lam.latent(obs, future_obs)
-
-    def save_extra(self, out: Path) -> None:
-        """The stage-1 model goes into <out>/lam: the folder loads without the original directory
-        (ComoConfig.resolve_paths points `lam` there)."""
-        self.lam.save_pretrained(Path(out) / "lam")

@@ -18,17 +18,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar, Literal
 
-from care.methods.base import MethodConfig
-
-LAM_CONFIG_FILE = "lam_config.json"  # what marks a `care lam` folder (care.models.lam.LAM_CONFIG_NAME)
+from care.methods.base import MethodConfig, TwoStageConfig
 
 
 @MethodConfig.register_subclass("lapa")
 @dataclass
-class LapaConfig(MethodConfig):
+class LapaConfig(TwoStageConfig):
     """LAPA: a VQ latent action model (stage 1) whose code indices the VLM's policy view
     learns to predict (stage 2).
 
@@ -70,9 +67,9 @@ class LapaConfig(MethodConfig):
     # a path, a training schedule and a loss setting: none changes a weight's name or shape
     non_architectural: ClassVar[frozenset[str]] = frozenset(
         {"lam", "dead_code_every", "dead_code_until", "label_smoothing"})
+    stage2_fields: ClassVar[frozenset[str]] = non_architectural  # none of them changes the LAQ's weights
 
-    # --- stage 2 ---
-    lam: Path | None = None
+    # --- stage 2 (and `lam`, TwoStageConfig's) ---
     label_smoothing: float = 0.0  # LAPA trains plain cross-entropy on the code tokens
     # --- stage 1: encoder ---
     lam_patch_size: int = 16  # 8 x 8 patches at 128², LAPA's grid (patch 32 at 256²)
@@ -91,8 +88,7 @@ class LapaConfig(MethodConfig):
     recon_target: Literal["change", "frame"] = "change"  # CARE's decoders start at "nothing moves" too
 
     def __post_init__(self):
-        if self.lam is not None:
-            self.lam = Path(self.lam)  # method.json stores it as a string
+        super().__post_init__()
         if self.lam_patch_size < 1:
             raise ValueError(f"lam_patch_size must be >= 1, got {self.lam_patch_size}")
         if self.lam_width < 1 or self.lam_heads < 1 or self.lam_width % self.lam_heads:
@@ -122,10 +118,3 @@ class LapaConfig(MethodConfig):
             "pretrained": gpu,
         }.get(name, {})
         return dataclasses.replace(self, **sizes)
-
-    def resolve_paths(self, folder) -> "LapaConfig":
-        """A stage-2 folder carries its LAQ in <folder>/lam (LapaModel.save_extra): use that one."""
-        own = Path(folder) / "lam"
-        if (own / LAM_CONFIG_FILE).is_file():
-            return dataclasses.replace(self, lam=own)
-        return self

@@ -46,30 +46,16 @@ Where this departs from LAPA's code, and why:
 
 from __future__ import annotations
 
-import math
-import shutil
-from pathlib import Path
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from care.configs import ModelConfig
 from care.errors import ConfigError
+from care.methods.lam import LatentActionModel
 from care.methods.lapa.configuration_lapa import LapaConfig
-from care.models.attention import scaled_dot_product_attention
-from care.models.decoders import MLP, Attention, DecoderBlock, LatentContext
-from care.models.lam import LatentActionModel, check_lam_matches
-from care.models.latent_vlm import LatentVLM
-from care.models.pretrained import PretrainedModel, config_diff
-
-EPISODES_FILE = "episodes.json"  # a run's training / held-out episodes (care.training.pretrain.EPISODES_NAME)
-
-
-def _init_linear(fc: nn.Linear, std: float | None = None) -> None:
-    nn.init.normal_(fc.weight, std=std if std is not None else 1.0 / math.sqrt(fc.in_features))
-    if fc.bias is not None:
-        nn.init.zeros_(fc.bias)
+from care.methods.two_stage import TwoStageModel
+from care.models.blocks import MLP, Attention, Block, CrossBlock, LatentContext, init_linear, patchify, unpatchify
 
 
 def _distributed() -> bool:
@@ -80,57 +66,6 @@ def _distributed() -> bool:
 # ----------------------------------------------------------------------------------------
 # small parts
 # ----------------------------------------------------------------------------------------
-
-
-def patchify(pixels: torch.Tensor, p: int) -> torch.Tensor:
-    """(B, 3, S, S) -> (B, (S/p)², 3·p·p), each patch flattened channel-first (LAPA's (c p1 p2))."""
-    B, C, S, _ = pixels.shape
-    g = S // p
-    x = pixels.reshape(B, C, g, p, g, p).permute(0, 2, 4, 1, 3, 5)  # (B, g, g, C, p, p)
-    return x.reshape(B, g * g, C * p * p)
-
-
-def unpatchify(patches: torch.Tensor, p: int, channels: int = 3) -> torch.Tensor:
-    """(B, g², C·p·p) -> (B, C, g·p, g·p), the inverse of `patchify`."""
-    B, P, _ = patches.shape
-    g = math.isqrt(P)
-    x = patches.reshape(B, g, g, channels, p, p).permute(0, 3, 1, 4, 2, 5)  # (B, C, g, p, g, p)
-    return x.reshape(B, channels, g * p, g * p)
-
-
-class SelfAttention(nn.Module):
-    """Multi-head self-attention; `causal` for the temporal transformer (o_t cannot see o_{t+n})."""
-
-    def __init__(self, dim: int, heads: int, causal: bool = False):
-        super().__init__()
-        self.heads, self.causal = heads, causal
-        self.q = nn.Linear(dim, dim)
-        self.k = nn.Linear(dim, dim, bias=False)  # a key bias shifts a query's logits equally: softmax ignores it
-        self.v = nn.Linear(dim, dim)
-        self.proj = nn.Linear(dim, dim)
-        for fc in (self.q, self.k, self.v, self.proj):
-            _init_linear(fc)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, C = x.shape
-        q, k, v = (fc(x).view(B, T, self.heads, C // self.heads).transpose(1, 2)
-                   for fc in (self.q, self.k, self.v))  # (B, nh, T, hs) each
-        y = scaled_dot_product_attention(q, k, v, is_causal=self.causal)  # (B, nh, T, hs)
-        return self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
-
-
-class Block(nn.Module):
-    """Pre-LN transformer block: self-attention, MLP."""
-
-    def __init__(self, dim: int, heads: int, causal: bool = False):
-        super().__init__()
-        self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.attn = SelfAttention(dim, heads, causal)
-        self.mlp = MLP(dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x))
-        return x + self.mlp(self.ln2(x))
 
 
 class PatchEmbed(nn.Module):
@@ -144,7 +79,7 @@ class PatchEmbed(nn.Module):
         self.ln_in = nn.LayerNorm(d)
         self.proj = nn.Linear(d, width)
         self.ln_out = nn.LayerNorm(width)
-        _init_linear(self.proj)
+        init_linear(self.proj)
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.ln_out(self.proj(self.ln_in(patchify(pixels, self.patch))))  # (B, P, W)
@@ -229,7 +164,7 @@ class LatentActionQuantizer(LatentActionModel):
         # decoder
         self.dec_pos = nn.Parameter(torch.empty(P, W))
         self.code_context = LatentContext(Dc, T, W)  # code vectors -> keys/values, with their position
-        self.decoder = nn.ModuleList(DecoderBlock(W, method.lam_heads) for _ in range(method.lam_decoder_layers))
+        self.decoder = nn.ModuleList(CrossBlock(W, method.lam_heads) for _ in range(method.lam_decoder_layers))
         self.ln_out = nn.LayerNorm(W)
         self.to_pixels = nn.Linear(W, 3 * p * p)
 
@@ -238,7 +173,7 @@ class LatentActionQuantizer(LatentActionModel):
         for pos in (self.pos, self.delta_pos, self.dec_pos):
             nn.init.normal_(pos, std=1.0)
         nn.init.normal_(self.queries, std=1.0)
-        _init_linear(self.to_code)  # fan-in: z ~ N(0, 1) entries, the codebook's scale
+        init_linear(self.to_code)  # fan-in: z ~ N(0, 1) entries, the codebook's scale
         nn.init.zeros_(self.to_pixels.weight)  # "change": start at "nothing moves"; "frame": at mid-grey
         nn.init.constant_(self.to_pixels.bias, 0.0 if method.recon_target == "change" else 0.5)
 
@@ -311,7 +246,6 @@ class LatentActionQuantizer(LatentActionModel):
         return {"loss": loss, "loss_recon": loss.detach(), "perplexity": perplexity_of(counts),
                 "codes_used": (counts > 0).sum().float()}
 
-    @torch.no_grad()
     @torch.no_grad()
     def prepare_training(self, batch: dict) -> dict[str, float]:
         """Before the first step (same batch in every process): the codebook starts on encoder
@@ -435,44 +369,14 @@ class CodeHead(nn.Module):
         return self.out(self.ln(hidden).flatten(1)).view(B, self.T, self.C)  # (B, T, C)
 
 
-class LapaModel(PretrainedModel):
+class LapaModel(TwoStageModel):
     """Stage 2: the latent VLM's policy view classifies the code indices of a frozen LAQ."""
 
     config_class = LapaConfig
 
     def __init__(self, cfg: ModelConfig, method: LapaConfig, tokenizer):
-        super().__init__()
-        if method.lam is None:
-            raise ConfigError(
-                "LAPA's stage 2 learns the codes of a stage-1 latent action quantiser and --method.lam names "
-                "none: train one first with `care lam --method.type lapa --dataset D --output-dir runs/lapa_lam` "
-                "(configs/lam/lapa_tiny.yaml), then pass `--method.lam runs/lapa_lam`")
-        self.cfg = cfg
-        self.method = method
-        self.vlm = LatentVLM(cfg, tokenizer)
-        lam = LatentActionQuantizer.from_pretrained(method.lam)  # names what else the folder holds
-        check_lam_matches(lam, cfg, str(method.lam))
-        diff = config_diff(lam.method, method, LapaConfig.non_architectural)
-        if diff:
-            raise ConfigError(f"{method.lam}: the latent action quantiser was trained with other settings "
-                              f"(LAQ vs requested): {'; '.join(diff)}. Pass the same --preset and --method.* "
-                              f"flags as its `care lam` run (they are in {method.lam}/lam_config.json)")
-        # frozen: no optimiser state, no gradient, never in train mode (see `train`)
-        self.lam = lam.requires_grad_(False).eval()
+        super().__init__(cfg, method, tokenizer)
         self.head = CodeHead(cfg.num_latents, self.vlm.hidden_size, method.code_seq_len, method.codebook_size)
-        # the head reads the placeholder states; z = latent_proj(states) gets no gradient, and DDP
-        # stops on a parameter without one (fine-tuning freezes it for the same reason)
-        self.vlm.latent_proj.requires_grad_(False)
-        if cfg.freeze_vision:
-            self.vlm.vision.requires_grad_(False)
-
-    def train(self, mode: bool = True) -> "LapaModel":
-        super().train(mode)
-        self.lam.eval()
-        return self
-
-    def enable_gradient_checkpointing(self) -> None:
-        self.vlm.enable_gradient_checkpointing()
 
     # --- forward ---
     @torch.no_grad()
@@ -518,18 +422,3 @@ class LapaModel(PretrainedModel):
 
     def brief(self, metrics: dict) -> dict:
         return {k: metrics[k] for k in ("code_acc", "code_acc_majority", "ce") if k in metrics}
-
-    # --- probes and the folder ---
-    @torch.no_grad()
-    def action_latent(self, obs: torch.Tensor, future_obs: torch.Tensor, instructions: list[str]) -> torch.Tensor:
-        """LAPA's latent action: the frozen LAQ's quantised code vectors (B, code_seq_len, code_dim)."""
-        return self.lam.latent(obs, future_obs)
-
-    def save_extra(self, out: Path) -> None:
-        """A copy of the LAQ in <out>/lam, so the folder loads without the original (LapaConfig.
-        resolve_paths), with its run's episodes.json: the probes refuse episodes any stage saw."""
-        dst = Path(out) / "lam"
-        self.lam.save_pretrained(dst)
-        src = Path(self.method.lam)
-        if (src / EPISODES_FILE).is_file() and src.resolve() != dst.resolve():
-            shutil.copyfile(src / EPISODES_FILE, dst / EPISODES_FILE)

@@ -11,7 +11,7 @@ weighted by the inverse of its own loss: the tasks are balanced whatever their u
 docs/DESIGN.md §3: s starts at the log of the task's baseline loss (what the model scores at
 init), not at 0 — with s = 0 and a point loss of ~1e-3, the weights had to travel many units
 at a small learning rate and barely moved. The trainer gives `log_vars` their own, higher
-learning rate (OptimConfig.log_var_lr) and no weight decay.
+learning rate (CareConfig.log_var_lr) and no weight decay.
 """
 
 from __future__ import annotations

@@ -2,20 +2,20 @@
 
 LAPA-style and CoMo-style pretraining first train a model that reads (o_t, o_{t+n}) and
 outputs a latent action (LAPA: quantised codes; CoMo: a continuous Q-former latent), then
-train the VLM's policy view to predict that latent (stage 2). CARE has no stage 1: its latent
-model *is* the VLM's inverse view.
+train the VLM's policy view to predict that latent (stage 2, care.methods.two_stage). CARE has
+no stage 1: its latent model *is* the VLM's inverse view.
 
     care lam --method.type lapa --dataset D --output-dir runs/lapa_lam     (care.training.lam)
 
 A LAM folder:
     lam_config.json      {"model": ModelConfig (image size, sizes), "method": the method's config}
     model.safetensors    the LAM's weights
+    episodes.json        the run's training / held-out episodes
     run_config.yaml, checkpoints/, tensorboard/, train_log.jsonl, val_metrics.json (the run)
 
 Subclasses implement `forward(batch) -> {"loss", scalars}`, `latent(obs, future_obs)` (the
 latent action, (B, T, d), used by the probes), and `targets(obs, future_obs)` (what stage 2
-predicts). The pretraining loop's hooks (`prepare_training`, `param_groups`,
-`after_optimizer_step`, `diagnostics`, `brief`, `requires_tracks`) default to nothing.
+predicts); the training loop's hooks are care.methods.model.MethodModel's.
 """
 
 from __future__ import annotations
@@ -25,20 +25,17 @@ import json
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 
 from care.configs import ModelConfig
 from care.errors import ConfigError
+from care.folders import LAM_CONFIG_NAME, METHOD_NAME, WEIGHTS_NAME
 from care.io import atomic_write_json
 from care.methods.base import MethodConfig
-from care.models.pretrained import (config_diff, load_weights, method_config_from_dict, method_config_to_dict,
-                                    model_config_from_dict, save_weights)
-
-LAM_CONFIG_NAME = "lam_config.json"
-WEIGHTS_NAME = "model.safetensors"
+from care.methods.model import MethodModel, method_config_from_dict, method_config_to_dict
+from care.models.pretrained import load_weights, model_config_from_dict, save_weights
 
 
-class LatentActionModel(nn.Module):
+class LatentActionModel(MethodModel):
     """Base of stage-1 latent action models (see module docstring)."""
 
     def __init__(self, cfg: ModelConfig, method: MethodConfig):
@@ -55,26 +52,6 @@ class LatentActionModel(nn.Module):
         """What stage 2 learns to predict from o_t alone (LAPA: code indices (B, T) long)."""
         raise NotImplementedError
 
-    # --- the pretraining loop's hooks (care.training.pretrain.run_pretraining) ---
-    @classmethod
-    def requires_tracks(cls, method: MethodConfig) -> bool:
-        return False
-
-    def prepare_training(self, batch: dict) -> dict[str, float]:
-        return {}
-
-    def param_groups(self, optim) -> dict[str, dict]:
-        return {}
-
-    def after_optimizer_step(self) -> None:
-        pass
-
-    def diagnostics(self, batches) -> dict[str, float]:
-        return {}
-
-    def brief(self, metrics: dict) -> dict:
-        return {}
-
     # --- folders ---
     def save_pretrained(self, out_dir: str | Path) -> Path:
         out = Path(out_dir)
@@ -87,6 +64,8 @@ class LatentActionModel(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str | Path, map_location: str | torch.device = "cpu") -> "LatentActionModel":
         """Load a `care lam` folder (its class must be `cls`, or any when called on the base)."""
+        from care.methods.registry import lam_class
+
         cfg, method = read_lam_configs(path)
         klass = lam_class(method) if cls is LatentActionModel else cls
         if lam_class(method) is not klass:
@@ -100,7 +79,7 @@ def read_lam_configs(path: str | Path) -> tuple[ModelConfig, MethodConfig]:
     path = Path(path)
     file = path / LAM_CONFIG_NAME
     if not file.is_file() or not (path / WEIGHTS_NAME).is_file():
-        hint = " (it is a stage-2 / CARE model folder)" if (path / "method.json").is_file() else ""
+        hint = " (it is a stage-2 / CARE model folder)" if (path / METHOD_NAME).is_file() else ""
         raise ConfigError(f"{path} is not a latent action model folder (needs {LAM_CONFIG_NAME} and "
                           f"{WEIGHTS_NAME}; make one with `care lam`){hint}")
     try:
@@ -108,25 +87,3 @@ def read_lam_configs(path: str | Path) -> tuple[ModelConfig, MethodConfig]:
         return model_config_from_dict(raw["model"]), method_config_from_dict(raw["method"], str(file))
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise ConfigError(f"{file}: malformed ({e})") from e
-
-
-def lam_class(method: MethodConfig) -> type:
-    """The stage-1 class a method names in `lam_modeling` ("module:Class")."""
-    import importlib
-
-    target = getattr(type(method), "lam_modeling", "")
-    if not target:
-        raise ConfigError(f"method {method.type!r} has no stage-1 latent action model: `care lam` is for "
-                          "two-stage methods (lapa, como); CARE's latent model is the VLM itself")
-    module, name = target.split(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def check_lam_matches(lam: LatentActionModel, cfg: ModelConfig, source: str) -> None:
-    """Stage 2 reads frames at the LAM's image size: a mismatch is named."""
-    if lam.cfg.image_size != cfg.image_size:
-        raise ConfigError(f"{source}: the latent action model sees {lam.cfg.image_size}² frames but the VLM "
-                          f"{cfg.image_size}²: pretrain both stages with the same --preset / --model.image-size")
-
-
-__all__ = ["LatentActionModel", "read_lam_configs", "lam_class", "check_lam_matches", "config_diff"]

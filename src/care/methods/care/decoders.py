@@ -24,90 +24,10 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from care.configs import ModelConfig
-from care.models.attention import scaled_dot_product_attention
 from care.methods.care.configuration_care import CareConfig
-
-
-def _init_linear(fc: nn.Linear, std: float | None = None) -> None:
-    nn.init.normal_(fc.weight, std=std if std is not None else 1.0 / math.sqrt(fc.in_features))
-    if fc.bias is not None:
-        nn.init.zeros_(fc.bias)
-
-
-class Attention(nn.Module):
-    """Multi-head attention via care.models.attention.scaled_dot_product_attention (SDPA; bf16-fast on CPU); self- or cross- (context given)."""
-
-    def __init__(self, dim: int, heads: int, context_dim: int | None = None):
-        super().__init__()
-        assert dim % heads == 0, f"width {dim} must divide by heads {heads}"
-        self.heads = heads
-        self.q = nn.Linear(dim, dim)
-        # no key bias: it shifts all of a query's logits equally, softmax ignores it, and its
-        # gradient is float noise that Adam would turn into random steps
-        self.k = nn.Linear(context_dim or dim, dim, bias=False)
-        self.v = nn.Linear(context_dim or dim, dim)
-        self.proj = nn.Linear(dim, dim)
-        for fc in (self.q, self.k, self.v, self.proj):
-            _init_linear(fc)
-
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
-                key_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B,T,C); context (B,S,Cc) or None (self); key_mask (B,S) bool, True = attend."""
-        B, T, C = x.shape
-        ctx = x if context is None else context
-        q = self.q(x).view(B, T, self.heads, C // self.heads).transpose(1, 2)  # (B, nh, T, hs)
-        k, v = self.k(ctx), self.v(ctx)
-        k = k.view(B, ctx.shape[1], self.heads, C // self.heads).transpose(1, 2)  # (B, nh, S, hs)
-        v = v.view(B, ctx.shape[1], self.heads, C // self.heads).transpose(1, 2)  # (B, nh, S, hs)
-        mask = None if key_mask is None else key_mask[:, None, None, :]  # (B, 1, 1, S)
-        y = scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, T, hs)
-        return self.proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
-
-
-class MLP(nn.Module):
-    def __init__(self, dim: int, mult: int = 4):
-        super().__init__()
-        self.fc1 = nn.Linear(dim, mult * dim)
-        self.fc2 = nn.Linear(mult * dim, dim)
-        _init_linear(self.fc1)
-        _init_linear(self.fc2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.gelu(self.fc1(x)))
-
-
-class DecoderBlock(nn.Module):
-    """Pre-LN: self-attention among queries, cross-attention to z, MLP."""
-
-    def __init__(self, dim: int, heads: int):
-        super().__init__()
-        self.ln1, self.ln2, self.ln3 = nn.LayerNorm(dim), nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.self_attn = Attention(dim, heads)
-        self.cross_attn = Attention(dim, heads)
-        self.mlp = MLP(dim)
-
-    def forward(self, x: torch.Tensor, z: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.self_attn(self.ln1(x), key_mask=mask)  # (B, T, C); mask: (B, T) real queries
-        x = x + self.cross_attn(self.ln2(x), z)  # z: (B, K, C)
-        return x + self.mlp(self.ln3(x))
-
-
-class LatentContext(nn.Module):
-    """z (B,K,latent_dim) -> keys/values (B,K,C) for cross-attention."""
-
-    def __init__(self, latent_dim: int, num_latents: int, dim: int):
-        super().__init__()
-        self.proj = nn.Linear(latent_dim, dim)
-        self.pos = nn.Parameter(torch.zeros(num_latents, dim))  # which of the K latents
-        self.ln = nn.LayerNorm(dim)
-        _init_linear(self.proj)
-        nn.init.normal_(self.pos, std=dim ** -0.5)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.ln(self.proj(z) + self.pos)  # (B, K, C)
+from care.models.blocks import CrossBlock, LatentContext, init_linear
 
 
 class FrameDecoder(nn.Module):
@@ -119,10 +39,10 @@ class FrameDecoder(nn.Module):
         self.inp = nn.Linear(feature_dim, C)
         self.pos = nn.Parameter(torch.zeros(num_patches, C))
         self.context = LatentContext(model.latent_dim, model.num_latents, C)
-        self.blocks = nn.ModuleList(DecoderBlock(C, cfg.decoder_heads) for _ in range(cfg.decoder_layers))
+        self.blocks = nn.ModuleList(CrossBlock(C, cfg.decoder_heads) for _ in range(cfg.decoder_layers))
         self.ln_f = nn.LayerNorm(C)
         self.out = nn.Linear(C, target_dim)
-        _init_linear(self.inp)
+        init_linear(self.inp)
         nn.init.normal_(self.pos, std=C ** -0.5)
         nn.init.zeros_(self.out.weight)  # start at "next = current" (docs/DESIGN.md §3)
         nn.init.zeros_(self.out.bias)
@@ -163,11 +83,11 @@ class PointDecoder(nn.Module):
         self.fourier = FourierEmbedding(cfg.fourier_freqs)
         self.inp = nn.Sequential(nn.Linear(self.fourier.dim, C), nn.GELU(), nn.Linear(C, C))
         self.context = LatentContext(model.latent_dim, model.num_latents, C)
-        self.blocks = nn.ModuleList(DecoderBlock(C, cfg.decoder_heads) for _ in range(cfg.decoder_layers))
+        self.blocks = nn.ModuleList(CrossBlock(C, cfg.decoder_heads) for _ in range(cfg.decoder_layers))
         self.ln_f = nn.LayerNorm(C)
         self.out = nn.Linear(C, 2 * (self.bins if self.mode == "classification" else 1))
-        _init_linear(self.inp[0])
-        _init_linear(self.inp[2])
+        init_linear(self.inp[0])
+        init_linear(self.inp[2])
         nn.init.zeros_(self.out.weight)  # uniform bins / zero displacement: "points do not move"
         nn.init.zeros_(self.out.bias)
         self.register_buffer("centres", torch.linspace(-self.max_disp, self.max_disp, self.bins), persistent=False)
