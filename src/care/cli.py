@@ -18,6 +18,14 @@ Flags are the config dataclass fields (`care.configs`), with dots for nesting
 (`--model.hidden_size=256`); dashes and underscores are interchangeable.
 `--config FILE.yaml` loads a YAML config; `--preset NAME` starts from a named model preset.
 Precedence: defaults < preset < YAML < flags.
+
+Before anything loads torch or a simulator, `care` sets these environment variables unless they
+are already set (`ENV_DEFAULTS`; the Makefile exports the same ones):
+    OMP_WAIT_POLICY=PASSIVE   idle OpenMP threads sleep instead of spinning: spinning threads made
+                              an evaluation beside a busy training job 3-4x slower
+                              (benchmarks/omp_wait_policy.py)
+    MUJOCO_GL=egl, PYOPENGL_PLATFORM=egl    headless rendering for the simulators
+Set one yourself (e.g. `OMP_WAIT_POLICY=ACTIVE care ...`) to override it.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import argparse
 import dataclasses
 import importlib
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -57,6 +66,18 @@ COMMANDS: dict[str, tuple[type, str, str | None]] = {
     "probe": (C.ProbeConfig, "care.probes.run:probe", None),
     "report": (C.ReportConfig, "care.report.build:report", None),
 }
+
+
+# Set by `main` before torch (or mujoco) is imported, unless the user set them: the OpenMP runtime
+# reads OMP_WAIT_POLICY once, when torch loads it, so setting it any later does nothing.
+ENV_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE", "MUJOCO_GL": "egl", "PYOPENGL_PLATFORM": "egl"}
+
+
+def set_environment_defaults(environ=os.environ) -> dict[str, str]:
+    """Set every `ENV_DEFAULTS` variable the user has not set; returns the ones set here."""
+    added = {k: v for k, v in ENV_DEFAULTS.items() if k not in environ}
+    environ.update(added)
+    return added
 
 
 _BOOL_WORDS = {"true", "false", "yes", "no", "1", "0", "on", "off"}
@@ -214,12 +235,15 @@ def _resolve(target: str) -> Callable:
 def _usage() -> str:
     lines = ["usage: care <command> [--flags]", "", "commands:"]
     lines += [f"  {name}" for name in COMMANDS]
-    lines += ["", "`care <command> --help` lists a command's flags."]
+    lines += ["", "`care <command> --help` lists a command's flags.", ""]
+    lines += ["Before torch loads, care sets " + ", ".join(f"{k}={v}" for k, v in ENV_DEFAULTS.items())
+              + " unless already set."]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    set_environment_defaults()  # first: before any command imports torch
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0
@@ -231,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"care: unknown command {' '.join(argv[:2])!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     config_cls, target, positional = COMMANDS[name]
+    if "-h" in rest or "--help" in rest:
+        from care.cli_help import format_help
+
+        print(format_help(name, config_cls, positional, ENV_DEFAULTS), end="")
+        return 0
     try:
         cfg = parse_config(config_cls, rest, positional)
         result = _resolve(target)(cfg)
