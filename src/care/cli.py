@@ -46,7 +46,7 @@ from draccus.utils import DraccusException
 import yaml
 
 from care import configs as C
-from care.errors import CareError, ConfigError
+from care.errors import CareError, CareWarning, ConfigError
 
 
 # name -> (config class, "module:function", name of the positional argument or None)
@@ -241,6 +241,21 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _one_line_warnings(command: str) -> None:
+    """care's own warnings (CareWarning) print as one sentence (`care finetune: warning: ...`), not
+    Python's `file:line: UserWarning: ...` and the source line; other warnings keep their form."""
+    import warnings
+
+    default = warnings.formatwarning
+
+    def formatwarning(message, category, filename, lineno, line=None):
+        if issubclass(category, CareWarning):
+            return f"care {command}: warning: {message}\n"
+        return default(message, category, filename, lineno, line)
+
+    warnings.formatwarning = formatwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     set_environment_defaults()  # first: before any command imports torch
@@ -255,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"care: unknown command {' '.join(argv[:2])!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     config_cls, target, positional = COMMANDS[name]
+    _one_line_warnings(name)
     if "-h" in rest or "--help" in rest:
         from care.cli_help import format_help
 

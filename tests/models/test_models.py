@@ -237,3 +237,16 @@ def test_equal_task_weights_sum_the_losses_and_have_no_log_variances():
     torch.testing.assert_close(out["loss"].detach(), expected)
     out["loss"].backward()
     assert all(p.grad is not None for p in m.point_decoder.parameters())
+
+
+def test_lora_wrapping_prints_no_future_warning():
+    """peft's check of a deprecated transformers property warned on every fine-tune; care hides
+    exactly that warning, and nothing else."""
+    import warnings
+
+    from helpers import micro_model
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        micro_model(lora=True)
+    assert not [w for w in caught if issubclass(w.category, FutureWarning)], [str(w.message) for w in caught]
