@@ -79,6 +79,23 @@ def set_environment_defaults(environ=os.environ) -> dict[str, str]:
     environ.update(added)
     return added
 
+SUMMARIES = {  # `care --help`
+    "collect": "record scripted-expert episodes from a simulator as a LeRobot v3 dataset",
+    "import-videos": "a folder of captioned videos -> a LeRobot v3 dataset (no actions)",
+    "dataset info": "what a dataset holds: episodes, tasks, cameras, actions, tracks",
+    "dataset validate": "check every file of a dataset; a problem names the file",
+    "track": "point tracks for a dataset's videos (KLT or CoTracker)",
+    "viz tracks": "draw an episode's tracks on its video",
+    "lam": "stage 1 of a two-stage method (LAPA, CoMo): the latent action model",
+    "pretrain": "latent pretraining of the VLM, no action labels (CARE, LAPA, CoMo)",
+    "finetune": "train the action head (+ LoRA) on a few labelled episodes",
+    "serve": "a fine-tuned policy behind a websocket",
+    "eval": "success rate of a policy in the simulator, rollout videos",
+    "eval compare": "methods over training seeds: mean +- std per task, a bar chart",
+    "probe": "how good a pretrained latent is: LP-MSE, S-PCFC, semantic accuracy",
+    "report": "the paper's tables from the committed result files",
+}
+
 
 _BOOL_WORDS = {"true", "false", "yes", "no", "1", "0", "on", "off"}
 
@@ -234,7 +251,9 @@ def _resolve(target: str) -> Callable:
 
 def _usage() -> str:
     lines = ["usage: care <command> [--flags]", "", "commands:"]
-    lines += [f"  {name}" for name in COMMANDS]
+    for name, (_, _, positional) in COMMANDS.items():
+        head = f"{name} {positional.upper()}" if positional else name
+        lines.append(f"  {head:24s} {SUMMARIES.get(name, '')}".rstrip())
     lines += ["", "`care <command> --help` lists a command's flags.", ""]
     lines += ["Before torch loads, care sets " + ", ".join(f"{k}={v}" for k, v in ENV_DEFAULTS.items())
               + " unless already set."]
