@@ -79,6 +79,7 @@ def set_environment_defaults(environ=os.environ) -> dict[str, str]:
     environ.update(added)
     return added
 
+
 SUMMARIES = {  # `care --help`
     "collect": "record scripted-expert episodes from a simulator as a LeRobot v3 dataset",
     "import-videos": "a folder of captioned videos -> a LeRobot v3 dataset (no actions)",
@@ -260,18 +261,26 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+_warning_command = ""
+
+
 def _one_line_warnings(command: str) -> None:
     """care's own warnings (CareWarning) print as one sentence (`care finetune: warning: ...`), not
     Python's `file:line: UserWarning: ...` and the source line; other warnings keep their form."""
     import warnings
 
+    global _warning_command
+    _warning_command = command
+    if getattr(warnings.formatwarning, "_care", False):
+        return
     default = warnings.formatwarning
 
     def formatwarning(message, category, filename, lineno, line=None):
         if issubclass(category, CareWarning):
-            return f"care {command}: warning: {message}\n"
+            return f"care {_warning_command}: warning: {message}\n"
         return default(message, category, filename, lineno, line)
 
+    formatwarning._care = True
     warnings.formatwarning = formatwarning
 
 
