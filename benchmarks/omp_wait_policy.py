@@ -14,7 +14,7 @@ initial state 0, a tiny policy that does not succeed, so every episode is 110 st
 
 and prints the wall time of each `care eval` (process start to exit) and direct / makefile.
 
-    MUJOCO_GL=egl python benchmarks/omp_wait_policy.py [--policy DIR] [--rounds 1] [--work DIR]
+    MUJOCO_GL=egl python benchmarks/omp_wait_policy.py [--policy DIR] [--rounds 2] [--no-reference] [--work DIR]
 
 Without --policy it first builds one (not timed): `care collect` records one LIBERO-Object episode
 at 128², `care finetune --preset tiny` trains 2 steps on it. Needs LIBERO (`make setup`).
@@ -77,7 +77,8 @@ def episode(cmd: list[str], env: dict[str, str], policy: Path, out: Path) -> flo
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--policy", type=Path, help="a LIBERO policy folder (default: build a tiny one first)")
-    ap.add_argument("--rounds", type=int, default=1, help="episodes per launch, alternating launches")
+    ap.add_argument("--rounds", type=int, default=2, help="episodes per launch; odd rounds run the launches "
+                    "in reverse order, so load that drifts over time does not favour one")
     ap.add_argument("--work", type=Path, help="folder for the built policy and the evaluations (default: a temp dir)")
     ap.add_argument("--no-reference", action="store_true", help="skip the torch-first reference launch")
     args = ap.parse_args()
@@ -96,7 +97,9 @@ def main() -> None:
     try:
         time.sleep(3)  # the busy process is multiplying before the first episode starts
         for r in range(args.rounds):
-            for name, (cmd, env) in launches.items():
+            order = list(launches) if r % 2 == 0 else list(reversed(launches))  # no leg always goes first
+            for name in order:
+                cmd, env = launches[name]
                 seconds[name].append(episode(cmd, env, policy, work / f"eval_{name}_{r}"))
                 print(f"round {r} {name}: {seconds[name][-1]:.1f} s", flush=True)
     finally:
