@@ -36,7 +36,7 @@ def _docstring_entries(cls: type) -> dict[str, str]:
     documents decoder_width, decoder_layers and decoder_heads."""
     doc = cls.__dict__.get("__doc__") or ""
     fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
-    entries: dict[str, str] = {}
+    entries: dict[str, list[str]] = {}
     current: list[str] | None = None
     indent = 0
     for line in textwrap.dedent(doc).splitlines():
@@ -66,7 +66,8 @@ def _docstring_entries(cls: type) -> dict[str, str]:
         if len(pieces) > 1 and all(p in fields for p in pieces[1::2]):
             joined[n] = pieces[0]
             for name, rest in zip(pieces[1::2], pieces[2::2]):
-                joined.setdefault(name, rest.split(":", 1)[1].strip()) if name not in entries else None
+                if name not in entries:  # an entry of its own wins
+                    joined[name] = rest.split(":", 1)[1].strip()
     return joined
 
 
