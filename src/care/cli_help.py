@@ -15,6 +15,7 @@ import dataclasses
 import re
 import textwrap
 import typing
+from pathlib import PurePath
 from typing import Any
 
 import yaml
@@ -101,7 +102,7 @@ def _type_text(t: Any) -> str:
     if origin is dict:
         return "{" + ":".join(_type_text(a) for a in args) + "}" if args else "{key:value}"
     if isinstance(t, type):
-        return "path" if issubclass(t, __import__("pathlib").PurePath) else t.__name__
+        return "path" if issubclass(t, PurePath) else t.__name__
     return str(t).replace("typing.", "")
 
 
