@@ -7,7 +7,8 @@ STAMP   := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 # Idle OpenMP threads sleep instead of spinning: spinning threads starve other processes
-# (eval workers, data loaders, a second job) on small CPUs.
+# (eval workers, data loaders, a second job) on small CPUs. `care` itself sets these three when
+# they are unset (care.cli.ENV_DEFAULTS); the exports cover pytest and scripts run from here.
 export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: setup demo test test-fast clean

@@ -34,7 +34,7 @@ LAYERS: list[tuple[float, str]] = [
     (6, "care.policy"),
     (7, "care.training"), (7, "care.evaluation"), (7, "care.serve"), (7, "care.probes"), (7, "care.labels"),
     (8, "care.report"),  # reads what evaluation and the probes wrote
-    (9, "care.cli"), (9, "care.__main__"),
+    (9, "care.cli"), (9, "care.cli_help"), (9, "care.__main__"),
 ]
 
 

@@ -19,6 +19,14 @@ Flags are the config dataclass fields (`care.configs`), with dots for nesting
 (`--model.hidden_size=256`); dashes and underscores are interchangeable.
 `--config FILE.yaml` loads a YAML config; `--preset NAME` starts from a named model preset.
 Precedence: defaults < preset < YAML < flags.
+
+Before anything loads torch or a simulator, `care` sets these environment variables unless they
+are already set (`ENV_DEFAULTS`; the Makefile exports the same ones):
+    OMP_WAIT_POLICY=PASSIVE   idle OpenMP threads sleep instead of spinning: spinning threads made
+                              an evaluation beside a busy training job 3-4x slower
+                              (benchmarks/omp_wait_policy.py)
+    MUJOCO_GL=egl, PYOPENGL_PLATFORM=egl    headless rendering for the simulators
+Set one yourself (e.g. `OMP_WAIT_POLICY=ACTIVE care ...`) to override it.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import argparse
 import dataclasses
 import importlib
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -38,7 +47,7 @@ from draccus.utils import DraccusException
 import yaml
 
 from care import configs as C
-from care.errors import CareError, ConfigError
+from care.errors import CareError, CareWarning, ConfigError
 
 
 # name -> (config class, "module:function", name of the positional argument or None)
@@ -58,6 +67,36 @@ COMMANDS: dict[str, tuple[type, str, str | None]] = {
     "probe": (C.ProbeConfig, "care.probes.run:probe", None),
     "label": (C.PseudoLabelConfig, "care.labels.run:pseudo_label", None),
     "report": (C.ReportConfig, "care.report.build:report", None),
+}
+
+
+# Set by `main` before torch (or mujoco) is imported, unless the user set them: the OpenMP runtime
+# reads OMP_WAIT_POLICY once, when torch loads it, so setting it any later does nothing.
+ENV_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE", "MUJOCO_GL": "egl", "PYOPENGL_PLATFORM": "egl"}
+
+
+def set_environment_defaults(environ=os.environ) -> dict[str, str]:
+    """Set every `ENV_DEFAULTS` variable the user has not set; returns the ones set here."""
+    added = {k: v for k, v in ENV_DEFAULTS.items() if k not in environ}
+    environ.update(added)
+    return added
+
+
+SUMMARIES = {  # `care --help`
+    "collect": "record scripted-expert episodes from a simulator as a LeRobot v3 dataset",
+    "import-videos": "a folder of captioned videos -> a LeRobot v3 dataset (no actions)",
+    "dataset info": "what a dataset holds: episodes, tasks, cameras, actions, tracks",
+    "dataset validate": "check every file of a dataset; a problem names the file",
+    "track": "point tracks for a dataset's videos (KLT or CoTracker)",
+    "viz tracks": "draw an episode's tracks on its video",
+    "lam": "stage 1 of a two-stage method (LAPA, CoMo): the latent action model",
+    "pretrain": "latent pretraining of the VLM, no action labels (CARE, LAPA, CoMo)",
+    "finetune": "train the action head (+ LoRA) on a few labelled episodes",
+    "serve": "a fine-tuned policy behind a websocket",
+    "eval": "success rate of a policy in the simulator, rollout videos",
+    "eval compare": "methods over training seeds: mean +- std per task, a bar chart",
+    "probe": "how good a pretrained latent is: LP-MSE, S-PCFC, semantic accuracy",
+    "report": "the paper's tables from the committed result files",
 }
 
 
@@ -205,13 +244,41 @@ def _resolve(target: str) -> Callable:
 
 def _usage() -> str:
     lines = ["usage: care <command> [--flags]", "", "commands:"]
-    lines += [f"  {name}" for name in COMMANDS]
-    lines += ["", "`care <command> --help` lists a command's flags."]
+    for name, (_, _, positional) in COMMANDS.items():
+        head = f"{name} {positional.upper()}" if positional else name
+        lines.append(f"  {head:24s} {SUMMARIES.get(name, '')}".rstrip())
+    lines += ["", "`care <command> --help` lists a command's flags.", ""]
+    lines += ["Before torch loads, care sets " + ", ".join(f"{k}={v}" for k, v in ENV_DEFAULTS.items())
+              + " unless already set."]
     return "\n".join(lines)
+
+
+_warning_command = ""
+
+
+def _one_line_warnings(command: str) -> None:
+    """care's own warnings (CareWarning) print as one sentence (`care finetune: warning: ...`), not
+    Python's `file:line: UserWarning: ...` and the source line; other warnings keep their form."""
+    import warnings
+
+    global _warning_command
+    _warning_command = command
+    if getattr(warnings.formatwarning, "_care", False):
+        return
+    default = warnings.formatwarning
+
+    def formatwarning(message, category, filename, lineno, line=None):
+        if issubclass(category, CareWarning):
+            return f"care {_warning_command}: warning: {message}\n"
+        return default(message, category, filename, lineno, line)
+
+    formatwarning._care = True
+    warnings.formatwarning = formatwarning
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    set_environment_defaults()  # first: before any command imports torch
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0
@@ -223,6 +290,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"care: unknown command {' '.join(argv[:2])!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     config_cls, target, positional = COMMANDS[name]
+    _one_line_warnings(name)
+    if "-h" in rest or "--help" in rest:
+        from care.cli_help import format_help
+
+        print(format_help(name, config_cls, positional, ENV_DEFAULTS), end="")
+        return 0
     try:
         cfg = parse_config(config_cls, rest, positional)
         result = _resolve(target)(cfg)

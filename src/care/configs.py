@@ -93,8 +93,8 @@ class ImportVideosConfig:
         videos: folder holding the videos.
         captions: JSON file, a list of {"id": ..., "label": ...}.
         output_dir: output dataset folder (written to a temporary sibling, then renamed).
-        size: resize frames to size x size (None keeps the original size; all videos must
-            then share one size).
+        size: None keeps every frame's original size and aspect (all videos must then share
+            one size); S resizes every frame to S x S (`--size 128`).
         fps: frame rate written to the dataset (None: the first video's rate).
         camera: camera key; features become `observation.images.<camera>`.
         overwrite: replace an existing `output_dir` folder.
@@ -103,7 +103,7 @@ class ImportVideosConfig:
     videos: Path = Path("videos")
     captions: Path = Path("labels.json")
     output_dir: Path = Path("data/imported")
-    size: int | None = 128
+    size: int | None = None
     fps: int | None = None
     camera: str = "main"
     overwrite: bool = False

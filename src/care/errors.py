@@ -12,3 +12,8 @@ class DatasetError(CareError):
 
 class ConfigError(CareError):
     """A config, or a checkpoint made with another config, cannot be used as asked."""
+
+
+class CareWarning(UserWarning):
+    """Something the user may want to act on, run goes on: the CLI prints it as one sentence
+    (`care <command>: warning: ...`), without Python's file, line and source line."""

@@ -176,7 +176,7 @@ def test_split_and_select_are_stratified_and_reproducible(tmp_path):
     assert sorted(tasks_of[e] for e in picked).count("drawer-close-v3") == 2
     assert set(picked) <= set(select_episodes_per_task(ds, 3, seed=0, exclude=val))  # nested
     assert select_episodes_per_task(ds, None, seed=0, exclude=val) == train
-    with pytest.warns(UserWarning, match="only 4 episodes"):
+    with pytest.warns(UserWarning, match=r"5 episodes per task asked, fewer available \(drawer-close-v3 4"):
         select_episodes_per_task(ds, 5, seed=0, exclude=val)
     # ClipDataset and paths work too
     assert split_episodes(root, 2, seed=0) == (train, val)
@@ -216,3 +216,26 @@ def test_concat_clips_refuse_mixed_frame_sizes_and_a_repeated_dataset(root, make
     assert same[len(a)]["obs"].shape == (3, 32, 32)  # served at one size
     with pytest.raises(DatasetError, match="listed twice"):
         ConcatClips([a, ClipDataset(root, frame_interval=2)])
+
+
+def test_asking_more_episodes_than_exist_is_one_sentence(make_dataset, monkeypatch):
+    """Two tasks short of episodes: one warning naming both, printed by the CLI as one line
+    (`care finetune: warning: ...`), not Python's file:line form with the source line."""
+    import warnings
+
+    from care.cli import _one_line_warnings
+    from care.data.clips import select_episodes_per_task
+
+    ds = make_dataset(episodes=4, T=8, size=16)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        chosen = select_episodes_per_task(ds, 5)
+    assert chosen == [0, 1, 2, 3] and len(caught) == 1
+    w = caught[0]
+    assert "5 episodes per task asked" in str(w.message) and "drawer-close-v3 2" in str(w.message)
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)
+    _one_line_warnings("finetune")
+    text = warnings.formatwarning(w.message, w.category, w.filename, w.lineno)
+    assert text == f"care finetune: warning: {w.message}\n"
+    other = warnings.formatwarning("x", UserWarning, "/site-packages/torch/a.py", 3)
+    assert other.startswith("/site-packages/torch/a.py:3: UserWarning: x")

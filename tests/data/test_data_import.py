@@ -135,3 +135,23 @@ def test_different_sizes_need_size(tmp_path, ssv2):
     with pytest.raises(DatasetError, match="pass --size"):
         import_videos(ImportVideosConfig(videos=videos, captions=captions, output_dir=tmp_path / "o", size=None))
     assert not (tmp_path / "o").exists()
+
+
+def test_import_keeps_the_original_size_unless_asked(tmp_path, capsys):
+    """A 96x80 video stays 96x80 (W x H) by default; `--size` is the only way to resize, and
+    `--help` says the default keeps the size."""
+    videos = tmp_path / "v"
+    videos.mkdir()
+    frames, _ = synthetic_frames(6, 80, seed=1, width=96)
+    _write_video(videos / "1.mp4", frames)
+    captions = tmp_path / "labels.json"
+    captions.write_text(json.dumps([{"id": "1", "label": "moving something"}]))
+    assert main(["import-videos", "--videos", str(videos), "--captions", str(captions),
+                 "--output-dir", str(tmp_path / "ds")]) == 0
+    ds = LeRobotDataset(tmp_path / "ds")
+    assert ds.episode_frames(0, "main").shape[1:] == (80, 96, 3)
+    capsys.readouterr()
+    assert main(["import-videos", "--help"]) == 0
+    out = capsys.readouterr().out
+    size_help = " ".join(out[out.index("  --size "):].split("\n  --")[0].split())
+    assert "(default: null)" in size_help and "original size" in size_help

@@ -192,3 +192,23 @@ def test_malformed_video_shape_in_info(copy, capsys):
     rc, cap = _validate(copy, capsys)
     assert rc != 0
     assert f"{info_path}: observation.images.corner: shape is [32, 32], not (height, width, channels)" in cap.out
+
+
+def test_info_counts_tasks_not_instruction_paraphrases(tmp_path, capsys):
+    """Collected Meta-World episodes carry paraphrased instructions of one task (env_name): a
+    2-task dataset with 4 instructions reports 2 tasks, as training groups them."""
+    from helpers import make_episode
+
+    from care.data.lerobot import LeRobotDatasetWriter
+
+    writer = LeRobotDatasetWriter(tmp_path / "ds", fps=10)
+    texts = ["close the drawer", "shut the drawer", "press the button", "push the button down"]
+    for i, text in enumerate(texts):
+        ep = make_episode(T=8, size=16, seed=i, task_id=i // 2)
+        ep.task = text
+        writer.add_episode(ep)
+    writer.finalize()
+    assert main(["dataset", "info", str(tmp_path / "ds")]) == 0
+    out = capsys.readouterr().out
+    assert "tasks     2 (4 instructions)" in out, out
+    assert "[   2 ep] drawer-close-v3: close the drawer (+1 paraphrases)" in out, out

@@ -36,3 +36,10 @@ def test_spawned_workers_match_in_process(tmp_path):
     assert rows[0] == rows[1] == rows[2]
     assert len(b["video_paths"]) == 2 and a["overall"]["n_episodes"] == b["overall"]["n_episodes"] == 6
     assert (c["config"]["batch_size"], c["config"]["workers"]) == (3, 1)
+    # the policy takes only frames of its training size (CarePolicy.frame_hw): another --env.size is
+    # refused before anything is written, naming the size
+    from care.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"--env.size 64: .* trained on 32x32 frames"):
+        evaluate(dataclasses.replace(ev, env=dataclasses.replace(ev.env, size=64), output_dir=tmp_path / "s64"))
+    assert not (tmp_path / "s64").exists()

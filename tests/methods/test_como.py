@@ -299,3 +299,19 @@ def test_stage2_with_other_stage1_settings_is_an_error_naming_the_command(datase
     err = capsys.readouterr().err
     assert "qformer_width: 32 != 64" in err and "care lam --method.type como" in err
     assert not (tmp_path / "x" / "model.safetensors").exists()
+
+
+def test_stage2_on_another_methods_stage1_names_the_command(dataset, tmp_path, capsys):
+    """CoMo's stage 2 pointed at LAPA's stage 1 (the README's old recipe led there): the error names
+    the `care lam` command that makes a CoMo stage-1 folder."""
+    from care.methods.lapa.configuration_lapa import LapaConfig
+    from care.methods.lapa.modeling_lapa import LatentActionQuantizer
+
+    model, _ = micro_configs()
+    lapa_dir = LatentActionQuantizer(model, LapaConfig().preset("micro")).save_pretrained(tmp_path / "lapa_lam")
+    rc = main(["pretrain", "--config", PRETRAIN_YAML, "--method.lam", str(lapa_dir), "--dataset", str(dataset),
+               "--output-dir", str(tmp_path / "como"), "--steps", "2"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "holds a 'lapa' latent action model, not a 'como' one" in err
+    assert "care lam --config configs/lam/como_tiny.yaml" in err and "--method.lam runs/como_lam" in err

@@ -102,3 +102,14 @@ def test_tokenizer_trains_pads_and_round_trips(tmp_path):
     assert again("close the drawer", add_special_tokens=False)["input_ids"] == tok("close the drawer", add_special_tokens=False)["input_ids"]
 
 
+def test_lora_wrapping_prints_no_future_warning():
+    """peft's check of a deprecated transformers property warned on every fine-tune; care hides
+    exactly that warning, and nothing else."""
+    import warnings
+
+    from helpers import micro_model
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        micro_model(lora=True)
+    assert not [w for w in caught if issubclass(w.category, FutureWarning)], [str(w.message) for w in caught]

@@ -159,7 +159,7 @@ def test_lora_merge_gives_the_same_actions(tmp_path):
         assert (model(obs, instr) - unmerged).abs().max() > 1e-3
     # and the saved, merged policy reproduces the unmerged training model
     norm = normalizer()
-    save_policy(tmp_path, merged_model, norm, META)
+    save_policy(tmp_path, merged_model, norm, {**META, "frame_hw": [32, 32]})  # the frames it is fed
     policy = CarePolicy.from_pretrained(tmp_path)
     got = policy.predict_chunk(obs.permute(0, 2, 3, 1).numpy(), instr)
     np.testing.assert_allclose(got, norm.unnormalize(unmerged.numpy().astype(np.float64)), atol=1e-5)

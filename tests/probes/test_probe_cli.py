@@ -105,3 +105,22 @@ def test_random_init_model_reinitialises_a_stage_1_model_too(run, monkeypatch):
     a, b = random_init_model(run[0], seed=3), random_init_model(run[0], seed=3)
     assert a.lam.w.weight.abs().sum() > 0 and "lam" not in a._modules
     assert torch.equal(a.lam.w.weight, b.lam.w.weight) and torch.equal(a.head.weight, b.head.weight)  # seeded
+
+
+def test_too_few_held_out_episodes_says_what_fixes_it(tmp_path, capsys):
+    """A model pretrained with one validation episode per task, probed on its own dataset: the
+    advice is the pretraining's clip.val_episodes_per_task (collecting more would not help)."""
+    from care.data.lerobot import LeRobotDataset
+    from care.methods.care.modeling_care import CareModel
+    from care.models.tokenizer import build_tokenizer
+
+    ds = make_dataset(tmp_path, episodes=6, T=24, size=32, tasks=2)
+    cfg, method = micro_configs()
+    out = CareModel(cfg, method, build_tokenizer(cfg, LeRobotDataset(ds).tasks())).save_pretrained(tmp_path / "run")
+    (out / "episodes.json").write_text(json.dumps(
+        {"dataset": str(ds.resolve()), "frame_interval": 2, "stage": "pretrain", "train": [0, 1, 2, 3],
+         "val": [4, 5]}))  # one held-out episode per task
+    rc = main(["probe", "--model", str(out), "--dataset", str(ds), "--output-dir", str(tmp_path / "p"), *FAST])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "--clip.val-episodes-per-task 2" in err and "collect a probe dataset with more episodes" not in err

@@ -156,3 +156,22 @@ def test_a_wrist_camera_policy_is_served(tmp_path):
             assert client.select_action(imgs[1], "close the drawer", wrist=wrists[1]).shape == (4,)
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("hw", [(32, 32), (64, 64), (200, 300), (48, 64)])
+def test_policy_and_server_refuse_the_same_frame_sizes(server, policy_dir, hw):
+    """`CarePolicy.select_action` (and `predict_chunk`) and `care serve` agree: a frame of another
+    size or aspect than the policy was trained on (48x48 here) is an error naming the expected
+    size, never silently resized."""
+    local = CarePolicy.from_pretrained(policy_dir)
+    assert local.frame_hw == (48, 48)
+    frame = np.zeros((*hw, 3), np.uint8)
+    expected = rf"{hw[1]}x{hw[0]} \(W x H\); this policy was trained on 48x48"
+    with pytest.raises(ValueError, match=expected):
+        local.select_action(frame, "close the drawer")
+    with pytest.raises(ValueError, match=expected):
+        local.predict_chunk(frame[None], ["close the drawer"])
+    with PolicyClient("127.0.0.1", server.port) as client:
+        with pytest.raises(ServerError, match=expected):
+            client.select_action(frame, "close the drawer")
+    assert local.select_action(np.zeros((48, 48, 3), np.uint8), "close the drawer").shape == (4,)

@@ -44,7 +44,7 @@ from torch.utils.data import Dataset
 
 from care.configs import ClipConfig
 from care.data.lerobot import LeRobotDataset
-from care.errors import DatasetError
+from care.errors import CareWarning, DatasetError
 
 
 def _as_dataset(ds) -> LeRobotDataset:
@@ -357,11 +357,16 @@ def select_episodes_per_task(ds, k: int | None, seed: int = 0, exclude: Iterable
     """k episodes per task (None: all), reproducible for a seed; `exclude` (e.g. the val split)
     is never picked. Picks are nested: the k=5 pick is contained in the k=10 pick."""
     excluded = set(int(e) for e in exclude)
-    chosen = []
+    chosen, short = [], {}
     for key, eps in task_groups(ds).items():
         eps = [e for e in eps if e not in excluded]
         perm = _permuted(key, eps, seed)
         if k is not None and len(perm) < k:
-            warnings.warn(f"task {key!r}: only {len(perm)} episodes available, {k} asked", stacklevel=2)
+            short[key] = len(perm)
         chosen += perm if k is None else perm[:k]
+    if short:  # one sentence for all tasks (the CLI prints it as "care <command>: warning: ...")
+        few = ", ".join(f"{key} {n}" for key, n in short.items())
+        warnings.warn(f"{k} episodes per task asked, fewer available ({few}"
+                      f"{' outside the validation split' if excluded else ''}): using all of them", CareWarning,
+                      stacklevel=2)
     return sorted(chosen)

@@ -11,7 +11,8 @@ file then does not describe this folder: a wrong folder or a missing download). 
 the ids; fix the inputs rather than lose clips silently. An unreadable video is an error
 naming the file. Nothing is left at `out` unless the whole import succeeds.
 
-Each video becomes one episode: frames resized to `size` x `size` (cv2.INTER_AREA), resampled
+Each video becomes one episode: frames at their own size (or, with `--size S`, resized to S x S by
+cv2.INTER_AREA; nothing is resized unless asked), resampled
 to the dataset fps when a video's own rate differs, the caption as its task, its id in the
 `video_id` column. No actions, no state, no tracks (`care track OUT` adds tracks).
 """

@@ -33,15 +33,21 @@ def _summary(ds: L.LeRobotDataset) -> list[str]:
         f"{ds.num_frames / ds.fps / 60:.1f} min)",
         f"fps       {ds.fps:g}",
     ]
-    tasks = ds.tasks()
-    lines.append(f"tasks     {len(tasks)}")
-    counts: dict[str, int] = {}
+    # tasks as training groups them (care.data.clips.task_groups: an episode's env_name, else its
+    # instruction), not instructions: a Meta-World task has several paraphrased instructions
+    groups: dict[str, list[str]] = {}
     for e in ds.episode_indices:
-        counts[ds.episode_task(e)] = counts.get(ds.episode_task(e), 0) + 1
-    for t in tasks[:20]:
-        lines.append(f"          [{counts.get(t, 0):4d} ep] {t}")
-    if len(tasks) > 20:
-        lines.append(f"          ... and {len(tasks) - 20} more")
+        text = ds.episode_task(e)
+        groups.setdefault(str(ds.episode_meta(e).get("env_name") or text), []).append(text)
+    n_instructions = len({t for texts in groups.values() for t in texts})
+    lines.append(f"tasks     {len(groups)}" + (f" ({n_instructions} instructions)" if n_instructions != len(groups) else ""))
+    for key, texts in list(groups.items())[:20]:
+        distinct = list(dict.fromkeys(texts))
+        more = f" (+{len(distinct) - 1} paraphrases)" if len(distinct) > 1 else ""
+        label = key if key == distinct[0] else f"{key}: {distinct[0]}"
+        lines.append(f"          [{len(texts):4d} ep] {label}{more}")
+    if len(groups) > 20:
+        lines.append(f"          ... and {len(groups) - 20} more")
     for cam in ds.cameras:
         h, w = ds.frame_shape(cam)
         ft = ds.features[ds.camera_key(cam)]

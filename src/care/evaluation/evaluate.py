@@ -177,10 +177,15 @@ def _check_seeds(meta: dict, jobs: list[_Job]) -> None:
         )
 
 
-def _recorded_size(meta: dict, policy: Path) -> int:
+def _recorded_size(meta: dict, policy: Path, asked: int | None = None) -> int:
+    """The square size the simulator renders at: the policy's frames (CarePolicy refuses others)."""
     h, w = meta["frame_hw"]
     if h != w:
-        raise ConfigError(f"{policy} was trained on {w}x{h} frames; the simulators render square ones: pass --env.size")
+        raise ConfigError(f"{policy} was trained on {w}x{h} frames; the simulators render square ones, and the "
+                          "policy takes only frames of its training size")
+    if asked is not None and asked != h:
+        raise ConfigError(f"--env.size {asked}: {policy} was trained on {w}x{h} frames and takes only those "
+                          f"(leave --env.size unset, or pass {h})")
     return int(h)
 
 
@@ -223,6 +228,7 @@ def evaluate(cfg: EvalConfig) -> int:
         cfg.env = replace(cfg.env, init_states="fixed")  # the protocol's episodes  # fails early, with a clear message, on a bad folder
     tasks = resolve_env_tasks(cfg.env)
     H = int(meta["chunk_size"])
+    size = _recorded_size(meta, cfg.policy, cfg.env.size)  # before anything is written
     if cfg.n_action_steps is not None and not 1 <= cfg.n_action_steps <= H:
         raise ConfigError(f"--n-action-steps={cfg.n_action_steps}, but {cfg.policy} predicts chunks of {H}: use 1..{H}")
     jobs = _jobs(cfg, tasks)
@@ -256,7 +262,7 @@ def evaluate(cfg: EvalConfig) -> int:
         "precision": cfg.precision,
         # env.size / env.camera of None: as the policy's training data was recorded
         "env_cfg": _with_wrist(cfg.env.with_rendering(
-            size=cfg.env.size or _recorded_size(meta, cfg.policy), camera=cfg.env.camera or meta["camera"]
+            size=size, camera=cfg.env.camera or meta["camera"]
         ), meta, cfg.policy),
         "max_steps": cfg.env.max_steps,
         "video_dir": str(out / "videos"),

@@ -69,7 +69,13 @@ class LatentActionModel(MethodModel):
         cfg, method = read_lam_configs(path)
         klass = lam_class(method) if cls is LatentActionModel else cls
         if lam_class(method) is not klass:
-            raise ConfigError(f"{path} holds a {method.type!r} latent action model, not a {cls.__name__}")
+            want = next((name for name, mc in MethodConfig.get_known_choices().items()
+                         if getattr(mc, "lam_modeling", "").endswith(f":{cls.__name__}")), cls.__name__)
+            raise ConfigError(
+                f"{path} holds a {method.type!r} latent action model, not a {want!r} one: --method.lam must be a "
+                f"stage-1 folder of the same method. Make one with `care lam --config configs/lam/{want}_tiny.yaml "
+                f"--dataset DIR --output-dir runs/{want}_lam` (or `care lam --method.type {want} ...`), then pass "
+                f"--method.lam runs/{want}_lam")
         model = klass(cfg, method)
         load_weights(model, Path(path) / WEIGHTS_NAME, map_location)
         return model.eval()

@@ -91,8 +91,11 @@ def check_stage1(method: TwoStageConfig, cfg: ModelConfig) -> None:
             f"(configs/lam/{name}_tiny.yaml, the same --preset), then pass `--method.lam runs/{name}_lam`")
     lam_cfg, lam_method = read_lam_configs(method.lam)  # names what else the folder holds
     if type(lam_method) is not type(method):
-        raise ConfigError(f"{method.lam} holds a {lam_method.type!r} latent action model, not a {name!r} one: "
-                          f"train one with `care lam --method.type {name}`")
+        raise ConfigError(
+            f"{method.lam} holds a {lam_method.type!r} latent action model, not a {name!r} one: --method.lam must be "
+            f"a stage-1 folder of the same method. Make one with `care lam --config configs/lam/{name}_tiny.yaml "
+            f"--dataset DIR --output-dir runs/{name}_lam` (or `care lam --method.type {name} ...`), then pass "
+            f"--method.lam runs/{name}_lam")
     if lam_cfg.image_size != cfg.image_size:
         raise ConfigError(f"{method.lam}: the latent action model sees {lam_cfg.image_size}² frames but the VLM "
                           f"{cfg.image_size}²: pretrain both stages with the same --preset / --model.image-size")

@@ -21,6 +21,7 @@ them back before a policy folder is written, so a policy loads without `peft`.
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn as nn
@@ -98,7 +99,11 @@ def apply_lora(model: CareVLA, lora) -> None:
     config = LoraConfig(
         r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=list(lora.target_modules)
     )
-    model.vlm.llm = get_peft_model(model.vlm.llm, config)
+    with warnings.catch_warnings():
+        # peft asks the model `is_gradient_checkpointing`, which transformers 5 deprecated in favour of
+        # `is_activation_checkpointing` (a FutureWarning on every fine-tune); only that one is hidden
+        warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        model.vlm.llm = get_peft_model(model.vlm.llm, config)
 
 
 def has_lora(model: CareVLA) -> bool:

@@ -14,6 +14,10 @@
     })
     action = policy.select_action(image, instruction, state, wrist=wrist_image)   # the same, unpacked
 
+Frames must have the size the policy was trained on (`policy.frame_hw`, the dataset's stored
+(H, W); `care eval` renders at it, `care serve` checks it the same way): a frame of another size
+or aspect is an error that names the expected size, never silently squeezed.
+
 Inside: the frame is resized to the model's input exactly as the training clips were
 (`care.data.clips.resize_frames`), the state (if the policy reads one) is normalised with the
 bounds saved beside the weights, the policy view of the latent VLM gives the K placeholder
@@ -101,6 +105,20 @@ class CarePolicy:
         return int(self.model.vlm.cfg.image_size)
 
     @property
+    def frame_hw(self) -> tuple[int, int]:
+        """(H, W) of the frames the policy was trained on, the size it accepts (an older folder
+        without it in its meta: the model's square input)."""
+        hw = self.meta.get("frame_hw") or (self.image_size, self.image_size)
+        return int(hw[0]), int(hw[1])
+
+    def check_frame_size(self, images: np.ndarray, what: str = "image", camera: str | None = None) -> None:
+        """A (B, H, W, 3) batch of another (H, W) than `frame_hw` is a ValueError naming both."""
+        if tuple(images.shape[1:3]) != self.frame_hw:
+            h, w = self.frame_hw
+            raise ValueError(f"{what} is {images.shape[2]}x{images.shape[1]} (W x H); this policy was trained on "
+                             f"{w}x{h} frames of camera {(camera or self.camera)!r} (resize or crop to {w}x{h} first)")
+
+    @property
     def chunk_size(self) -> int:
         return int(self.model.head.config.chunk_size)
 
@@ -179,12 +197,14 @@ class CarePolicy:
         w = w[None] if w.ndim == 3 else w
         if len(w) != batch:
             raise ValueError(f"{batch} image(s) but {len(w)} wrist image(s)")
+        self.check_frame_size(_check_images(w), "wrist image", self.wrist_camera)
         return preprocess_images(w, self.image_size).to(self.device)
 
     @torch.no_grad()
     def predict_chunk(self, images: np.ndarray, instructions: list[str], state=None, wrist=None) -> np.ndarray:
         """(B, H, W, 3) uint8 + B instructions [+ state] [+ B wrist images] -> (B, chunk_size, A)
         actions in the robot's range. Stateless: no queue involved."""
+        self.check_frame_size(_check_images(images))
         obs = preprocess_images(images, self.image_size).to(self.device)
         if len(instructions) != obs.shape[0]:
             raise ValueError(f"{obs.shape[0]} images but {len(instructions)} instructions")
@@ -228,6 +248,7 @@ class CarePolicy:
             raise ValueError("select_action needs an instruction")
         single = np.ndim(image) == 3
         images = _check_images(np.asarray(image)[None] if single else image)
+        self.check_frame_size(images)
         instructions = [instruction] if isinstance(instruction, str) else list(instruction)
         if len(instructions) != len(images):
             raise ValueError(f"{len(images)} image(s) but {len(instructions)} instruction(s)")

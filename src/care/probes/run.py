@@ -219,8 +219,17 @@ def probe(cfg: ProbeConfig) -> int:
     for note in notes:
         print(f"care probe: note: {note}")
     if not test_eps:
-        raise ConfigError(f"{cfg.dataset}: {len(held.held_out)} held-out episode(s), too few for a probe-train / "
-                          "probe-test split (a task needs >= 2): collect a probe dataset with more episodes")
+        per_task = max((len(v) for v in groups.values()), default=0)
+        too_few = (f"{cfg.dataset}: {len(held.held_out)} held-out episode(s), at most {per_task} per task, too few "
+                   "for a probe-train / probe-test split (a task needs >= 2)")
+        if held.trained:  # the dataset the model trained on: its held-out episodes are the validation split
+            raise ConfigError(
+                f"{too_few}. They are the pretraining's validation episodes (`clip.val_episodes_per_task` of "
+                f"{cfg.model}/run_config.yaml), so collecting more episodes does not add any: pretrain again with "
+                "`--clip.val-episodes-per-task 2` (or more), or probe a dataset the model never trained on "
+                "(`care collect` it with another `--seed`, then `care probe --dataset` it)")
+        raise ConfigError(f"{too_few}: collect the probe dataset with more episodes per task "
+                          "(`care collect --episodes-per-task 4` or more)")
 
     model = load_model(cfg.model, cfg.device)
     rand = random_init_model(cfg.model, cfg.seed, cfg.device)

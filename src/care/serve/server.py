@@ -47,8 +47,7 @@ class PolicyServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
-        meta = policy.meta
-        self.frame_hw = tuple(int(v) for v in meta.get("frame_hw") or (policy.image_size, policy.image_size))
+        self.frame_hw = policy.frame_hw  # the one rule: CarePolicy.select_action checks the same size
 
     # --- what a client may ask ---
     def info(self) -> dict:
