@@ -17,7 +17,7 @@ the same name (`MethodConfig.preset`, e.g. CARE's decoders). They are applied he
                 read from the Llama's config.json when it exists.
 
 Register another with `@register("name")` on a function returning a ModelConfig (and add its
-name to the `preset` Literal of the stage configs, so `--help` lists it).
+name to the `preset` Literal of care.configs.TrainConfig, so `--help` lists it).
 """
 
 from __future__ import annotations

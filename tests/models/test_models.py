@@ -22,6 +22,10 @@ def micro_cfg(**kw):
     return micro_configs(**kw)[0]
 
 
+def micro_method(**kw):
+    return micro_configs(**kw)[1]
+
+
 def tok_for(cfg):
     return train_bpe_tokenizer(INSTR, cfg.vocab_size)
 

@@ -67,6 +67,29 @@ def test_checkpoints_are_complete_resumable_and_pruned(tmp_path):
     assert torch.equal(opt2.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
 
 
+def test_checkpoints_of_older_versions_load_and_misfits_are_named(tmp_path):
+    """A checkpoint holding weights the model now keeps elsewhere (LAPA's `lam.*`) resumes; one of
+    another architecture is a ConfigError naming the tensor and the advice."""
+    from safetensors.torch import load_file, save_file
+
+    from care.errors import ConfigError
+
+    class Stage2(torch.nn.Linear):
+        stored_elsewhere = ("lam.",)
+
+    model = Stage2(3, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+    sched = warmup_cosine(opt, 2, 10)
+    path = save_checkpoint(tmp_path, 1, model, opt, sched)
+    weights = load_file(str(path / "model.safetensors"))
+    save_file({**weights, "lam.codebook": torch.zeros(4, 2)}, str(path / "model.safetensors"))
+    fresh = Stage2(3, 2)
+    assert load_checkpoint(path, fresh, hint="Resume with the config that made it.")["step"] == 1
+    assert torch.equal(fresh.weight, model.weight)
+    with pytest.raises(ConfigError, match=r"weight: \(2, 3\) vs \(5, 3\).*Resume with the config"):
+        load_checkpoint(path, Stage2(3, 5), hint="Resume with the config that made it.")
+
+
 def test_optimizer_groups_and_schedule():
     class M(torch.nn.Module):
         def __init__(self):

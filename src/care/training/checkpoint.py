@@ -98,12 +98,21 @@ def save_checkpoint(root: str | Path, step: int, model: torch.nn.Module, optimiz
 
 
 def load_checkpoint(path: str | Path, model: torch.nn.Module, optimizer=None, scheduler=None,
-                    accelerator=None) -> dict:
-    """Restore what save_checkpoint wrote; returns state.json (with "step")."""
+                    accelerator=None, hint: str = "") -> dict:
+    """Restore what save_checkpoint wrote; returns state.json (with "step"). The weights are
+    checked name by name and shape by shape first (a ConfigError names what does not fit, with
+    `hint`); checkpoints of older versions load as their folders do (care.models.pretrained:
+    keys the model keeps elsewhere dropped, older parameter names renamed)."""
     from safetensors.torch import load_file
 
+    from care.models.pretrained import check_state_fits, rename_legacy_keys
+
     path = Path(path)
-    model.load_state_dict(load_file(str(path / WEIGHTS_NAME)))
+    drop = tuple(getattr(model, "stored_elsewhere", ()))
+    state = {k: v for k, v in load_file(str(path / WEIGHTS_NAME)).items() if not drop or not k.startswith(drop)}
+    state = rename_legacy_keys(model, state)
+    check_state_fits(model, state, str(path / WEIGHTS_NAME), hint)
+    model.load_state_dict(state)
     if optimizer is not None:
         optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
     if scheduler is not None:

@@ -23,7 +23,6 @@ from typing import Callable
 import torch
 
 from care.configs import TrainConfig
-from care.folders import WEIGHTS_NAME
 from care.training.batching import StepBatchSampler, step_loader
 from care.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from care.training.loop_utils import (RunLogger, Throughput, build_optimizer, optimizer_step, precision_name,
@@ -110,14 +109,8 @@ def train(run: TrainingRun, acc):
     optimizer = build_optimizer(model, cfg.optim, run.param_groups())
     scheduler = warmup_cosine(optimizer, cfg.optim.warmup_steps, cfg.steps, cfg.optim.min_lr_ratio)
     if ckpt is not None:
-        from safetensors.torch import load_file
-
-        from care.models.pretrained import check_state_fits
-
-        weights = ckpt / WEIGHTS_NAME
-        check_state_fits(model, load_file(str(weights)), str(weights),
-                         hint="Resume with the config that made it, or choose a new --output-dir.")
-        state = load_checkpoint(ckpt, model, optimizer, scheduler, acc)
+        state = load_checkpoint(ckpt, model, optimizer, scheduler, acc,
+                                hint="Resume with the config that made it, or choose a new --output-dir.")
         start = int(state["step"])
         run.resume_state(state, start)
     ddp_model, optimizer = acc.prepare(model, optimizer)
