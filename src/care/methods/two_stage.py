@@ -37,16 +37,23 @@ class TwoStageModel(PretrainedModel):
 
     stored_elsewhere = ("lam.",)  # older LAPA folders kept the stage-1 weights in model.safetensors too
     lam: LatentActionModel  # set with object.__setattr__: not a submodule
+    # Loading the stage-1 model draws random numbers (it is built, then its weights are read), so
+    # the order of the two sets the VLM's initial weights. Each method keeps the order its
+    # committed runs were made with, so that they reproduce to the digit (LAPA: VLM first).
+    load_stage1_first = False
 
     def __init__(self, cfg: ModelConfig, method: TwoStageConfig, tokenizer):
         super().__init__()
         check_stage1(method, cfg)  # before anything is built
         self.cfg = cfg
         self.method = method
-        self.vlm = LatentVLM(cfg, tokenizer)
         from care.methods.registry import lam_class
 
-        lam = lam_class(method).from_pretrained(method.lam).requires_grad_(False).eval()
+        if self.load_stage1_first:
+            lam = lam_class(method).from_pretrained(method.lam).requires_grad_(False).eval()
+        self.vlm = LatentVLM(cfg, tokenizer)
+        if not self.load_stage1_first:
+            lam = lam_class(method).from_pretrained(method.lam).requires_grad_(False).eval()
         object.__setattr__(self, "lam", lam)  # not a submodule: see the module docstring
         # the VLM's z projection is CARE's read-out; stage 2 reads the placeholder states (as
         # fine-tuning does), so it is frozen: no trainable parameter without a gradient (DDP)

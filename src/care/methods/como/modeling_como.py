@@ -245,6 +245,7 @@ class ComoModel(TwoStageModel):
     `.vlm` only (care.methods.registry.load_pretrained_vlm).
     """
 
+    load_stage1_first = True  # CoMo's runs were made with the stage-1 model loaded first (TwoStageModel)
     config_class = ComoConfig
 
     def __init__(self, cfg: ModelConfig, method: ComoConfig, tokenizer):
