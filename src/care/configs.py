@@ -383,6 +383,33 @@ def apply_preset(cfg: Any) -> None:
 
 
 @dataclass
+class ParallelConfig:
+    """How a launch of several processes trains one model (`--parallel.*`; care.training.parallel).
+
+    Args:
+        strategy: "ddp": every process holds the whole model, its gradients and AdamW state, and
+            gradients are averaged (Accelerate's DistributedDataParallel; ~16 bytes per trained
+            parameter on every GPU). "fsdp2": PyTorch's `fully_shard` per transformer block (LLM,
+            vision towers, method decoders) and then the root, so each of N processes keeps 1/N
+            of the parameters, gradients and AdamW state and gathers a block's weights only while
+            it runs (torchtitan's recipe). One process behaves the same under both.
+        activation_checkpointing: recompute every transformer block's activations in backward
+            (torch's checkpoint wrapper around each block; either strategy): the activations kept
+            per block drop to its input, for ~1/3 more compute.
+        reshard_after_forward: fsdp2 only: free a block's gathered weights after its forward and
+            gather them again in backward (ZeRO-3, the least memory); False keeps them gathered
+            until backward (ZeRO-2-like: one all-gather fewer per block, more memory).
+    With fsdp2 the parameters live in the run's precision: `mixed_precision=bf16` computes with
+    bf16 copies of the gathered weights and reduces gradients in fp32 (MixedPrecisionPolicy); the
+    sharded master weights and AdamW state stay fp32.
+    """
+
+    strategy: Literal["ddp", "fsdp2"] = "ddp"
+    activation_checkpointing: bool = False
+    reshard_after_forward: bool = True
+
+
+@dataclass
 class PretrainConfig:
     """`care pretrain`: latent pretraining of the VLM by a method (no action labels are read).
 
@@ -416,6 +443,8 @@ class PretrainConfig:
         time_limit_minutes: stop the loop after this much wall-clock time even if `steps` are not
             done (the last checkpoint, validation and the final model are still written); None: no
             limit. The LR schedule stays the one of `steps`.
+        parallel: how several processes share the model: ddp (a full copy each) or fsdp2
+            (sharded); see ParallelConfig and the README's "Scaling to GPUs".
     """
 
     dataset: Path = Path("data/mt10")
@@ -440,6 +469,7 @@ class PretrainConfig:
     keep_checkpoints: int = 3
     resume: bool = False
     time_limit_minutes: float | None = None
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)  # ddp | fsdp2 (care.training.parallel)
 
     def __post_init__(self):
         if self.frame_interval < 1:
@@ -566,6 +596,7 @@ class FinetuneConfig:
         steps, batch_size, num_workers, seed, mixed_precision: training loop (mixed_precision
             as in `care pretrain`: auto | fp32 | bf16 | fp16).
         log_every, val_every, save_every, keep_checkpoints, resume: as in `care pretrain`.
+        parallel: ddp | fsdp2 and activation checkpointing, as in `care pretrain` (ParallelConfig).
     """
 
     pretrained: Path | None = Path("runs/care_tiny")
@@ -594,6 +625,7 @@ class FinetuneConfig:
     save_every: int = 500
     keep_checkpoints: int = 3
     resume: bool = False
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)  # ddp | fsdp2 (care.training.parallel)
 
     def __post_init__(self):
         if self.episodes_per_task is not None and self.episodes_per_task < 1:

@@ -29,7 +29,6 @@ Writes into output_dir:
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import functools
 import json
@@ -49,7 +48,8 @@ from care.policy.folder import POLICY_CONFIG_NAME, save_policy
 from care.policy.normalize import ActionNormalizer, fit_action_normalizer
 from care.training.augment import augment_generator, random_shift
 from care.training.batching import step_loader
-from care.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from care.training.checkpoint import latest_checkpoint
+from care.training.parallel import build_strategy  # [parallel hook]
 from care.training.loop_utils import (RunLogger, Throughput, build_optimizer, make_accelerator,
                                       optimizer_step, precision_name, warmup_cosine)
 
@@ -330,20 +330,22 @@ def run_finetuning(cfg: FinetuneConfig, model: CareVLA, normalizer: ActionNormal
     ckpt_root = out / "checkpoints"
     sampler_kw = dict(num_items=len(train_ds), batch_size=cfg.batch_size, num_processes=acc.num_processes,
                       process_index=acc.process_index, seed=cfg.seed)
+    strategy = build_strategy(cfg.parallel, acc)  # [parallel hook] ddp | fsdp2 (care.training.parallel)
+    model = strategy.apply(model.to(acc.device))  # [parallel hook] shard (fsdp2) before the optimiser
     optimizer = build_optimizer(model, cfg.optim)
     scheduler = warmup_cosine(optimizer, cfg.optim.warmup_steps, cfg.steps, cfg.optim.min_lr_ratio)
     start = 0
     ckpt = latest_checkpoint(ckpt_root) if cfg.resume else None
     if cfg.resume and ckpt is None and acc.is_main_process:
         print(f"care finetune: --resume: no checkpoint under {ckpt_root}, starting from step 0")
-    if ckpt is not None:
+    if ckpt is not None and (ckpt / "model.safetensors").is_file() and not strategy.sharded:  # [parallel hook]
         from safetensors.torch import load_file
 
         check_state_fits(model, load_file(str(ckpt / "model.safetensors")), str(ckpt / "model.safetensors"),
                          hint="Resume with the config that made it, or choose a new --output-dir.")
-        start = int(load_checkpoint(ckpt, model, optimizer, scheduler, acc)["step"])
-    model = model.to(acc.device)
-    ddp_model, optimizer = acc.prepare(model, optimizer)
+    if ckpt is not None:
+        start = int(strategy.load_checkpoint(ckpt, model, optimizer, scheduler, acc)["step"])  # [parallel hook]
+    ddp_model, optimizer = strategy.prepare(acc, model, optimizer)  # [parallel hook] acc.prepare for ddp
     net = acc.unwrap_model(ddp_model)
 
     collate = functools.partial(collate_finetune, with_state=state_normalizer is not None, with_wrist=net.has_wrist)
@@ -364,7 +366,7 @@ def run_finetuning(cfg: FinetuneConfig, model: CareVLA, normalizer: ActionNormal
     hint = "Lower --optim.lr or raise --optim.warmup-steps, then resume with --resume."
 
     def validate(step: int) -> float | None:
-        if val_ds is None or not acc.is_main_process:
+        if val_ds is None or not (acc.is_main_process or strategy.every_rank_validates):  # [parallel hook]
             return None
         with acc.autocast():
             l1 = held_out_l1(net, val_ds, normalizer, meta, state_normalizer, cfg.batch_size, acc.device)
@@ -405,18 +407,20 @@ def run_finetuning(cfg: FinetuneConfig, model: CareVLA, normalizer: ActionNormal
             window, n_window = {"loss": 0.0, "grad_norm": 0.0}, 0
         log.progress(1)
         if cfg.save_every and done % cfg.save_every == 0 and done < cfg.steps:
-            speed.pause(lambda: save_checkpoint(ckpt_root, done, net, optimizer, scheduler, {}, acc,
-                                                cfg.keep_checkpoints))
+            speed.pause(lambda: strategy.save_checkpoint(  # [parallel hook]
+                ckpt_root, done, net, optimizer, scheduler, {}, acc, cfg.keep_checkpoints))
         if cfg.val_every and done % cfg.val_every == 0 and done < cfg.steps:
             speed.pause(lambda: validate(done))
             acc.wait_for_everyone()
 
     final_step = max(step + 1, start) if cfg.steps > start else start
     if cfg.save_every and final_step > start:
-        save_checkpoint(ckpt_root, final_step, net, optimizer, scheduler, {}, acc, cfg.keep_checkpoints)
+        strategy.save_checkpoint(ckpt_root, final_step, net, optimizer, scheduler, {}, acc,
+                                 cfg.keep_checkpoints)  # [parallel hook]
     val_l1 = validate(final_step)
+    final = strategy.export(net, acc, private=True)  # [parallel hook] every rank; a full copy on the main one
     if acc.is_main_process:
-        deploy = merge_lora(copy.deepcopy(net).cpu().eval())  # the training copy keeps its adapters
+        deploy = merge_lora(final.cpu().eval())  # the training copy keeps its adapters
         save_policy(out, deploy, normalizer, {**meta, "steps": final_step, "final_l1": last_loss, "val_l1": val_l1},
                     state_normalizer)
         log.write(f"care finetune: policy saved to {out} (load it with CarePolicy.from_pretrained)")

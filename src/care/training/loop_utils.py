@@ -102,6 +102,9 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_ste
 def grad_norm_and_clip(accelerator, params: Iterable[torch.nn.Parameter], max_norm: float) -> torch.Tensor:
     """Global gradient norm before clipping; clips when max_norm > 0."""
     params = [p for p in params if p.grad is not None]
+    from care.training import parallel  # [parallel hook] sharded (fsdp2) gradients: one all-reduce
+    if parallel.is_sharded(params):
+        return parallel.clip_grad_norm_(params, max_norm)
     if max_norm > 0:
         return accelerator.clip_grad_norm_(params, max_norm).detach()
     return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad.detach()) for p in params]))

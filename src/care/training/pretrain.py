@@ -44,7 +44,8 @@ from care.configs import PretrainConfig
 from care.errors import ConfigError, DatasetError
 from care.io import atomic_write_json
 from care.training.batching import StepBatchSampler, collate_clips, step_loader
-from care.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from care.training.checkpoint import latest_checkpoint
+from care.training.parallel import build_strategy  # [parallel hook]
 from care.training.loop_utils import (RunLogger, Throughput, build_optimizer, make_accelerator,
                                       optimizer_step, precision_name, warmup_cosine)
 
@@ -171,6 +172,7 @@ def run_pretraining(cfg: PretrainConfig, model, train_ds, val_ds, acc, stage: st
     sampler_kw = dict(num_items=len(train_ds), batch_size=cfg.batch_size, num_processes=acc.num_processes,
                       process_index=acc.process_index, seed=cfg.seed)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    strategy = build_strategy(cfg.parallel, acc)  # [parallel hook] ddp | fsdp2 (care.training.parallel)
 
     # resume, or initialise the uncertainty weights on the first global batch (same in every process)
     start, baselines = 0, {}
@@ -183,16 +185,18 @@ def run_pretraining(cfg: PretrainConfig, model, train_ds, val_ds, acc, stage: st
         baselines = model.prepare_training(_to_device(calib, acc.device))
     if cfg.gradient_checkpointing:
         model.enable_gradient_checkpointing()
+    model = strategy.apply(model)  # [parallel hook] shard (fsdp2) before the optimiser sees the parameters
     optimizer = build_optimizer(model, cfg.optim, model.param_groups(cfg.optim))
     scheduler = warmup_cosine(optimizer, cfg.optim.warmup_steps, cfg.steps, cfg.optim.min_lr_ratio)
     if ckpt is not None:
-        state = load_checkpoint(ckpt, model, optimizer, scheduler, acc)
+        state = strategy.load_checkpoint(ckpt, model, optimizer, scheduler, acc)  # [parallel hook]
         start, baselines = int(state["step"]), state.get("baselines", {})
-    ddp_model, optimizer = acc.prepare(model, optimizer)
+    ddp_model, optimizer = strategy.prepare(acc, model, optimizer)  # [parallel hook] acc.prepare for ddp
     net = acc.unwrap_model(ddp_model)
 
     loader = step_loader(train_ds, sampler_kw, start, cfg.steps, cfg.num_workers, collate_pretrain)
-    val_index = _val_batches(val_ds, cfg.batch_size, cfg.val_batches) if acc.is_main_process else []
+    validates = acc.is_main_process or strategy.every_rank_validates  # [parallel hook] sharded: all ranks
+    val_index = _val_batches(val_ds, cfg.batch_size, cfg.val_batches) if validates else []
     val_path = out / "val_metrics.json"
     history = []
     if start and val_path.is_file():
@@ -209,7 +213,7 @@ def run_pretraining(cfg: PretrainConfig, model, train_ds, val_ds, acc, stage: st
             "with --resume after lowering --optim.lr or raising --optim.warmup-steps.")
 
     def validate(step: int) -> dict:
-        if not acc.is_main_process or not val_index:
+        if not validates or not val_index:  # [parallel hook]
             return {}
         net.eval()
         batches = (_to_device(collate_pretrain([val_ds[i] for i in idx]), acc.device) for idx in val_index)
@@ -217,7 +221,9 @@ def run_pretraining(cfg: PretrainConfig, model, train_ds, val_ds, acc, stage: st
         net.train()
         log.scalars(step, metrics, prefix="val")
         history.append({"step": step, **metrics})
-        atomic_write_json(val_path, {"baselines_at_init": baselines, "history": history, "final": history[-1]}, indent=2)
+        if acc.is_main_process:  # [parallel hook] every rank validates under fsdp2; one writes
+            atomic_write_json(val_path, {"baselines_at_init": baselines, "history": history, "final": history[-1]},
+                              indent=2)
         brief = net.brief(metrics)
         log.write(f"step {step} validation: " + ", ".join(f"{k}={v:.3f}" for k, v in brief.items()))
         return metrics
@@ -257,8 +263,8 @@ def run_pretraining(cfg: PretrainConfig, model, train_ds, val_ds, acc, stage: st
             window, n_window = {}, 0
         log.progress(1)
         if cfg.save_every and done % cfg.save_every == 0 and done < cfg.steps:
-            speed.pause(lambda: save_checkpoint(ckpt_root, done, net, optimizer, scheduler,
-                                                {"baselines": baselines}, acc, cfg.keep_checkpoints))
+            speed.pause(lambda: strategy.save_checkpoint(ckpt_root, done, net, optimizer, scheduler,  # [parallel hook]
+                                                         {"baselines": baselines}, acc, cfg.keep_checkpoints))
             hint = (f"The last good checkpoint is {latest_checkpoint(ckpt_root)}: resume from it with --resume "
                     "after lowering --optim.lr or raising --optim.warmup-steps.")
         if cfg.val_every and done % cfg.val_every == 0 and done < cfg.steps:
@@ -275,11 +281,12 @@ def run_pretraining(cfg: PretrainConfig, model, train_ds, val_ds, acc, stage: st
     # the end: a last checkpoint, validation, and the model as a save_pretrained folder
     final_step = max(step + 1, start) if cfg.steps > start else start
     if cfg.save_every and final_step > start:
-        save_checkpoint(ckpt_root, final_step, net, optimizer, scheduler, {"baselines": baselines}, acc,
-                        cfg.keep_checkpoints)
+        strategy.save_checkpoint(ckpt_root, final_step, net, optimizer, scheduler, {"baselines": baselines}, acc,
+                                 cfg.keep_checkpoints)  # [parallel hook]
     metrics = validate(final_step)
+    final = strategy.export(net, acc)  # [parallel hook] every rank; the full model on the main one
     if acc.is_main_process:
-        net.save_pretrained(out)
+        final.save_pretrained(out)
     acc.wait_for_everyone()
     log.write(f"care {stage}: method {cfg.method.type}, {final_step} steps, "
               f"{final_step * cfg.batch_size * acc.num_processes} clips seen, "
