@@ -450,7 +450,7 @@ class PretrainConfig:
     dataset: Path = Path("data/mt10")
     extra_datasets: list[Path] = field(default_factory=list)
     output_dir: Path = Path("runs/care_tiny")
-    preset: Literal["micro", "tiny", "base", "pretrained"] | None = None
+    preset: Literal["micro", "tiny", "base", "pretrained", "prismatic-7b"] | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
     method: MethodConfig = field(default_factory=CareConfig)
     clip: ClipConfig = field(default_factory=ClipConfig)
@@ -602,7 +602,7 @@ class FinetuneConfig:
     pretrained: Path | None = Path("runs/care_tiny")
     dataset: Path = Path("data/mt10")
     output_dir: Path = Path("runs/care_tiny_ft")
-    preset: Literal["micro", "tiny", "base", "pretrained"] | None = None
+    preset: Literal["micro", "tiny", "base", "pretrained", "prismatic-7b"] | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
     clip: ClipConfig = field(default_factory=ClipConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
