@@ -102,7 +102,8 @@ def throughput(a) -> dict:
 def summary(a) -> None:
     d = Path(a.dir)
     t = json.loads((d / "throughput.json").read_text())
-    lines = [f"GPU check on {t['device']} ({d}):", "",
+    dry = " (dry run: every step on the CPU, micro sizes)" if t["device"] == "cpu" else ""
+    lines = [f"GPU check on {t['device']}{dry} ({d}):", "",
              "| measure | value |", "|---|---:|",
              f"| `{t['preset']}` pretraining, {t['precision']}, batch {t['batch']}: samples/s | {t['samples_per_s']:.1f} |",
              f"| model TFLOP per step / achieved TFLOP/s | {t['step_tflop']:.2f} / {t['achieved_tflops']:.1f} |",

@@ -15,7 +15,8 @@
 #   5. eval_gpu/, eval_cpu/   the same batched evaluation (`care eval --batch-size 10`) with the
 #                        policy on the GPU and on the CPU: episodes/min
 #   6. summary.md        the table to copy into docs/RESULTS.md (with the date, commit and GPU)
-# Environment: PYTHON (default .venv/bin/python), CARE (default .venv/bin/care).
+# Environment: PYTHON (default .venv/bin/python), CARE (default .venv/bin/care; may be a command
+# with arguments, e.g. "python -m care").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=gpu
@@ -42,7 +43,7 @@ stamp "1/5 throughput: $PRESET, $PREC, $DEV"
     --json "$OUT/throughput.json" > "$OUT/throughput.log" 2>&1
 
 stamp "2/5 collect a small dataset"
-"$CARE" collect --env.tasks drawer-close-v3,reach-v3 --episodes-per-task $EPS --env.size $SIZE --workers 2 \
+$CARE collect --env.tasks drawer-close-v3,reach-v3 --episodes-per-task $EPS --env.size $SIZE --workers 2 \
     --seed 0 --output-dir "$OUT/data" > "$OUT/collect.log" 2>&1
 
 stamp "3/5 FSDP2 pretraining, one process (torchrun)"
@@ -52,14 +53,14 @@ stamp "3/5 FSDP2 pretraining, one process (torchrun)"
     --mixed-precision $PREC --parallel.strategy fsdp2 --parallel.activation-checkpointing true > "$OUT/fsdp2.log" 2>&1
 
 stamp "4/5 fine-tune the consolidated model"
-"$CARE" finetune --config configs/finetune/care_micro.yaml --pretrained "$OUT/fsdp2" --dataset "$OUT/data" \
+$CARE finetune --config configs/finetune/care_micro.yaml --pretrained "$OUT/fsdp2" --dataset "$OUT/data" \
     --output-dir "$OUT/ft" --steps $FT_STEPS --batch-size $PRE_BATCH --val-every 0 --save-every 0 \
     --mixed-precision $PREC > "$OUT/ft.log" 2>&1
 
 stamp "5/5 batched evaluation, policy on $DEV and on cpu"
 for where in gpu cpu; do
   d=$DEV; [[ $where == cpu ]] && d=cpu
-  "$CARE" eval --policy "$OUT/ft" --env.tasks drawer-close-v3,reach-v3 --episodes-per-task $EVAL_EPS --seed 1000 \
+  $CARE eval --policy "$OUT/ft" --env.tasks drawer-close-v3,reach-v3 --episodes-per-task $EVAL_EPS --seed 1000 \
       --workers 2 --batch-size 10 --device $d --env.max-steps $MAX_STEPS --videos-per-task 0 \
       --output-dir "$OUT/eval_$where" --overwrite > "$OUT/eval_$where.log" 2>&1
 done
