@@ -28,11 +28,11 @@ export MUJOCO_GL=${MUJOCO_GL:-egl} PYOPENGL_PLATFORM=${PYOPENGL_PLATFORM:-egl} O
 if [[ $MODE == gpu ]]; then
   "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'no CUDA device: run with --cpu for the dry run')"
   DEV=cuda; PRESET=base; PREC=bf16; TP="--batch 32 --steps 20 --matmul-size 8192"
-  EPS=4; SIZE=128; PRE_STEPS=30; PRE_BATCH=16; FT_STEPS=30; EVAL_EPS=10; MAX_STEPS=100
+  EPS=4; SIZE=128; PRE_STEPS=30; PRE_BATCH=16; FT_STEPS=30; EVAL_EPS=10; MAX_STEPS=100; EVAL_WORKERS=2
 else
   export CUDA_VISIBLE_DEVICES= OMP_NUM_THREADS=1
   DEV=cpu; PRESET=micro; PREC=fp32; TP="--batch 4 --steps 2 --matmul-size 256"
-  EPS=2; SIZE=32; PRE_STEPS=3; PRE_BATCH=4; FT_STEPS=3; EVAL_EPS=2; MAX_STEPS=10
+  EPS=2; SIZE=32; PRE_STEPS=3; PRE_BATCH=4; FT_STEPS=3; EVAL_EPS=1; MAX_STEPS=10; EVAL_WORKERS=1
 fi
 rm -rf "$OUT"; mkdir -p "$OUT"
 t0=$(date +%s)
@@ -61,7 +61,7 @@ stamp "5/5 batched evaluation, policy on $DEV and on cpu"
 for where in gpu cpu; do
   d=$DEV; [[ $where == cpu ]] && d=cpu
   $CARE eval --policy "$OUT/ft" --env.tasks drawer-close-v3,reach-v3 --episodes-per-task $EVAL_EPS --seed 1000 \
-      --workers 2 --batch-size 10 --device $d --env.max-steps $MAX_STEPS --videos-per-task 0 \
+      --workers $EVAL_WORKERS --batch-size 10 --device $d --env.max-steps $MAX_STEPS --videos-per-task 0 \
       --output-dir "$OUT/eval_$where" --overwrite > "$OUT/eval_$where.log" 2>&1
 done
 
