@@ -139,7 +139,11 @@ def _nested(f: dataclasses.Field) -> type | None:
 
 
 def _fields(cls: type, prefix: str, positional: str | None, out: list[str], groups: list) -> None:
-    docs = _docstring_entries(cls)
+    docs = {}  # a base's entries (TrainConfig's shared fields) below the class's own
+    for base in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(base) and base is not cls:
+            docs.update(_docstring_entries(base))
+    docs.update(_docstring_entries(cls))
     for f in dataclasses.fields(cls):
         if not f.init or f.name.startswith("_"):
             continue

@@ -364,6 +364,33 @@ class OptimConfig:
 
 
 @dataclass
+class ParallelConfig:
+    """How a launch of several processes trains one model (`--parallel.*`; care.training.parallel).
+
+    Args:
+        strategy: "ddp": every process holds the whole model, its gradients and AdamW state, and
+            gradients are averaged (Accelerate's DistributedDataParallel; ~16 bytes per trained
+            parameter on every GPU). "fsdp2": PyTorch's `fully_shard` per transformer block (LLM,
+            vision towers, method decoders) and then the root, so each of N processes keeps 1/N
+            of the parameters, gradients and AdamW state and gathers a block's weights only while
+            it runs (torchtitan's recipe). One process behaves the same under both.
+        activation_checkpointing: recompute every transformer block's activations in backward
+            (torch's checkpoint wrapper around each block; either strategy): the activations kept
+            per block drop to its input, for ~1/3 more compute.
+        reshard_after_forward: fsdp2 only: free a block's gathered weights after its forward and
+            gather them again in backward (ZeRO-3, the least memory); False keeps them gathered
+            until backward (ZeRO-2-like: one all-gather fewer per block, more memory).
+    With fsdp2 the parameters live in the run's precision: `mixed_precision=bf16` computes with
+    bf16 copies of the gathered weights and reduces gradients in fp32 (MixedPrecisionPolicy); the
+    sharded master weights and AdamW state stay fp32.
+    """
+
+    strategy: Literal["ddp", "fsdp2"] = "ddp"
+    activation_checkpointing: bool = False
+    reshard_after_forward: bool = True
+
+
+@dataclass
 class TrainConfig:
     """The training fields every training command shares (`care pretrain`, `care lam`, `care
     finetune`; the loop is care.training.loop).
@@ -372,10 +399,10 @@ class TrainConfig:
         dataset: a LeRobot v3 folder.
         output_dir: the run's folder: run_config.yaml (this config), checkpoints/, tensorboard/,
             train_log.jsonl and what the command saves (a pretrained, stage-1 or policy folder).
-        preset: named model sizes (micro | tiny | base | pretrained, care.presets) for `model`
-            and the method's own sizes; on the command line below YAML and flags. From Python,
-            `care.presets.apply_preset(cfg)` gives a `model` / `method` left at its defaults the
-            preset's.
+        preset: named model sizes (micro | tiny | base | pretrained | prismatic-7b,
+            care.presets) for `model` and the method's own sizes; on the command line below YAML
+            and flags. From Python, `care.presets.apply_preset(cfg)` gives a `model` / `method`
+            left at its defaults the preset's.
         model: the latent VLM (ModelConfig).
         clip: how clips are cut from the dataset.
         optim: AdamW and its schedule.
@@ -391,11 +418,13 @@ class TrainConfig:
         time_limit_minutes: stop the loop after this much wall-clock time even if `steps` are not
             done (the last checkpoint, validation and the final folder are still written); None: no
             limit. The LR schedule stays the one of `steps`.
+        parallel: how several processes share the model: ddp (a full copy each) or fsdp2
+            (sharded); see ParallelConfig and the README's "Scaling to GPUs".
     """
 
     dataset: Path = Path("data/mt10")
     output_dir: Path = Path("runs/care_tiny")
-    preset: Literal["micro", "tiny", "base", "pretrained"] | None = None
+    preset: Literal["micro", "tiny", "base", "pretrained", "prismatic-7b"] | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
     clip: ClipConfig = field(default_factory=ClipConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -410,6 +439,7 @@ class TrainConfig:
     keep_checkpoints: int = 3
     resume: bool = False
     time_limit_minutes: float | None = None
+    parallel: ParallelConfig = field(default_factory=ParallelConfig)  # ddp | fsdp2 (care.training.parallel)
 
     def __post_init__(self):
         if self.steps < 1 or self.batch_size < 1:

@@ -10,6 +10,10 @@ the same name (`MethodConfig.preset`, e.g. CARE's decoders). They are applied he
                 (4x4 LLM tokens after 2x2 merging),
                 4.3M trainable parameters, ~31 samples/s on 2 CPU cores (docs/DESIGN.md §7)
     base        a GPU-sized from-scratch model (224², ViT-S/16 towers, an 86M Llama; 151M trainable)
+    prismatic-7b  the paper's model at its real sizes, built from scratch: SigLIP-so400m/14 and
+                DINOv2-L/14 towers at 224² (frozen, second-to-last layer), a Llama-2-7B-shaped LLM;
+                7.4B parameters. For sizing on the meta device (`python -m care.training.sizing`) and
+                sharded training (`--parallel.strategy fsdp2`); with the real checkpoints use `pretrained`.
     pretrained  SigLIP + DINOv2 + Llama from local `save_pretrained` dirs (Prismatic's recipe:
                 second-to-last vision layer, frozen towers and frozen frame targets). The dirs
                 default to ./pretrained/{siglip,dinov2,llama} and can be set with the environment
@@ -130,5 +134,20 @@ def pretrained() -> ModelConfig:
         siglip=ViTConfig(path=siglip), dino=ViTConfig(path=dino),
         vision_feature_layer=-2, vision_token_merge=1, freeze_vision=True,
         llm_path=llama, hidden_size=hidden, num_heads=heads, vocab_size=vocab, max_text_tokens=32,
+        num_latents=8, latent_dim=128,
+    )
+
+
+@register("prismatic-7b")
+def prismatic_7b() -> ModelConfig:
+    # Prismatic's DinoSigLIP-224 + Llama-2-7B (the paper's VLM), with the published sizes
+    siglip = ViTConfig(hidden_size=1152, num_layers=27, num_heads=16, intermediate_size=4304)  # so400m/14
+    dino = ViTConfig(hidden_size=1024, num_layers=24, num_heads=16, intermediate_size=4096)  # ViT-L/14
+    return ModelConfig(
+        image_size=224, patch_size=14,  # 16x16 patches per tower
+        siglip=siglip, dino=dino,
+        vision_feature_layer=-2, vision_token_merge=1, freeze_vision=True,
+        hidden_size=4096, num_layers=32, num_heads=32, intermediate_size=11008,  # Llama-2-7B
+        vocab_size=32000, max_text_tokens=32,
         num_latents=8, latent_dim=128,
     )

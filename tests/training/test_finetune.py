@@ -80,18 +80,18 @@ def test_finetune_writes_a_policy_from_labelled_episodes_only(dataset, tmp_path,
 def test_resume_reproduces_the_uninterrupted_run(dataset, tmp_path, monkeypatch):
     full, cut = tmp_path / "full", tmp_path / "cut"
     F.finetune(micro_config(dataset, full, save_every=4))
-    import care.training.loop as loop
+    import care.training.checkpoint as C  # the loop saves through care.training.parallel's strategy, which calls it
 
-    real_save = loop.save_checkpoint
+    real_save = C.save_checkpoint
 
     def save_then_die(*a, **kw):
         real_save(*a, **kw)
         raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(C, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         F.finetune(micro_config(dataset, cut, save_every=4))
-    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    monkeypatch.setattr(C, "save_checkpoint", real_save)
     assert (cut / "checkpoints" / "step_00000004").is_dir() and not (cut / "model.safetensors").exists()
     F.finetune(micro_config(dataset, cut, save_every=4, resume=True))
     a, b = read_log(full), read_log(cut)

@@ -89,18 +89,18 @@ def test_resume_reproduces_the_uninterrupted_losses(dataset, tmp_path, monkeypat
     full, cut = tmp_path / "full", tmp_path / "cut"
     P.pretrain(micro_config(dataset, full, steps=8, save_every=4))
 
-    import care.training.loop as loop
+    import care.training.checkpoint as C  # the loop saves through care.training.parallel's strategy, which calls it
 
-    real_save = loop.save_checkpoint
+    real_save = C.save_checkpoint
 
     def save_then_die(*a, **kw):
         real_save(*a, **kw)
         raise KeyboardInterrupt("killed")
 
-    monkeypatch.setattr(loop, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(C, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         P.pretrain(micro_config(dataset, cut, steps=8, save_every=4))
-    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    monkeypatch.setattr(C, "save_checkpoint", real_save)
     assert (cut / "checkpoints" / "step_00000004").is_dir()
     P.pretrain(micro_config(dataset, cut, steps=8, save_every=4, resume=True))
 

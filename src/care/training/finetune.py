@@ -30,7 +30,6 @@ Writes into output_dir:
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -356,6 +355,7 @@ class FinetuneRun(TrainingRun):
 
     name = "finetune"
     progress_key = "l1"
+    saves_a_copy = True  # LoRA is merged into the saved copy; the training model keeps its adapters
 
     def __init__(self, cfg: FinetuneConfig, model: CareVLA, normalizer: ActionNormalizer, train_ds, meta: dict,
                  val_ds=None, state_normalizer: ActionNormalizer | None = None):
@@ -396,7 +396,7 @@ class FinetuneRun(TrainingRun):
         return scalars
 
     def validate(self, net, step: int, acc) -> float | None:
-        if self.val_ds is None or not acc.is_main_process:
+        if self.val_ds is None:
             return None
         with acc.autocast():
             l1 = held_out_l1(net, self.val_ds, self.normalizer, self.meta, self.state_normalizer, self.cfg.batch_size,
@@ -406,7 +406,7 @@ class FinetuneRun(TrainingRun):
         return l1
 
     def save(self, net, step: int, val_l1, acc) -> None:
-        deploy = merge_lora(copy.deepcopy(net).cpu().eval())  # the training copy keeps its adapters
+        deploy = merge_lora(net.cpu().eval())  # a copy (saves_a_copy): the training model keeps its adapters
         save_policy(self.out, deploy, self.normalizer,
                     {**self.meta, "steps": step, "final_l1": self.last_loss, "val_l1": val_l1}, self.state_normalizer)
         self.log.write(f"care finetune: policy saved to {self.out} (load it with CarePolicy.from_pretrained)")

@@ -2,16 +2,21 @@
 one loop, the step is what differs).
 
     build the model (the command)          care.training.pretrain / lam / finetune
-      -> to the device (and any sharding applied here, before the optimiser sees the parameters)
+      -> to the device
       -> setup: once, before the first step (a method's `prepare_training`, checkpointing)
+      -> the parallel strategy (`--parallel.*`, care.training.parallel): activation checkpointing,
+         and with fsdp2 `fully_shard` per block; before the optimiser sees the parameters
       -> optimiser (+ the run's parameter groups), schedule, resume from the latest checkpoint
+         (the strategy's format: one file, or sharded DCP), the strategy's wrapper (DDP or none)
       -> steps: `run.step` gives the loss and the scalars to log; backward, clip, NaN guard
          (care.training.loop_utils.optimizer_step); scalars averaged over `log_every` steps
          (and over processes); a checkpoint every `save_every`, validation every `val_every`;
          an optional wall-clock limit
-      -> the end: a last checkpoint and validation, then `run.save` writes the folder
+      -> the end: a last checkpoint and validation; the model gathered whole on the main process
+         (`strategy.export`, every process takes part), then `run.save` writes the folder
 
 A `TrainingRun` holds what differs: the batch, the step, validation and the folder written.
+The strategy holds how the processes share the model; neither the loop nor a run branches on it.
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ import torch
 
 from care.configs import TrainConfig
 from care.training.batching import StepBatchSampler, step_loader
-from care.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from care.training.checkpoint import latest_checkpoint
 from care.training.loop_utils import (RunLogger, Throughput, build_optimizer, optimizer_step, precision_name,
                                       warmup_cosine)
+from care.training.parallel import build_strategy
 
 
 class TrainingRun:
@@ -34,6 +40,7 @@ class TrainingRun:
 
     name = "train"  # the log's prefix and the progress bar's label
     progress_key = "loss"  # the logged scalar shown on the progress bar
+    saves_a_copy = False  # True: `save` may change the model it is given (the loop hands it a copy)
 
     def __init__(self, cfg: TrainConfig, model: torch.nn.Module, train_ds):
         self.cfg, self.model, self.train_ds = cfg, model, train_ds
@@ -76,11 +83,14 @@ class TrainingRun:
         return scalars
 
     def validate(self, net: torch.nn.Module, step: int, acc):
-        """Held-out metrics (main process); the result of the last one is returned by `train`."""
+        """Held-out metrics; the result of the last one is returned by `train`. Called on the main
+        process, and on every process when the weights are sharded (each forward needs them all):
+        only the main one writes files (the run's logger writes on the main one only)."""
         return None
 
     def save(self, net: torch.nn.Module, step: int, metrics, acc) -> None:
-        """The main process writes the run's folder at the end."""
+        """The main process writes the run's folder at the end; `net` is the trained model with
+        full weights, unwrapped (a copy of it when `saves_a_copy`)."""
 
     def footer(self, step: int, seconds: float, acc) -> list[str]:
         return []
@@ -98,22 +108,25 @@ def train(run: TrainingRun, acc):
     ckpt = latest_checkpoint(ckpt_root) if cfg.resume else None
     if cfg.resume and ckpt is None and acc.is_main_process:
         print(f"care {run.name}: --resume: no checkpoint under {ckpt_root}, starting from step 0")
+    strategy = build_strategy(cfg.parallel, acc)
     model = model.to(acc.device)
-    # (sharding across processes applies here: after the model is on its device, before the optimiser)
 
     def first_batch() -> dict:
         return to_device(run.collate([train_ds[i] for i in StepBatchSampler(**sampler_kw).global_batch(0)]),
                          acc.device)
 
     run.setup(model, first_batch if ckpt is None else None)
+    # sharding across processes (and activation checkpointing): on the device, after the setup
+    # (which runs the whole model once), before the optimiser sees the parameters
+    model = strategy.apply(model)
     optimizer = build_optimizer(model, cfg.optim, run.param_groups())
     scheduler = warmup_cosine(optimizer, cfg.optim.warmup_steps, cfg.steps, cfg.optim.min_lr_ratio)
     if ckpt is not None:
-        state = load_checkpoint(ckpt, model, optimizer, scheduler, acc,
-                                hint="Resume with the config that made it, or choose a new --output-dir.")
+        state = strategy.load_checkpoint(ckpt, model, optimizer, scheduler, acc,
+                                         hint="Resume with the config that made it, or choose a new --output-dir.")
         start = int(state["step"])
         run.resume_state(state, start)
-    ddp_model, optimizer = acc.prepare(model, optimizer)
+    ddp_model, optimizer = strategy.prepare(acc, model, optimizer)  # acc.prepare (DDP), or as is (fsdp2)
     net = acc.unwrap_model(ddp_model)
 
     loader = step_loader(train_ds, sampler_kw, start, cfg.steps, cfg.num_workers, run.collate)
@@ -123,7 +136,13 @@ def train(run: TrainingRun, acc):
               + (f", resumed at step {start}" if start else ""))
 
     def checkpoint(step: int) -> None:
-        save_checkpoint(ckpt_root, step, net, optimizer, scheduler, run.checkpoint_state(), acc, cfg.keep_checkpoints)
+        strategy.save_checkpoint(ckpt_root, step, net, optimizer, scheduler, run.checkpoint_state(), acc,
+                                 cfg.keep_checkpoints)
+
+    validates = acc.is_main_process or strategy.every_rank_validates
+
+    def validate(step: int):
+        return run.validate(net, step, acc) if validates else None
 
     t_start = time.perf_counter()
     hint = run.hint(ckpt_root)
@@ -159,7 +178,7 @@ def train(run: TrainingRun, acc):
             speed.pause(lambda: checkpoint(done))
             hint = run.hint(ckpt_root)
         if cfg.val_every and done % cfg.val_every == 0 and done < cfg.steps:
-            speed.pause(lambda: run.validate(net, done, acc))
+            speed.pause(lambda: validate(done))
             acc.wait_for_everyone()
         if cfg.time_limit_minutes is not None and done < cfg.steps:
             over = torch.tensor(float(time.perf_counter() - t_start > 60 * cfg.time_limit_minutes), device=acc.device)
@@ -174,9 +193,10 @@ def train(run: TrainingRun, acc):
     final_step = max(step + 1, start) if cfg.steps > start else start
     if cfg.save_every and final_step > start:
         checkpoint(final_step)
-    metrics = run.validate(net, final_step, acc)
+    metrics = validate(final_step)
+    final = strategy.export(net, acc, private=run.saves_a_copy)  # every process; None but on the main one
     if acc.is_main_process:
-        run.save(net, final_step, metrics, acc)
+        run.save(final, final_step, metrics, acc)
     acc.wait_for_everyone()
     for line in run.footer(final_step, time.perf_counter() - t_start, acc):
         log.write(line)

@@ -3,7 +3,7 @@
     make_accelerator     Accelerate on CPU / GPU / many processes (gloo on CPU)
     build_optimizer      AdamW; decay on matrices only; named parameters with their own LR
     warmup_cosine        linear warm-up, then cosine to min_lr_ratio · lr
-    grad_norm_and_clip   global grad norm (before clipping) and clipping
+    grad_norm_and_clip   global grad norm (before clipping) and clipping (sharded gradients too)
     ensure_finite        the NaN guard: a non-finite loss or gradient stops every process
     RunLogger            TensorBoard scalars + a JSONL log + a tqdm bar with loss and ETA
 """
@@ -21,6 +21,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from care.configs import OptimConfig
 from care.errors import CareError
+from care.training.parallel import clip_grad_norm_, is_sharded
 
 
 class TrainingDiverged(CareError):
@@ -102,6 +103,8 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_ste
 def grad_norm_and_clip(accelerator, params: Iterable[torch.nn.Parameter], max_norm: float) -> torch.Tensor:
     """Global gradient norm before clipping; clips when max_norm > 0."""
     params = [p for p in params if p.grad is not None]
+    if is_sharded(params):  # fsdp2 (care.training.parallel): one all-reduce over the gradients' shards
+        return clip_grad_norm_(params, max_norm)
     if max_norm > 0:
         return accelerator.clip_grad_norm_(params, max_norm).detach()
     return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad.detach()) for p in params]))

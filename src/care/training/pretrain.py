@@ -173,7 +173,7 @@ class PretrainRun(TrainingRun):
         super().__init__(cfg, model, train_ds)
         self.name, self.val_ds, self.baselines = stage, val_ds, {}
         self.n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        self.val_index = _val_batches(val_ds, cfg.batch_size, cfg.val_batches) if acc.is_main_process else []
+        self.val_index = _val_batches(val_ds, cfg.batch_size, cfg.val_batches)
         self.val_path = self.out / "val_metrics.json"
         self.history: list[dict] = []
         if acc.is_main_process:  # which episodes this model saw: the probes refuse to measure on them
@@ -221,7 +221,7 @@ class PretrainRun(TrainingRun):
         return net.log_scalars(scalars)
 
     def validate(self, net, step: int, acc) -> dict:
-        if not acc.is_main_process or not self.val_index:
+        if not self.val_index:
             return {}
         net.eval()
         batches = (to_device(collate_pretrain([self.val_ds[i] for i in idx]), acc.device) for idx in self.val_index)
@@ -229,8 +229,9 @@ class PretrainRun(TrainingRun):
         net.train()
         self.log.scalars(step, metrics, prefix="val")
         self.history.append({"step": step, **metrics})
-        atomic_write_json(self.val_path, {"baselines_at_init": self.baselines, "history": self.history,
-                                          "final": self.history[-1]}, indent=2)
+        if acc.is_main_process:  # every process validates when the weights are sharded; one writes
+            atomic_write_json(self.val_path, {"baselines_at_init": self.baselines, "history": self.history,
+                                              "final": self.history[-1]}, indent=2)
         brief = net.brief(metrics)
         self.log.write(f"step {step} validation: " + ", ".join(f"{k}={v:.3f}" for k, v in brief.items()))
         return metrics
