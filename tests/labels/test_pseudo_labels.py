@@ -13,23 +13,38 @@ import torch
 from care.cli import main
 from care.data.lerobot import Episode, LeRobotDataset, LeRobotDatasetWriter
 from care.labels import idm as I
-from helpers import ENV_NAMES, TASKS, micro_configs, synthetic_frames
+from helpers import ENV_NAMES, TASKS, micro_configs
 
 
-def linear_action(shift: np.ndarray) -> np.ndarray:
-    """A known linear map of the per-frame image motion (the pattern's drift in pixels) -> 4-d action."""
-    vel = np.diff(shift, axis=0, append=shift[-1:] + (shift[-1:] - shift[-2:-1]))
-    M = np.array([[1.5, 0.0], [0.0, -1.5], [1.0, 1.0], [0.0, 0.0]])
-    return (vel @ M.T).astype(np.float32)
+def drifting_frames(T: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (T, size, size, 3) frames of a smooth pattern that moves by a random velocity at each
+    step, and the (T, 2) velocities (pixels per step; the last one is 0: nothing follows)."""
+    rng = np.random.default_rng(seed)
+    vel = rng.uniform(-1.0, 1.0, size=(T, 2))
+    vel[-1] = 0.0
+    shift = np.concatenate([[0.0, 0.0]], 0)[None].repeat(T, 0)
+    shift[1:] = np.cumsum(vel[:-1], axis=0)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
+    phase = rng.uniform(0, 2 * np.pi)
+    frames = np.empty((T, size, size, 3), np.uint8)
+    for t in range(T):
+        x, y = xx - shift[t, 0], yy - shift[t, 1]
+        v = 0.5 + 0.3 * np.sin(2 * np.pi * (x / (size * 0.9) + y / (size * 1.4)) + phase)
+        v = v + 0.1 * np.cos(2 * np.pi * (y / (size * 0.7) - x / (size * 2.3)))
+        frames[t] = np.clip(v[..., None] * np.array([0.9, 1.0, 0.8]) * 255, 0, 255).astype(np.uint8)
+    return frames, vel
+
+
+M = np.array([[1.5, 0.0], [0.0, -1.5], [1.0, 1.0], [0.0, 0.0]])  # velocity -> a 4-d action, linearly
 
 
 def drifting_dataset(root, episodes=32, T=16, size=32):
-    """Episodes whose frames drift at a per-episode velocity and whose action is a known linear
-    map of that velocity: what an IDM must learn from pixels."""
+    """Episodes whose frames move by a random velocity at every step, and whose action a_t is a
+    known linear map of the motion from o_t to o_t+1: what an IDM must learn from pixels."""
     writer = LeRobotDatasetWriter(root, fps=10, robot_type="synthetic")
     for i in range(episodes):
-        frames, shift = synthetic_frames(T, size, seed=i)
-        writer.add_episode(Episode(frames={"corner": frames}, task=TASKS[i % 2], action=linear_action(shift),
+        frames, vel = drifting_frames(T, size, seed=i)
+        writer.add_episode(Episode(frames={"corner": frames}, task=TASKS[i % 2], action=(vel @ M.T).astype(np.float32),
                                    state=np.zeros((T, 2), np.float32),
                                    extra={"success": True, "env_name": ENV_NAMES[i % 2], "seed": i}))
     writer.finalize()
@@ -45,7 +60,7 @@ def labelled(tmp_path_factory):
     src = drifting_dataset(tmp / "ds")
     out = tmp / "pseudo"
     assert main(["label", "--dataset", str(src), "--output-dir", str(out), "--episodes-per-task", "8", "--seed", "3",
-                 "--idm.steps", "600", "--idm.lr", "0.003", *FAST]) == 0
+                 "--idm.steps", "1000", "--idm.lr", "0.003", "--idm.frame-interval", "1", *FAST]) == 0
     return src, out
 
 
@@ -55,7 +70,7 @@ def test_pixel_idm_learns_a_known_linear_action_from_synthetic_frames(labelled):
     held = record["error_held_out"]
     # the labels beat predicting the mean action by a wide margin on episodes it never trained on
     assert held["frames"] == 16 * 16
-    assert held["l1"] < 0.35 * held["l1_mean_action"], held
+    assert held["l1"] < 0.35 * held["l1_mean_action"], held  # ~0.25 on this CPU
 
 
 def test_the_labelled_episodes_are_the_ones_finetuning_trains_on(labelled):
