@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from helpers import make_dataset as _make_dataset  # noqa: E402
+from helpers import make_dataset as _make_dataset, one_thread  # noqa: E402
 
 
 @pytest.fixture
@@ -40,18 +40,13 @@ _SINGLE_THREAD_FOLDERS = {"models", "training"}
 
 @pytest.fixture(autouse=True)
 def _single_thread(request):
-    """Micro models (tests/models, tests/training) run single-threaded: on a shared CPU, torch's
-    spinning OpenMP threads made these tests 10-20x slower (3 min instead of 10 s), and micro
-    tensors gain nothing from a second thread."""
+    """Micro models (tests/models, tests/training) run single-threaded (helpers.one_thread: 3 min
+    instead of 10 s on a shared CPU); folders with module-scoped training fixtures do it per module."""
     if Path(str(request.path)).parent.name not in _SINGLE_THREAD_FOLDERS:
         yield
         return
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with one_thread():
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from pathlib import Path
 
 import numpy as np
@@ -158,3 +160,53 @@ def normalizer():
 
 def images(B=2, size=48, seed=0):
     return np.random.default_rng(seed).integers(0, 256, size=(B, size, size, 3), dtype=np.uint8)
+
+
+@contextlib.contextmanager
+def one_thread():
+    """torch on one thread inside the block: micro tensors gain nothing from a second thread, and
+    on a shared CPU spinning OpenMP threads made micro tests 10-20x slower; results that depend on
+    the thread count (float sums) are then the same in every run."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+# micro model tests (tests/models, tests/methods): configs, tokenizer and a random pretraining batch
+MODEL_INSTR = ["close the drawer", "press the button from the top", "open the window"]  # the model tests' batches
+
+
+def micro_cfg(**kw):
+    return micro_configs(**kw)[0]
+
+
+def micro_method(**kw):
+    return micro_configs(**kw)[1]
+
+
+def tok_for(cfg):
+    from care.models.tokenizer import train_bpe_tokenizer
+
+    return train_bpe_tokenizer(MODEL_INSTR, cfg.vocab_size)
+
+
+def make_batch(cfg, B=3, N=5, seed=0):
+    """A pretraining batch of random frames and tracks for the micro model tests."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    S = cfg.image_size
+    tracks = torch.rand(B, N, 2, generator=g) * (S - 1)
+    return {
+        "obs": torch.randint(0, 256, (B, 3, S, S), dtype=torch.uint8, generator=g),
+        "future_obs": torch.randint(0, 256, (B, 3, S, S), dtype=torch.uint8, generator=g),
+        "instruction": [MODEL_INSTR[i % len(MODEL_INSTR)] for i in range(B)],
+        "tracks": tracks,
+        "future_tracks": tracks + torch.randn(B, N, 2, generator=g) * 2,
+        "visible": torch.rand(B, N, generator=g) > 0.2,
+    }

@@ -1,15 +1,13 @@
-"""Micro IDMs run single-threaded (a shared CPU makes spinning OpenMP threads slow micro tensors)."""
+"""Micro IDMs train in module fixtures: one thread from the start (helpers.one_thread)."""
 
 from __future__ import annotations
 
 import pytest
 
+from helpers import one_thread
 
-@pytest.fixture(autouse=True)
+
+@pytest.fixture(scope="module", autouse=True)
 def _single_thread():
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with one_thread():
+        yield

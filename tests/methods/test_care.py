@@ -11,36 +11,8 @@ import torch
 from care.methods.care.decoders import FourierEmbedding, FrameDecoder, PointDecoder
 from care.methods.care.losses import UncertaintyWeighting
 from care.methods.care.modeling_care import CareModel
-from care.models.tokenizer import train_bpe_tokenizer
-from helpers import micro_configs
+from helpers import make_batch, micro_cfg, micro_configs, micro_method, tok_for
 
-INSTR = ["close the drawer", "press the button from the top", "open the window"]
-
-
-def micro_cfg(**kw):
-    return micro_configs(**kw)[0]
-
-
-def micro_method(**kw):
-    return micro_configs(**kw)[1]
-
-
-def tok_for(cfg):
-    return train_bpe_tokenizer(INSTR, cfg.vocab_size)
-
-
-def make_batch(cfg, B=3, N=5, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    S = cfg.image_size
-    tracks = torch.rand(B, N, 2, generator=g) * (S - 1)
-    return {
-        "obs": torch.randint(0, 256, (B, 3, S, S), dtype=torch.uint8, generator=g),
-        "future_obs": torch.randint(0, 256, (B, 3, S, S), dtype=torch.uint8, generator=g),
-        "instruction": [INSTR[i % len(INSTR)] for i in range(B)],
-        "tracks": tracks,
-        "future_tracks": tracks + torch.randn(B, N, 2, generator=g) * 2,
-        "visible": torch.rand(B, N, generator=g) > 0.2,
-    }
 
 
 def test_decoders_shapes_and_zero_init():

@@ -17,7 +17,7 @@ from care.methods.como.configuration_como import ComoConfig
 from care.methods.como.modeling_como import ComoModel, MotionQFormer
 from care.methods.lam import LatentActionModel
 from care.models.tokenizer import train_bpe_tokenizer
-from helpers import REPO_ROOT, TASKS, make_dataset, micro_configs
+from helpers import REPO_ROOT, TASKS, make_dataset, micro_configs, one_thread
 
 LAM_YAML = str(REPO_ROOT / "configs/lam/como_micro.yaml")
 PRETRAIN_YAML = str(REPO_ROOT / "configs/pretrain/como_micro.yaml")
@@ -25,12 +25,8 @@ PRETRAIN_YAML = str(REPO_ROOT / "configs/pretrain/como_micro.yaml")
 
 @pytest.fixture(scope="module", autouse=True)
 def _single_thread():
-    """Before the module's training fixtures too (tests/conftest.py does this for tests/models and
-    tests/training only): micro tensors gain nothing from a second, spinning thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with one_thread():  # before the module's training fixtures too
+        yield
 
 
 def read_log(out) -> dict[int, dict]:

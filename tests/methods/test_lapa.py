@@ -21,7 +21,7 @@ from care.methods.registry import load_pretrained, load_pretrained_vlm
 from care.methods.lam import LatentActionModel
 from care.models.latent_vlm import LatentVLM
 from care.presets import get_preset
-from helpers import REPO_ROOT, make_dataset
+from helpers import REPO_ROOT, make_dataset, one_thread
 
 LAM_MICRO = str(REPO_ROOT / "configs/lam/lapa_micro.yaml")
 PRETRAIN_MICRO = str(REPO_ROOT / "configs/pretrain/lapa_micro.yaml")
@@ -49,12 +49,8 @@ def frames(B=8, seed=0):
 
 @pytest.fixture(autouse=True)
 def _single_thread():
-    """Micro tensors gain nothing from a second thread, and on a shared CPU spinning OpenMP
-    threads made micro tests 10-20x slower (tests/conftest.py does this for models/, training/)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with one_thread():  # before the module's training fixtures too
+        yield
 
 
 @pytest.fixture(scope="module")

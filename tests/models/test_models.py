@@ -15,33 +15,7 @@ from care.models.tokenizer import InstructionEncoder, load_tokenizer, train_bpe_
 from care.models.vision import FusedMLPProjector, VisionBackbone
 from helpers import micro_configs
 
-INSTR = ["close the drawer", "press the button from the top", "open the window"]
-
-
-def micro_cfg(**kw):
-    return micro_configs(**kw)[0]
-
-
-def micro_method(**kw):
-    return micro_configs(**kw)[1]
-
-
-def tok_for(cfg):
-    return train_bpe_tokenizer(INSTR, cfg.vocab_size)
-
-
-def make_batch(cfg, B=3, N=5, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    S = cfg.image_size
-    tracks = torch.rand(B, N, 2, generator=g) * (S - 1)
-    return {
-        "obs": torch.randint(0, 256, (B, 3, S, S), dtype=torch.uint8, generator=g),
-        "future_obs": torch.randint(0, 256, (B, 3, S, S), dtype=torch.uint8, generator=g),
-        "instruction": [INSTR[i % len(INSTR)] for i in range(B)],
-        "tracks": tracks,
-        "future_tracks": tracks + torch.randn(B, N, 2, generator=g) * 2,
-        "visible": torch.rand(B, N, generator=g) > 0.2,
-    }
+from helpers import MODEL_INSTR, make_batch, micro_cfg, micro_method, tok_for
 
 
 def test_presets_build_configs():
@@ -94,7 +68,7 @@ def test_llm_init_is_explicit_and_wide():
 
 
 def test_tokenizer_trains_pads_and_round_trips(tmp_path):
-    tok = train_bpe_tokenizer(INSTR, 320)
+    tok = train_bpe_tokenizer(MODEL_INSTR, 320)
     assert len(tok) <= 320
     enc = InstructionEncoder(tok, 8)
     ids, mask = enc(["close the drawer", "Close the drawer", "zebra ünicode"], torch.device("cpu"))

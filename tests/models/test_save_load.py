@@ -11,8 +11,7 @@ import torch
 from care.configs import ViTConfig
 from care.errors import ConfigError
 from care.methods.care.modeling_care import CareModel
-from helpers import micro_configs
-from test_models import make_batch, micro_cfg, micro_method, tok_for
+from helpers import make_batch, micro_cfg, micro_configs, micro_method, tok_for
 
 
 def _outputs(m: CareModel, b: dict) -> dict:
