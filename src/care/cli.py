@@ -23,8 +23,8 @@ Precedence: defaults < preset < YAML < flags.
 Before anything loads torch or a simulator, `care` sets these environment variables unless they
 are already set (`ENV_DEFAULTS`; the Makefile exports the same ones):
     OMP_WAIT_POLICY=PASSIVE   idle OpenMP threads sleep instead of spinning: spinning threads made
-                              an evaluation beside a busy training job 3-4x slower
-                              (benchmarks/omp_wait_policy.py)
+                              a LIBERO evaluation beside a busy torch process 2-3.4x slower
+                              (benchmarks/omp_wait_policy.py, 2-core AMD EPYC)
     MUJOCO_GL=egl, PYOPENGL_PLATFORM=egl    headless rendering for the simulators
 Set one yourself (e.g. `OMP_WAIT_POLICY=ACTIVE care ...`) to override it.
 """

@@ -365,8 +365,7 @@ def select_episodes_per_task(ds, k: int | None, seed: int = 0, exclude: Iterable
             short[key] = len(perm)
         chosen += perm if k is None else perm[:k]
     if short:  # one sentence for all tasks (the CLI prints it as "care <command>: warning: ...")
-        few = ", ".join(f"{key} {n}" for key, n in short.items())
-        warnings.warn(f"{k} episodes per task asked, fewer available ({few}"
-                      f"{' outside the validation split' if excluded else ''}): using all of them", CareWarning,
+        few = ", ".join(f"{n} of {key}" for key, n in short.items())
+        warnings.warn(f"{k} episodes per task asked, only {few} available: using all of them", CareWarning,
                       stacklevel=2)
     return sorted(chosen)
