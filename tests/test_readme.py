@@ -17,6 +17,7 @@ The budget rule, applied to each `care <command>` line (nothing else is changed)
                         + --steps 20 --save-every 0
     eval                --episodes-per-task N -> 1; + --env.max-steps 20 --videos-per-task 1
     probe               + --epochs 20 --semantic-epochs 5 --max-clips 4
+    label               + --episodes-per-task 2 --idm.steps 20 --idm.image-size 32
 and the folder `my_videos/` the tour imports (two 64x48 clips and labels.json) is made first.
 """
 
@@ -41,7 +42,7 @@ README = REPO_ROOT / "README.md"
 SKIP = re.compile(r"<!--\s*readme-test:\s*skip\s*\((.+?)\)\s*-->")
 # sections whose blocks other documents own the running of: the multi-process launches need
 # several GPUs or processes for hours (tests/training/test_multiprocess.py runs them at micro scale)
-SKIP_SECTIONS = {"Scaling to GPUs": "several processes or GPUs (tests/training/test_multiprocess.py)"}
+SKIP_SECTIONS: dict[str, str] = {}  # section title -> reason, for a whole section without markers
 
 TWO_TASKS = "drawer-close-v3,reach-v3"
 REPLACE = {  # command -> {flag: new value}; "*" applies to every command
@@ -57,6 +58,7 @@ APPEND = {
     "finetune": ["--steps", "20", "--save-every", "0"],
     "eval": ["--env.max-steps", "20", "--videos-per-task", "1"],
     "probe": ["--epochs", "20", "--semantic-epochs", "5", "--max-clips", "4"],
+    "label": ["--episodes-per-task", "2", "--idm.steps", "20", "--idm.image-size", "32"],
 }
 DEFAULT_CONFIG = {"finetune": "configs/finetune/care_micro.yaml"}
 
