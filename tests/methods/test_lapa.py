@@ -49,7 +49,7 @@ def frames(B=8, seed=0):
 
 @pytest.fixture(autouse=True)
 def _single_thread():
-    with one_thread():  # before the module's training fixtures too
+    with one_thread():
         yield
 
 
