@@ -197,3 +197,13 @@ def test_environment_defaults_keep_the_users_values():
     added = set_environment_defaults(env)
     assert env["MUJOCO_GL"] == "osmesa" and "MUJOCO_GL" not in added
     assert env["OMP_WAIT_POLICY"] == "PASSIVE" and added == {k: v for k, v in ENV_DEFAULTS.items() if k != "MUJOCO_GL"}
+
+
+def test_the_7b_preset_sizes_every_method_as_the_pretrained_recipe():
+    """`--preset prismatic-7b` gives each method the decoders of the `pretrained` preset, not the
+    tiny defaults."""
+    from care.presets import method_preset
+
+    for method in ("care", "lapa", "como"):
+        assert method_preset("prismatic-7b", method) == method_preset("pretrained", method), method
+        assert method_preset("prismatic-7b", method) != method_preset("tiny", method), method

@@ -54,6 +54,11 @@ def get_preset(name: str) -> ModelConfig:
     return PRESETS[name]()
 
 
+# model presets whose method parts take another preset's sizes (the 7B model is the `pretrained`
+# recipe at its real sizes: the same decoders, frozen targets, stage-1 sizes)
+METHOD_SIZES_OF = {"prismatic-7b": "pretrained"}
+
+
 def method_preset(name: str, method_type: str | None) -> MethodConfig:
     """The method's own settings for a preset (its defaults scaled by `MethodConfig.preset`)."""
     method_type = method_type or MethodConfig.default_choice_name()
@@ -62,7 +67,7 @@ def method_preset(name: str, method_type: str | None) -> MethodConfig:
     except KeyError:
         raise ConfigError(f"unknown --method.type {method_type!r}; choose one of "
                           f"{sorted(MethodConfig.get_known_choices())}") from None
-    return cls().preset(name)
+    return cls().preset(METHOD_SIZES_OF.get(name, name))
 
 
 def preset_layer(name: str, fields: set[str], method_type: str | None = None) -> dict:

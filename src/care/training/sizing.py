@@ -45,9 +45,9 @@ MARK_BEGIN, MARK_END = "<!-- sizing:begin -->", "<!-- sizing:end -->"
 def method_for(preset: str):
     """CARE's config for a model preset (its decoders sized for it); prismatic-7b takes the
     `pretrained` preset's decoders and frozen target (the same VLM recipe)."""
-    from care.methods.care.configuration_care import CareConfig
+    from care.presets import method_preset
 
-    return CareConfig().preset({"prismatic-7b": "pretrained"}.get(preset, preset))
+    return method_preset(preset, "care")
 
 
 def build_on_meta(cfg: ModelConfig, method=None) -> nn.Module:
