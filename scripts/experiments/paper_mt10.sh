@@ -37,6 +37,8 @@
 #   state    the proprioceptive state as an input (hand xyz and gripper opening)
 #   preN     N pretraining steps (--steps N: N x 32 clips)
 #   video    pretraining on every video (data/mt10, data/mt40, data/mt10_corner2)
+#   actW     latent supervision: an action loss of weight W on z* for the clips of the seed's
+#            5 labelled episodes per task (--method.action-loss-weight W; LAOM's lever)
 #   pseudo   pseudo-labels (`care label`, configs/label/pixel_idm.yaml): an inverse-dynamics model
 #            from pixels, trained on the 5 labelled episodes per task of the seed, labels the other
 #            episodes; fine-tuning then reads every episode (configs/finetune/pseudo_labels.yaml)
@@ -68,7 +70,7 @@ fi
 tokens() { local IFS=+; set -- $1; shift; echo "$@"; }  # care+shift4+pre3000 -> shift4 pre3000
 pretrain_name() {  # the pretraining a run uses: its base and its pretraining tokens
   local name=${1%%+*} t
-  for t in $(tokens "$1"); do case $t in pre[0-9]*|video|fp32) name+="+$t";; esac; done
+  for t in $(tokens "$1"); do case $t in pre[0-9]*|video|fp32|act[0-9]*) name+="+$t";; esac; done
   echo "$name"
 }
 add_ft_changes() {  # add_ft_changes <run>: append the fine-tuning flags of its changes to ft_args
@@ -104,8 +106,8 @@ for run in $RUNS; do  # an unknown run or change stops here, not an hour in
   for t in $(tokens "$run"); do case $t in shift[0-9]*|chunk[0-9]*|ft[0-9]*|state|fp32) ;;
     pseudo) [ "$base" != label_supervised ] || { echo "$run: label_supervised has every label; pseudo-labels apply to the others"; exit 2; };;
     pseudolatent) [ "$base" = care ] || { echo "$run: pseudolatent reads a pretraining's latent, and $base has none"; exit 2; };;
-    pre[0-9]*|video) [ "$base" = care ] || { echo "$run: $t changes a pretraining, and $base has none"; exit 2; };;
-    *) echo "unknown change '$t' in $run (shiftN chunkN ftN state preN video fp32 pseudo pseudolatent)"; exit 2;; esac; done
+    pre[0-9]*|video|act[0-9]*) [ "$base" = care ] || { echo "$run: $t changes a pretraining, and $base has none"; exit 2; };;
+    *) echo "unknown change '$t' in $run (shiftN chunkN ftN state preN video actW fp32 pseudo pseudolatent)"; exit 2;; esac; done
 done
 [ -z "${CHECK:-}" ] || { echo "paper_mt10: runs ok: $RUNS"; exit 0; }
 mkdir -p "$R" "$OUT"
@@ -135,6 +137,7 @@ pretrain() {  # pretrain <run> <seed> -> $R/<run>_s<k>
       for t in $(tokens "$run"); do case $t in
         pre[0-9]*) args+=(--steps "${t#pre}");;
         video) args+=(--extra-datasets "[$D40,$DC2]");;
+        act[0-9]*) args+=(--method.action-loss-weight "${t#act}");;
         fp32) args+=(--mixed-precision fp32);;
       esac; done;;
     lapa|como)

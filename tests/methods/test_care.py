@@ -142,3 +142,46 @@ def test_equal_task_weights_sum_the_losses_and_have_no_log_variances():
     torch.testing.assert_close(out["loss"].detach(), expected)
     out["loss"].backward()
     assert all(p.grad is not None for p in m.point_decoder.parameters())
+
+
+def _with_actions(cfg, labelled, B=3, H=2, A=4, seed=0):
+    b = make_batch(cfg, B=B, seed=seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    b["actions"] = torch.rand(B, H, A, generator=g) * 2 - 1
+    b["action_is_pad"] = torch.zeros(B, H, dtype=torch.bool)
+    b["action_labelled"] = torch.tensor(labelled)
+    return b
+
+
+def test_latent_supervision_is_off_and_costs_nothing_at_weight_zero():
+    """The default (weight 0) builds no action head and reads no action: the loss is the unsupervised one."""
+    cfg, method = micro_configs()
+    torch.manual_seed(0)
+    m = CareModel(cfg, method, tok_for(cfg))
+    assert not hasattr(m, "action_head") and CareModel.action_labels_per_task(method) == 0
+    b = _with_actions(cfg, [True, True, True])
+    plain = {k: v for k, v in b.items() if not k.startswith("action")}
+    torch.testing.assert_close(m(b)["loss"], m(plain)["loss"])
+    assert "loss_action" not in m(b)
+
+
+def test_latent_supervision_adds_the_weighted_action_loss_on_labelled_clips_only():
+    cfg, method = micro_configs(action_loss_weight=0.5, action_dim=4, action_horizon=2, latent_loss_ramp=0)
+    torch.manual_seed(0)
+    m = CareModel(cfg, method, tok_for(cfg))
+    assert CareModel.action_labels_per_task(method) == method.action_episodes_per_task
+    m.set_action_normalizer([-1.0] * 4, [1.0] * 4)
+    b = _with_actions(cfg, [True, False, True])
+    out = m(b)
+    plain = {k: v for k, v in b.items() if not k.startswith("action")}
+    torch.testing.assert_close(out["loss"].detach(), m(plain)["loss"].detach() + 0.5 * out["loss_action"])
+    # the action loss is the head's L1 on the labelled clips: the unlabelled clip's actions do not count
+    changed = dict(b, actions=b["actions"].clone())
+    changed["actions"][1] = 0.9
+    torch.testing.assert_close(m(changed)["loss_action"], out["loss_action"])
+    none = m(dict(b, action_labelled=torch.tensor([False, False, False])))
+    assert float(none["loss_action"]) == 0.0
+    # it trains the latent: z* (the inverse view, the VLM) gets a gradient from the action loss alone
+    m.zero_grad()
+    m.action_loss(b, m.views(b)["z_star"]).backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.vlm.parameters())

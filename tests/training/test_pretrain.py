@@ -206,3 +206,32 @@ def test_pretraining_on_several_datasets_records_each_split_for_the_probes(datas
     held = held_out_episodes(out, other, [0, 1, 2, 3])
     assert held.held_out == sorted(extra["val"]) and sorted(held.trained) == sorted(extra["train"])
     assert held_out_episodes(out, dataset, list(range(6))).held_out == sorted(rec["val"])
+
+
+def test_latent_supervision_reads_only_the_labelled_episodes_actions(dataset, tmp_path, capsys):
+    """`--method.action-loss-weight`: the head's sizes come from the data, the labelled episodes are
+    the fine-tuning's, and every other clip's actions are zeros in the batch."""
+    from care.data.clips import labelled_episodes_per_task
+    from care.data.lerobot import LeRobotDataset
+    from care.training.pretrain import collate_labelled
+
+    out = tmp_path / "sup"
+    rc = main(["pretrain", "--config", str(REPO_ROOT / "configs/pretrain/care_micro.yaml"), "--dataset", str(dataset),
+               "--output-dir", str(out), "--steps", "4", "--log-every", "1", "--save-every", "0", "--seed", "1",
+               "--method.action-loss-weight", "1.0", "--method.action-episodes-per-task", "1"])
+    assert rc == 0
+    method = json.loads((out / "method.json").read_text())
+    assert method["action_dim"] == 4 and method["action_horizon"] == json.loads(
+        (out / "episodes.json").read_text())["frame_interval"]
+    logged = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r for r in logged if r.get("split") == "train"] and all("loss_action" in r for r in logged if r.get("split") == "train")
+    labelled = set(labelled_episodes_per_task(LeRobotDataset(dataset), 1, 1))
+    assert len(labelled) == 2  # one per task
+    from care.data.clips import ClipDataset
+    from care.configs import ClipConfig
+    clips = ClipDataset(dataset, frame_interval=2, clip=ClipConfig(image_size=32))
+    items = [clips[i] for i in range(0, len(clips), 7)]
+    batch = collate_labelled(items, labelled)
+    for it, lab, a in zip(items, batch["action_labelled"], batch["actions"]):
+        assert bool(lab) == (int(it["episode_index"]) in labelled)
+        assert torch.equal(a, it["actions"] if lab else torch.zeros_like(a))

@@ -353,6 +353,14 @@ def split_episodes(ds, val_per_task: int, seed: int = 0) -> tuple[list[int], lis
     return sorted(train), sorted(val)
 
 
+def labelled_episodes_per_task(ds, k: int | None, seed: int, exclude: Iterable[int] = ()) -> list[int]:
+    """The labelled episodes of a few-label run: k successful episodes per task (None: all), chosen
+    by seed (`select_episodes_per_task`; failed episodes, when the dataset records success, are
+    never picked). `care finetune`, `care label` and CARE's latent supervision all read these."""
+    failed = [e for e in ds.episode_indices if ds.episode_meta(e).get("success") is False]
+    return select_episodes_per_task(ds, k, seed, exclude=[*failed, *exclude])
+
+
 def select_episodes_per_task(ds, k: int | None, seed: int = 0, exclude: Iterable[int] = ()) -> list[int]:
     """k episodes per task (None: all), reproducible for a seed; `exclude` (e.g. the val split)
     is never picked. Picks are nested: the k=5 pick is contained in the k=10 pick."""

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from care.configs import PseudoLabelConfig, save_config
-from care.data.clips import select_episodes_per_task
+from care.data.clips import labelled_episodes_per_task
 from care.data.lerobot import LeRobotDataset
 from care.errors import ConfigError, DatasetError
 from care.io import read_json
@@ -34,12 +34,6 @@ from care.labels.write import RECORD_NAME, write_pseudo_labelled
 from care.policy.normalize import fit_action_normalizer
 
 DEFAULT_PIXEL_INTERVAL = 4
-
-
-def labelled_episodes(ds, k: int, seed: int) -> list[int]:
-    """The k successful episodes per task `care finetune --episodes-per-task k --seed seed` trains on."""
-    failed = [e for e in ds.episode_indices if ds.episode_meta(e).get("success") is False]
-    return select_episodes_per_task(ds, k, seed, exclude=failed)
 
 
 def _resize(frames: np.ndarray, size: int) -> np.ndarray:
@@ -100,7 +94,7 @@ def pseudo_label(cfg: PseudoLabelConfig) -> int:
     ds = LeRobotDataset(src)
     if not ds.has_actions:
         raise DatasetError(f"{src}: no `action` feature, so no episode to learn the inverse dynamics from")
-    labelled = labelled_episodes(ds, cfg.episodes_per_task, cfg.seed)
+    labelled = labelled_episodes_per_task(ds, cfg.episodes_per_task, cfg.seed)  # as care finetune's
     others = [e for e in ds.episode_indices if e not in set(labelled)]
     if not others:
         raise ConfigError(f"{src}: every episode is among the {cfg.episodes_per_task} labelled per task; "

@@ -43,6 +43,18 @@ class MethodModel(nn.Module):
         """Whether this method's batches must carry point tracks (checked before training)."""
         return False
 
+    @classmethod
+    def action_labels_per_task(cls, method: MethodConfig) -> int:
+        """Labelled episodes per task whose actions this method's pretraining reads (0: none, the
+        default: pretraining reads no action). The pretraining then serves `actions` and
+        `action_labelled` for the clips of exactly the episodes `care finetune
+        --episodes-per-task k --seed s` trains on, zeros for every other clip."""
+        return 0
+
+    def set_action_normalizer(self, low, high) -> None:
+        """The labelled actions' per-dimension q01/q99 (fine-tuning's normalisation), before
+        training, for a method whose `action_labels_per_task` is > 0."""
+
     def prepare_training(self, batch: dict) -> dict[str, float]:
         """Once before the first step, on the same batch in every process; returns what to
         store with checkpoints (e.g. CARE's baseline losses)."""

@@ -70,14 +70,14 @@ def labelled_episodes(ds, k: int | None, seed: int, val_per_task: int = 0) -> tu
     validation ones), chosen reproducibly by seed, and `val_per_task` more per task that are never
     trained on. With k given, the training episodes are exactly those of `select_episodes_per_task`
     (validation is chosen from what is left), so adding validation changes no training run."""
-    from care.data.clips import select_episodes_per_task
+    from care.data.clips import labelled_episodes_per_task
 
     failed = [e for e in ds.episode_indices if ds.episode_meta(e).get("success") is False]
     if k is None:  # label-supervised: hold the validation episodes out first
         val = _validation_episodes(ds, val_per_task, seed + 1, exclude=failed)
-        episodes = select_episodes_per_task(ds, None, seed, exclude=failed + val)
+        episodes = labelled_episodes_per_task(ds, None, seed, exclude=val)
     else:
-        episodes = select_episodes_per_task(ds, k, seed, exclude=failed)
+        episodes = labelled_episodes_per_task(ds, k, seed)
         val = _validation_episodes(ds, val_per_task, seed + 1, exclude=failed + episodes)
     if not episodes:
         raise DatasetError(f"{ds.root}: no successful labelled episodes to fine-tune on")

@@ -55,6 +55,18 @@ def collate_pretrain(items: list[dict]) -> dict:
     return collate_clips([{k: v for k, v in it.items() if k not in LABEL_KEYS} for it in items])
 
 
+def collate_labelled(items: list[dict], labelled: set[int]) -> dict:
+    """A pretraining batch whose clips of `labelled` episodes carry their actions (`actions`,
+    `action_is_pad`, `action_labelled` True); every other clip's actions are zeros and
+    `action_labelled` False, so no other episode's action reaches the model."""
+    batch = collate_pretrain(items)
+    is_labelled = torch.tensor([int(it["episode_index"]) in labelled for it in items])
+    actions = torch.stack([it["actions"] for it in items]) * is_labelled[:, None, None]
+    batch.update(actions=actions, action_is_pad=torch.stack([it["action_is_pad"] for it in items]),
+                 action_labelled=is_labelled)
+    return batch
+
+
 def build_datasets(cfg: PretrainConfig, needs_tracks: bool = False):
     """(train, val) ClipDatasets on a held-out split of episodes (split_episodes, by task); with
     `cfg.extra_datasets`, ConcatClips of every dataset's split."""
@@ -152,26 +164,63 @@ def pretrain(cfg: PretrainConfig) -> int:
         save_config(cfg, out)
     model_cls = model_class(cfg.method)
     train_ds, val_ds = build_datasets(cfg, needs_tracks=model_cls.requires_tracks(cfg.method))
+    labels = action_labels(cfg, model_cls.action_labels_per_task(cfg.method))
+    if labels is not None:  # the method reads a few episodes' actions: its head's sizes are the data's
+        cfg.method = dataclasses.replace(cfg.method, action_dim=labels["dim"], action_horizon=cfg.frame_interval)
+        if acc.is_main_process:
+            save_config(cfg, out)
     tokenizer = load_or_train_tokenizer(cfg, train_ds, acc)
     acc.wait_for_everyone()
     model = model_cls(cfg.model, cfg.method, tokenizer)
-    run_pretraining(cfg, model, train_ds, val_ds, acc)
+    if labels is not None:
+        model.set_action_normalizer(labels["normalizer"].low, labels["normalizer"].high)
+    run_pretraining(cfg, model, train_ds, val_ds, acc, labelled=labels["episodes"] if labels else None)
     return 0
 
 
-def run_pretraining(cfg: PretrainConfig, model, train_ds, val_ds, acc, stage: str = "pretrain") -> dict:
+def action_labels(cfg: PretrainConfig, k: int) -> dict | None:
+    """For a method that reads k labelled episodes per task (MethodModel.action_labels_per_task):
+    exactly the episodes `care finetune --episodes-per-task k --seed <this seed>` trains on, and
+    the normaliser of their actions; None when k is 0 (pretraining reads no action)."""
+    if k <= 0:
+        return None
+    from care.data.clips import labelled_episodes_per_task
+    from care.data.lerobot import LeRobotDataset
+    from care.policy.normalize import fit_action_normalizer
+
+    if cfg.extra_datasets:
+        raise ConfigError("latent supervision reads the labelled episodes of --dataset alone; it does not combine "
+                          "with --extra-datasets (drop them, or set the action-loss weight to 0)")
+    ds = LeRobotDataset(Path(cfg.dataset))
+    if not ds.has_actions:
+        raise DatasetError(f"{cfg.dataset}: latent supervision needs the actions of {k} episodes per task, and this "
+                           "dataset has no `action` feature (set the action-loss weight to 0)")
+    episodes = labelled_episodes_per_task(ds, k, cfg.seed)
+    actions = [ds.episode_actions(e) for e in episodes]
+    for e, a in zip(episodes, actions):
+        if not np.isfinite(a).all():
+            raise DatasetError(f"{cfg.dataset}: episode {e}, frame {int(np.argwhere(~np.isfinite(a))[0, 0])}: a "
+                               f"non-finite action (`care dataset validate {cfg.dataset}` lists every one)")
+    return {"episodes": set(episodes), "dim": int(actions[0].shape[1]), "normalizer": fit_action_normalizer(actions)}
+
+
+def run_pretraining(cfg: PretrainConfig, model, train_ds, val_ds, acc, stage: str = "pretrain",
+                    labelled: set[int] | None = None) -> dict:
     """Pretraining (stage "pretrain") or stage 1 (stage "lam") of `model` on given datasets (the
-    unit tests call it with micro ones); returns the last validation's metrics."""
-    return train(PretrainRun(cfg, model, train_ds, val_ds, acc, stage), acc) or {}
+    unit tests call it with micro ones); returns the last validation's metrics. `labelled`: the
+    episodes whose clips carry their actions (latent supervision; None: no clip does)."""
+    return train(PretrainRun(cfg, model, train_ds, val_ds, acc, stage, labelled), acc) or {}
 
 
 class PretrainRun(TrainingRun):
     """A method's model (care.methods.model.MethodModel) on clips without labels: its `forward`
     is the step, its hooks the rest; validation is its held-out `diagnostics`."""
 
-    def __init__(self, cfg: PretrainConfig, model, train_ds, val_ds, acc, stage: str = "pretrain"):
+    def __init__(self, cfg: PretrainConfig, model, train_ds, val_ds, acc, stage: str = "pretrain",
+                 labelled: set[int] | None = None):
         super().__init__(cfg, model, train_ds)
         self.name, self.val_ds, self.baselines = stage, val_ds, {}
+        self.labelled = labelled
         self.n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
         self.val_index = _val_batches(val_ds, cfg.batch_size, cfg.val_batches)
         self.val_path = self.out / "val_metrics.json"
@@ -181,7 +230,7 @@ class PretrainRun(TrainingRun):
                               episodes_record(train_ds, val_ds, cfg.frame_interval, stage), indent=2)
 
     def collate(self, items: list[dict]) -> dict:
-        return collate_pretrain(items)
+        return collate_pretrain(items) if self.labelled is None else collate_labelled(items, self.labelled)
 
     def setup(self, model, first_batch) -> None:
         if first_batch is not None:  # the uncertainty weights, codebook, target statistics... (same in every process)

@@ -38,6 +38,16 @@ class CareConfig(MethodConfig):
             1.0 (3.43 vs 3.37 px): hence 0.1.
         latent_loss_delay, latent_loss_ramp: the weight is 0 for `delay` optimiser steps, then
             rises linearly to `latent_loss_weight` over `ramp` steps.
+    Latent supervision (LAOM, Nikulin et al. 2025; beyond the paper, off by default):
+        action_loss_weight: weight of an L1 action loss on the labelled clips: a small head reads
+            z* (the inverse view) and predicts the n actions a_t..a_{t+n-1} in fine-tuning's
+            normalised units, so a few labels steer what the latent encodes. 0: off (no head,
+            no action read).
+        action_episodes_per_task: the labelled episodes per task whose clips carry actions:
+            exactly the ones `care finetune --episodes-per-task k --seed s` trains on (the
+            pretraining's --seed); every other clip is label-free.
+        action_dim, action_horizon: the head's sizes, set by `care pretrain` from the dataset
+            and --frame-interval when the weight is > 0 (0: no head).
     Optimiser:
         log_var_lr: learning rate of the uncertainty weights s = log σ² (their own AdamW group, no
             weight decay, the schedule's shape; docs/DESIGN.md §3: at the base rate they barely moved).
@@ -46,7 +56,8 @@ class CareConfig(MethodConfig):
 
     modeling: ClassVar[str] = "care.methods.care.modeling_care:CareModel"
     non_architectural: ClassVar[frozenset[str]] = frozenset(
-        {"ema_decay", "latent_loss_weight", "latent_loss_delay", "latent_loss_ramp", "log_var_lr"})
+        {"ema_decay", "latent_loss_weight", "latent_loss_delay", "latent_loss_ramp", "log_var_lr",
+         "action_loss_weight", "action_episodes_per_task"})
 
     # --- decoders ---
     decoder_width: int = 128
@@ -64,6 +75,11 @@ class CareConfig(MethodConfig):
     latent_loss_weight: float = 0.1  # 1.0 cost the inverse view 0.61 -> 0.69 EPE ratio (docs/DESIGN.md §3 trap)
     latent_loss_delay: int = 0
     latent_loss_ramp: int = 300
+    # --- latent supervision (off by default) ---
+    action_loss_weight: float = 0.0
+    action_episodes_per_task: int = 5
+    action_dim: int = 0
+    action_horizon: int = 0
     # --- optimiser ---
     log_var_lr: float = 5e-3
 
@@ -76,6 +92,9 @@ class CareConfig(MethodConfig):
             raise ValueError(f"point_bins must be >= 2, got {self.point_bins}")
         if not 0.0 < self.point_max_disp <= 1.0:
             raise ValueError(f"point_max_disp is a fraction of the image side in (0, 1], got {self.point_max_disp}")
+        if self.action_loss_weight < 0 or self.action_episodes_per_task < 1:
+            raise ValueError(f"action_loss_weight must be >= 0 and action_episodes_per_task >= 1, got "
+                             f"{self.action_loss_weight}, {self.action_episodes_per_task}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 

@@ -19,6 +19,7 @@ import copy
 import math
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from care.configs import ModelConfig
@@ -54,6 +55,12 @@ class CareModel(PretrainedModel):
             self.tasks["point"] = "softmax" if method.point_mode == "classification" else "gaussian"
         # "equal" weighting has no log-variances at all (no parameter without a gradient for DDP)
         self.uwl = UncertaintyWeighting(self.tasks if method.task_weighting == "uncertainty" else {})
+        if method.action_dim > 0:  # latent supervision (LAOM): z* -> the n actions of the clip
+            zdim = cfg.num_latents * cfg.latent_dim
+            self.action_head = nn.Sequential(nn.LayerNorm(zdim), nn.Linear(zdim, method.decoder_width), nn.GELU(),
+                                             nn.Linear(method.decoder_width, method.action_horizon * method.action_dim))
+            self.register_buffer("action_low", -torch.ones(method.action_dim))
+            self.register_buffer("action_high", torch.ones(method.action_dim))
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))  # optimiser steps taken
         if cfg.freeze_vision:
             self.vlm.vision.requires_grad_(False)
@@ -123,10 +130,34 @@ class CareModel(PretrainedModel):
         task_loss = self.uwl(losses) if self.method.task_weighting == "uncertainty" else sum(losses.values())
         loss = task_loss + w * latent
         logs = {f"loss_{k}": l.detach() for k, l in losses.items()}
+        if self.method.action_loss_weight > 0 and "action_labelled" in batch:
+            action = self.action_loss(batch, v["z_star"])
+            loss = loss + self.method.action_loss_weight * action
+            logs["loss_action"] = action.detach()
         logs.update({f"log_var_{k}": s.detach().clone() for k, s in self.uwl.log_vars.items()})  # at forward time
         logs["loss_latent"] = latent.detach()
         logs["latent_weight"] = torch.tensor(w)
         return {"loss": loss, **logs}
+
+    def action_loss(self, batch: dict, z: torch.Tensor) -> torch.Tensor:
+        """L1 between the head's actions from z* and the labelled clips' actions, normalised to
+        [-1, 1] by the labelled q01/q99 (as fine-tuning does); padded steps and label-free clips
+        count for nothing (0 when the batch has no labelled clip)."""
+        B = z.shape[0]
+        pred = self.action_head(z.float().reshape(B, -1)).view(B, self.method.action_horizon, self.method.action_dim)
+        low, high = self.action_low, self.action_high
+        target = (2 * (batch["actions"].float() - low) / (high - low).clamp_min(1e-6) - 1).clamp(-1, 1)
+        mask = batch["action_labelled"].float()[:, None] * (~batch["action_is_pad"]).float()  # (B, H)
+        err = (pred - target).abs().mean(-1)  # (B, H)
+        return (err * mask).sum() / mask.sum().clamp_min(1.0)
+
+    @classmethod
+    def action_labels_per_task(cls, method: CareConfig) -> int:
+        return method.action_episodes_per_task if method.action_loss_weight > 0 else 0
+
+    def set_action_normalizer(self, low, high) -> None:
+        self.action_low.copy_(torch.as_tensor(low, dtype=torch.float32))
+        self.action_high.copy_(torch.as_tensor(high, dtype=torch.float32))
 
     @torch.no_grad()
     def init_log_vars(self, batch: dict) -> dict[str, float]:
