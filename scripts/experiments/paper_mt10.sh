@@ -44,6 +44,8 @@
 #            episodes; fine-tuning then reads every episode (configs/finetune/pseudo_labels.yaml)
 #   pseudolatent  the same with the IDM on the pretraining's latent z(o_t, o_t+n)
 #            (configs/label/latent_idm.yaml; care runs only)
+#   labelsK  K labelled episodes per task instead of 5 (fine-tuning, and the pseudo-labels' IDM):
+#            the label-efficiency curve (the picks are nested: the 5 are among the 10)
 #   fp32     training in fp32 (--mixed-precision fp32: fine-tuning, and the pretraining if any)
 #            whatever `auto` picks on this CPU: the precision reference beside runs trained in
 #            bf16 on other machines (no_pretrain+fp32 beside no_pretrain)
@@ -81,19 +83,25 @@ add_ft_changes() {  # add_ft_changes <run>: append the fine-tuning flags of its 
     ft[0-9]*) ft_args+=(--steps "${t#ft}");;
     state) ft_args+=(--state.enabled true --state.names "[hand_x,hand_y,hand_z,gripper_opening]");;
     fp32) ft_args+=(--mixed-precision fp32);;
+    labels[0-9]*) ft_args+=(--episodes-per-task "${t#labels}");;
     pseudo|pseudolatent) ft_args[1]=configs/finetune/pseudo_labels.yaml;;
   esac; done
 }
 pseudo_data() {  # pseudo_data <run> <seed> <pretraining dir or ""> -> the dataset its fine-tuning reads
-  local t kind=""
-  for t in $(tokens "$1"); do case $t in pseudo) kind=pixel;; pseudolatent) kind=latent;; esac; done
+  local t kind="" k=5
+  for t in $(tokens "$1"); do case $t in pseudo) kind=pixel;; pseudolatent) kind=latent;; labels[0-9]*) k=${t#labels};; esac; done
   [ -n "$kind" ] || { echo "$D"; return; }
-  local out="$R/pseudo_${kind}${3:+_$(basename "$3")}_s$2"
+  local out="$R/pseudo_${kind}"  # pixel labels depend on the seed and K alone, latent ones on the pretraining too
+  [ "$kind" = latent ] && out+="_$(basename "$3")"
+  [ "$k" = 5 ] || out+="_labels$k"
+  out+="_s$2"
   if [ ! -f "$out/meta/info.json" ]; then
     if [ "$kind" = latent ]; then
-      $CARE label --config configs/label/latent_idm.yaml --idm.pretrained "$3" --dataset "$D" --seed "$2" --output-dir "$out" >&2
+      $CARE label --config configs/label/latent_idm.yaml --idm.pretrained "$3" --dataset "$D" --seed "$2" \
+          --episodes-per-task "$k" --output-dir "$out" >&2
     else
-      $CARE label --config configs/label/pixel_idm.yaml --dataset "$D" --seed "$2" --output-dir "$out" >&2
+      $CARE label --config configs/label/pixel_idm.yaml --dataset "$D" --seed "$2" --episodes-per-task "$k" \
+          --output-dir "$out" >&2
     fi
   fi
   echo "$out"
@@ -103,11 +111,11 @@ for run in $RUNS; do  # an unknown run or change stops here, not an hour in
   case " $ALL_RUNS " in *" $base "*) ;; *) echo "unknown run: $run (runs: $ALL_RUNS, or <base>+<changes>)"; exit 2;; esac
   [ "$run" = "$base" ] && continue
   case $base in care|no_pretrain|label_supervised) ;; *) echo "$run: changes apply to care, no_pretrain or label_supervised"; exit 2;; esac
-  for t in $(tokens "$run"); do case $t in shift[0-9]*|chunk[0-9]*|ft[0-9]*|state|fp32) ;;
+  for t in $(tokens "$run"); do case $t in shift[0-9]*|chunk[0-9]*|ft[0-9]*|state|fp32|labels[0-9]*) ;;
     pseudo) [ "$base" != label_supervised ] || { echo "$run: label_supervised has every label; pseudo-labels apply to the others"; exit 2; };;
     pseudolatent) [ "$base" = care ] || { echo "$run: pseudolatent reads a pretraining's latent, and $base has none"; exit 2; };;
     pre[0-9]*|video|act[0-9]*) [ "$base" = care ] || { echo "$run: $t changes a pretraining, and $base has none"; exit 2; };;
-    *) echo "unknown change '$t' in $run (shiftN chunkN ftN state preN video actW fp32 pseudo pseudolatent)"; exit 2;; esac; done
+    *) echo "unknown change '$t' in $run (shiftN chunkN ftN state preN video actW labelsK fp32 pseudo pseudolatent)"; exit 2;; esac; done
 done
 [ -z "${CHECK:-}" ] || { echo "paper_mt10: runs ok: $RUNS"; exit 0; }
 mkdir -p "$R" "$OUT"
