@@ -819,7 +819,7 @@ def make_plots(cfg: ReportConfig, res: Results, out: Path) -> dict[str, str]:
                 ax.axvline(s["mean"], color=c, ls=style, label=f"{label(cfg, run)}, {prec}{seeds}: mean")
         if lines:
             _legend_below(ax, fig, 2)
-        ax.set_title(title, fontsize=10)
+        fig.suptitle(title, fontsize=10)  # over the whole figure: long row names leave the axes narrow
         return save_figure(fig, path).name
 
     made = {}
@@ -848,8 +848,8 @@ def make_plots(cfg: ReportConfig, res: Results, out: Path) -> dict[str, str]:
                                out / "success_vs_video.png", [(ref, "--", "C3")])
     recipes = [r for r in cfg.recipes if res.get("eval", r)]
     if recipes:
-        made["recipes"] = ladder(recipes, "C4", "The few-label recipe, one change per row (whisker: 95% two-level "
-                                 "interval)", out / "recipes.png",
+        made["recipes"] = ladder(recipes, "C4", "The few-label recipe, one change per row\n(whisker: 95% two-level "
+                                 "interval; dots: seeds)", out / "recipes.png",
                                  [(recipes[0], "--", "C3"), (cfg.ceiling, ":", "C0")] if cfg.ceiling else
                                  [(recipes[0], "--", "C3")])
     return made
