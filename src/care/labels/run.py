@@ -136,20 +136,22 @@ def pseudo_label(cfg: PseudoLabelConfig) -> int:
                    cfg.seed, progress)
     train_s = time.time() - t0
 
+    def label(x: tuple[torch.Tensor, ...], T: int) -> np.ndarray:
+        """An episode's (T, A) actions: the mean of the n predicted chunks that cover each one."""
+        chunks = I.predict(model, tuple(t.to(cfg.device) for t in x)).cpu().numpy().astype(np.float64)
+        return I.average_chunks(norm.unnormalize(chunks))[:T]
+
     inferred, trues, preds = {}, [], []
     for i, e in enumerate(others):
-        x = tuple(t.to(cfg.device) for t in feats.episode(e))
-        chunks = norm.unnormalize(I.predict(model, x).cpu().numpy().astype(np.float64))
-        inferred[e] = I.average_chunks(chunks)[: len(actions[e])]
+        inferred[e] = label(feats.episode(e), len(actions[e]))
         if np.isfinite(actions[e]).all():
             trues.append(actions[e])
             preds.append(inferred[e])
         if (i + 1) % 20 == 0:
             print(f"care label: labelled {i + 1}/{len(others)} episodes ({time.time() - start:.0f} s)")
     mean_action = np.concatenate([actions[e] for e in labelled]).mean(0)
-    train_pred = np.concatenate([I.average_chunks(norm.unnormalize(I.predict(model, tuple(
-        t.to(cfg.device) for t in feats.episode(e))).cpu().numpy().astype(np.float64)))[: len(actions[e])]
-        for e in labelled])
+    # the labelled episodes' inputs were decoded once, for training: read them again from memory
+    train_pred = np.concatenate([label(x, len(actions[e])) for x, e in zip(x_train, labelled)])
     record = {
         "source": str(src), "seed": cfg.seed, "episodes_per_task": cfg.episodes_per_task,
         "labelled_episodes": labelled, "inferred_episodes": sorted(inferred),
