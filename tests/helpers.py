@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 
 from pathlib import Path
 
@@ -210,3 +211,21 @@ def make_batch(cfg, B=3, N=5, seed=0):
         "future_tracks": tracks + torch.randn(B, N, 2, generator=g) * 2,
         "visible": torch.rand(B, N, generator=g) > 0.2,
     }
+
+
+def eval_info(successes: dict[str, list[bool]], seed0=1000, max_steps=200) -> dict:
+    """A `care eval` eval_info.json: task -> the successes of its episodes (env seeds seed0+)."""
+    per_task = [{"task": t, "pc_success": 100.0 * sum(s) / len(s), "successes": s, "n_episodes": len(s),
+                 "seeds": list(range(seed0, seed0 + len(s)))} for t, s in successes.items()]
+    all_ = [x for s in successes.values() for x in s]
+    return {"per_task": per_task, "overall": {"pc_success": 100.0 * sum(all_) / len(all_), "n_episodes": len(all_)},
+            "config": {"max_steps": max_steps}}
+
+
+def write_result(root, run: str, seed: int, name: str, obj) -> Path:
+    """<root>/<run>/s<seed>/<name>: `obj` as JSON, or as is if text (a committed result file of
+    `care report`)."""
+    d = Path(root) / run / f"s{seed}"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / name).write_text(obj if isinstance(obj, str) else json.dumps(obj))
+    return d / name

@@ -968,6 +968,51 @@ class ReportBenchmark:
 
 
 @dataclass
+class ReportCurve:
+    """A curve on the report page (`curves:` in a report config): success against one quantity
+    (labelled episodes per task, episodes of video), one line per series, as a table and a plot.
+
+    Args:
+        name: short name; also the `notes:` section of its paragraph.
+        title: the section's heading.
+        x_label: what x is, e.g. "labelled episodes per task".
+        series: legend label -> {x: run}. x is a number, or "all" for a run that fine-tuned on
+            every training episode (its x is read from its policy_config.json: training episodes
+            per task, mean over seeds).
+        compare: orderings "A > B" over series labels, tested at every x both series have (paired
+            over the seeds both runs have, two-level interval, the usual verdict words).
+        min_seeds: a point with fewer seeds is drawn hollow and marked in the table.
+        log_x: plot x on a log scale.
+    """
+
+    name: str = ""
+    title: str = ""
+    x_label: str = "x"
+    series: dict[str, dict[str, str]] = field(default_factory=dict)
+    compare: list[str] = field(default_factory=list)
+    min_seeds: int = 3
+    log_x: bool = True
+
+    def __post_init__(self):
+        if not self.name or not self.title or not self.series:
+            raise ValueError(f"report curve {self.name!r}: name, title and series are required")
+        for label, points in self.series.items():
+            for x in points:
+                if str(x) != "all":
+                    try:
+                        if float(x) <= 0 and self.log_x:
+                            raise ValueError
+                    except ValueError:
+                        raise ValueError(f"curve {self.name!r}, series {label!r}: x {x!r} is not a positive number "
+                                         "or 'all'") from None
+        for claim in self.compare:
+            a, sep, b = (t.strip() for t in claim.partition(">"))
+            if not sep or a not in self.series or b not in self.series:
+                raise ValueError(f"curve {self.name!r}: compare {claim!r} is not 'A > B' over its series "
+                                 f"({', '.join(self.series)})")
+
+
+@dataclass
 class ReportConfig:
     """`care report`: the paper's tables on our benchmark, rebuilt from committed result files.
 
@@ -986,6 +1031,9 @@ class ReportConfig:
         title: the page's heading.
         results: the committed results folder.
         seeds: the pipeline seeds every run is expected to have.
+        more_seeds: further pipeline seeds some runs have (a comparison measured beyond `seeds`):
+            read where they exist, never listed as missing; every row and every pairing uses all
+            the seeds its run(s) have.
         tasks, episodes_per_task, eval_seed, max_steps: the evaluation protocol every
             eval_info.json must have used (tasks: a suite name or comma-separated env names).
         reference: the run every success is paired with (seed k with seed k): no pretraining.
@@ -1017,6 +1065,8 @@ class ReportConfig:
             "Δ vs reference" columns (default: `reference` for every precision).
         summary: the runs of the short results table written beside the page (summary.md, the
             README's table), in row order.
+        curves: beyond the paper, success against a quantity (ReportCurve: label efficiency,
+            video scaling), each a table, a plot and its `notes:` paragraph (section = its name).
         allow_missing: build from the seeds every run of the page has (the page lists them)
             instead of the configured seeds when some are missing.
         output_dir: receives README.md and the PNG plots.
@@ -1026,6 +1076,7 @@ class ReportConfig:
     title: str = "CARE on Meta-World MT10: the paper's tables"
     results: Path = Path("results/paper_mt10")
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    more_seeds: list[int] = field(default_factory=list)
     tasks: str = "MT10"
     episodes_per_task: int = 20
     eval_seed: int = 1000

@@ -175,3 +175,21 @@ def test_spread_names_the_task_by_seed_interaction(tmp_path):
     inter, episode_part = (float(c) for c in row.split("|")[6:8])
     assert inter > 5 * episode_part  # the policy, not the episodes, moves a task's success
     assert "explained by the task" in out and "shuffled within task" in out
+
+
+def test_ratio_interval_of_two_runs():
+    from care.evaluation.stats import ratio_interval
+
+    def runs(seeds: int, won: int, episodes: int = 10) -> np.ndarray:
+        """(seeds, 2 tasks, episodes): `won` of every 10 episodes of every (seed, task) succeed."""
+        x = np.zeros((seeds, 2, episodes))
+        x[..., : won * episodes // 10] = 1.0
+        return x
+
+    # 40% against 80%: the ratio is 0.5; the seeds agree, so only the episodes vary
+    r = ratio_interval(runs(2, 4), runs(3, 8))
+    assert r["ratio"] == pytest.approx(0.5) and (r["n_num"], r["n_den"]) == (2, 3)
+    assert r["low"] < 0.5 < r["high"] and r["high"] - r["low"] > 0.2
+    # the same fractions with 100x the episodes: the interval narrows around 0.5
+    rb = ratio_interval(runs(2, 4, 1000), runs(3, 8, 1000))
+    assert rb["low"] < 0.5 < rb["high"] and rb["high"] - rb["low"] < (r["high"] - r["low"]) / 5

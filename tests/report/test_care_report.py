@@ -14,25 +14,12 @@ import pytest
 from care.cli import main, parse_config
 from care.configs import ReportConfig
 from care.errors import ConfigError
+from helpers import eval_info, write_result as write
 from care.report.build import (
-    compare_success, load_results, metric, paired, report, success_interval, summary, verdict,
+    compare_success, fraction_of, goal_word, load_results, metric, needed, paired, report, success_interval, summary, verdict,
 )
 
 TASKS = ["reach-v3", "drawer-close-v3"]
-
-
-def eval_info(successes: dict[str, list[bool]], seed0=1000, max_steps=200) -> dict:
-    per_task = [{"task": t, "pc_success": 100.0 * sum(s) / len(s), "successes": s,
-                 "seeds": list(range(seed0, seed0 + len(s)))} for t, s in successes.items()]
-    all_ = [x for s in successes.values() for x in s]
-    return {"per_task": per_task, "overall": {"pc_success": 100.0 * sum(all_) / len(all_), "n_episodes": len(all_)},
-            "config": {"max_steps": max_steps}}
-
-
-def write(root: Path, run: str, seed: int, name: str, obj: dict) -> None:
-    d = root / run / f"s{seed}"
-    d.mkdir(parents=True, exist_ok=True)
-    (d / name).write_text(json.dumps(obj))
 
 
 SETTINGS = {"frame_interval": 8, "lp": {"epochs": 2000}}
@@ -290,9 +277,14 @@ def test_the_committed_results_rebuild_the_page(tmp_path):
     page = (tmp_path / "README.md").read_text()
     for b in cfg.benchmarks:
         assert f"## Tab. 1 on {b.title}" in page
-    # every committed evaluation shows up in its table as its seed's value
+    # every committed evaluation shows up in its table as its seed's value; a run only on a curve
+    # shows as its mean with its seed count
+    curve_only = {r for c in cfg.curves for p in c.series.values() for r in p.values()} - set(needed(cfg)["eval"])
     for r in (res, *res.benchmarks.values()):
         for run, by_seed in r.files.get("eval", {}).items():
+            if run in curve_only:
+                assert f"{success_interval(r, run)['mean']:.1f} [" in page and f"] ({len(by_seed)})" in page, run
+                continue
             for seed, info in by_seed.items():
                 assert f"{info['overall']['pc_success']:.1f}" in page, (run, seed)
 
@@ -324,9 +316,24 @@ def test_the_recipe_ladder_pairs_each_change_with_its_base_and_the_ceiling(resul
     # + chunk 8 is paired with CARE on seeds 0 and 1: 25 - 50, 25 - 75
     assert "CARE: -37.5 [" in rows["+ chunk 8"]
     assert rows["+ luck"].rstrip().endswith("| 100% (of s0,1,2) |")
-    assert "Best recipe so far: + shift, 92% of LS's unknown seed(s) 0, 1, 2 (100.0%) — goal **reached** (on the " \
-           "means; rows with all 3 seeds)" in page and "at least 90% of LS's success" in page
+    # the goal is read on the fraction's interval: LS wins every episode, so only + shift's seeds and
+    # episodes vary; 91.7% on the mean, with an interval that reaches below 90% at 3 seeds
+    f = fraction_of(res, "care_shift", "label_supervised", "test")
+    assert f["ratio"] == pytest.approx(11 / 12) and f["low"] < 0.9 < f["high"]
+    assert (f"Best recipe so far: + shift over 3 seeds, 92% [{100 * f['low']:.0f}, {100 * f['high']:.0f}] of LS's "
+            "unknown seed(s) 0, 1, 2 (100.0%) — goal **reached on the mean, not separated from 90% (n=3 seeds)**") in page
+    assert "at least 90% of LS's success" in page
     assert (tmp_path / "page" / "recipes.png").stat().st_size > 1000
     assert "results/care_chunk/s2/eval_info.json" in page.replace(str(results.parent) + "/", "")
     with pytest.raises(ValueError, match="recipe_base names run"):
         config(results, tmp_path, recipes=["care"], recipe_base={"other": "care"})
+
+
+def test_goal_words_read_the_fractions_interval():
+    five, three = {"seeds": [0, 1, 2, 3, 4]}, {"seeds": [0, 1, 2]}
+    assert goal_word({**five, "ratio": 0.95, "low": 0.91, "high": 0.99}, 0.9) == "reached"
+    assert goal_word({**three, "ratio": 0.95, "low": 0.91, "high": 0.99}, 0.9) == \
+        "reached on the interval, but too few seeds (n=3)"
+    assert goal_word({**five, "ratio": 0.8, "low": 0.75, "high": 0.85}, 0.9) == "not reached"
+    assert goal_word({**five, "ratio": 0.88, "low": 0.8, "high": 0.95}, 0.9) == \
+        "not reached on the mean, not separated from 90% (n=5 seeds)"

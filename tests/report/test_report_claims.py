@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import eval_info as _eval, write_result as _write
 from care.cli import main, parse_config
 from care.configs import ReportConfig
 from care.errors import ConfigError
@@ -102,20 +103,6 @@ def test_a_note_naming_a_quantity_the_files_cannot_give_fails(tmp_path, note, qu
     with pytest.raises(ConfigError) as e:
         build_page(cfg, load_results(cfg), {})
     assert "notes.methods" in str(e.value) and quantity in str(e.value) and why in str(e.value)
-
-
-def _eval(succ: dict[str, list[bool]]) -> dict:
-    per = [{"task": t, "pc_success": 100.0 * sum(s) / len(s), "successes": s, "n_episodes": len(s),
-            "seeds": list(range(1000, 1000 + len(s)))} for t, s in succ.items()]
-    flat = [x for s in succ.values() for x in s]
-    return {"per_task": per, "overall": {"pc_success": 100.0 * sum(flat) / len(flat)}, "config": {"max_steps": 200}}
-
-
-def _write(root: Path, run: str, seed: int, name: str, obj) -> Path:
-    d = root / run / f"s{seed}"
-    d.mkdir(parents=True, exist_ok=True)
-    (d / name).write_text(obj if isinstance(obj, str) else json.dumps(obj))
-    return d / name
 
 
 def _toy(root: Path, precisions: dict[str, str | None], seeds=(0, 1, 2)) -> dict[str, list[Path]]:

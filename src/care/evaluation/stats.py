@@ -115,18 +115,40 @@ def two_level_bootstrap(x: np.ndarray, resamples: int = RESAMPLES, seed: int = R
     difference) or {0, 1} (one run's successes), and its percentile interval from resampling
     seeds, then episodes within each task of each drawn seed (module docstring)."""
     x = np.asarray(x, dtype=np.float64)
+    means = bootstrap_means(x, resamples, np.random.default_rng(seed))
+    S, T, E = x.shape
+    lo, hi = np.percentile(means, [50 * (1 - level), 50 * (1 + level)])
+    return {"mean": float(100.0 * x.mean()), "low": float(lo), "high": float(hi), "level": level,
+            "resamples": int(resamples), "rng_seed": int(seed), "n_seeds": S, "tasks": T, "episodes_per_task": E}
+
+
+def bootstrap_means(x: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """The two-level bootstrap's draws of the mean (points), shape (resamples,): seeds drawn with
+    replacement, then each drawn (seed, task)'s episodes drawn again."""
     if x.ndim != 3 or x.size == 0:
         raise ValueError(f"expected a (seeds, tasks, episodes) array, got shape {x.shape}")
     S, T, E = x.shape
     # per (seed, task): the fractions of +1, -1 and 0 outcomes
     p = np.stack([(x == 1).mean(-1), (x == -1).mean(-1), (x == 0).mean(-1)], axis=-1)  # (S, T, 3)
-    rng = np.random.default_rng(seed)
     pick = rng.integers(0, S, size=(resamples, S))  # the seeds of each resample
     counts = rng.multinomial(E, p[pick])  # (R, S, T, 3): each drawn (seed, task)'s episodes again
-    means = 100.0 * (counts[..., 0] - counts[..., 1]).mean(axis=(1, 2)) / E  # (R,)
-    lo, hi = np.percentile(means, [50 * (1 - level), 50 * (1 + level)])
-    return {"mean": float(100.0 * x.mean()), "low": float(lo), "high": float(hi), "level": level,
-            "resamples": int(resamples), "rng_seed": int(seed), "n_seeds": S, "tasks": T, "episodes_per_task": E}
+    return 100.0 * (counts[..., 0] - counts[..., 1]).mean(axis=(1, 2)) / E
+
+
+def ratio_interval(num: np.ndarray, den: np.ndarray, resamples: int = RESAMPLES, seed: int = RNG_SEED,
+                   level: float = LEVEL) -> dict:
+    """One run's success as a fraction of another's (e.g. of the label-supervised ceiling), with
+    a percentile interval: each run's (seeds, tasks, episodes) successes resampled on their own
+    two levels (the runs are different pipelines, so not paired), the ratio of each draw's means."""
+    rng = np.random.default_rng(seed)
+    a = bootstrap_means(np.asarray(num, dtype=np.float64), resamples, rng)
+    b = bootstrap_means(np.asarray(den, dtype=np.float64), resamples, rng)
+    ok = b > 0
+    r = a[ok] / b[ok]
+    lo, hi = np.percentile(r, [50 * (1 - level), 50 * (1 + level)]) if ok.any() else (math.nan, math.nan)
+    mean_den = float(np.mean(den))
+    return {"ratio": float(np.mean(num)) / mean_den if mean_den > 0 else math.nan, "low": float(lo),
+            "high": float(hi), "level": level, "n_num": int(np.shape(num)[0]), "n_den": int(np.shape(den)[0])}
 
 
 # --- variance components, power and the plan ---------------------------------------------------

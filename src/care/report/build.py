@@ -74,6 +74,7 @@ class Results:
     root: Path = Path(".")
     declared: dict[str, str] = field(default_factory=dict)  # the config's `precision:`
     seeds: list[int] = field(default_factory=list)  # the pipeline seeds the page is built from
+    more_seeds: list[int] = field(default_factory=list)  # further seeds, read where a run has them
     _precision: dict[tuple[str, int], tuple[str, str]] = field(default_factory=dict)
 
     def get(self, kind: str, run: str) -> dict[int, dict]:
@@ -211,13 +212,20 @@ def load_results(cfg: ReportConfig, seeds: list[int] | None = None) -> Results:
     seeds = list(cfg.seeds) if seeds is None else seeds
     tasks = _tasks(cfg)
     checks = {"eval": lambda info, path: _check_eval(info, path, cfg, tasks), "pretrain": _check_pretrain}
-    res = Results(root=Path(cfg.results), declared=dict(cfg.precision), seeds=seeds)
+    res = Results(root=Path(cfg.results), declared=dict(cfg.precision), seeds=seeds, more_seeds=list(cfg.more_seeds))
     for kind, runs in needed(cfg).items():
         _load(res, cfg.results, kind, runs, seeds, checks.get(kind))
+        if kind == "eval":  # seeds beyond the page's, where a run has them
+            _load(res, cfg.results, kind, runs, list(cfg.more_seeds), checks[kind], optional=True)
     for kind in ("probe", "probe_shared"):
         _check_probe_settings(res.files.get(kind, {}), kind, Path(cfg.results))
-    # optional: the fine-tuning's held-out action error, where the run kept its policy_config.json
-    _load(res, cfg.results, "finetune", needed(cfg)["eval"], seeds, optional=True)
+    # optional: the curves' runs (a point shows the seeds it has), and the fine-tuning's held-out
+    # action error, where the run kept its policy_config.json
+    curve_runs = list(dict.fromkeys(r for c in cfg.curves for pts in c.series.values() for r in pts.values()))
+    _load(res, cfg.results, "eval", [r for r in curve_runs if r not in res.files.get("eval", {})],
+          [*seeds, *cfg.more_seeds], checks["eval"], optional=True)
+    _load(res, cfg.results, "finetune", list(dict.fromkeys([*needed(cfg)["eval"], *curve_runs])),
+          [*seeds, *cfg.more_seeds], optional=True)
     for b in cfg.benchmarks:
         res.benchmarks[b.title] = bres = Results(root=Path(b.results), declared=dict(b.precision),
                                                  seeds=list(b.seeds or cfg.seeds))
@@ -314,6 +322,21 @@ def success_interval(res: Results, run: str) -> dict | None:
     return stats.two_level_bootstrap(stats.episode_array(infos)) if infos else None
 
 
+def fraction_of(res: Results, run: str, ceiling: str, what: str) -> dict:
+    """`run`'s success as a fraction of `ceiling`'s on the ceiling's seeds at `run`'s precision
+    (every seed of each; care.evaluation.stats.ratio_interval): ratio, 95% interval, seeds."""
+    prec = row_precision(res, run)
+    ceil = sorted(_ceiling_at(res, ceiling, prec))
+    mine = sorted(res.get("eval", run))
+    if not mine or not ceil:
+        return {"ratio": math.nan, "seeds": mine, "ceiling_seeds": ceil, "precision": prec}
+    if prec.startswith("mixed"):
+        raise ConfigError(f"{what}: {run}'s seeds trained at different precisions ({prec})")
+    r = stats.ratio_interval(stats.episode_array([res.get("eval", run)[s] for s in mine]),
+                             stats.episode_array([res.get("eval", ceiling)[s] for s in ceil]))
+    return {**r, "seeds": mine, "ceiling_seeds": ceil, "precision": prec}
+
+
 def row_precision(res: Results, run: str) -> str:
     """The run's training precision, or "mixed (s0–1 bf16, s2 fp32)" when its seeds differ."""
     by = {s: res.precision(run, s)[0] for s in sorted(res.get("eval", run))}
@@ -369,8 +392,8 @@ def quantities(cfg: ReportConfig, res: Results) -> Quantities:
 
     def evals(run: str) -> dict[int, dict]:
         if run not in res.files.get("eval", {}):  # a run the tables do not show: read it now
-            _load(res, res.root, "eval", [run], res.seeds, lambda info, path: _check_eval(info, path, cfg, tasks),
-                  optional=True)
+            _load(res, res.root, "eval", [run], [*res.seeds, *res.more_seeds],
+                  lambda info, path: _check_eval(info, path, cfg, tasks), optional=True)
         return res.get("eval", run)
 
     def seeds(run: str) -> list[int]:
@@ -405,7 +428,11 @@ def quantities(cfg: ReportConfig, res: Results) -> Quantities:
         success(run)
         return row_precision(res, run)
 
-    return Quantities(res.root, runs, seeds, success, interval, compare, task, precision)
+    def fraction(a: str, b: str, arg: str) -> dict:
+        success(a), success(b)
+        return fraction_of(res, a, b, f"the quantity {arg}")
+
+    return Quantities(res.root, runs, seeds, success, interval, compare, task, precision, fraction)
 
 
 def note(cfg: ReportConfig, section: str, res: Results | None = None) -> list[str]:
@@ -579,22 +606,107 @@ def recipe_section(cfg: ReportConfig, res: Results, plot: str | None) -> list[st
             ceil = summary(_ceiling_at(res, cfg.ceiling, prec))
             frac = (f" {100 * s['mean'] / ceil['mean']:.0f}% (of s{','.join(map(str, ceil['seeds']))}) |"
                     if s["n"] and ceil["n"] and ceil["mean"] > 0 else " — |")
-            if s["n"] == len(res.seeds) and ceil["n"] and (best is None or s["mean"] / ceil["mean"] > best[1]):
-                best = (run, s["mean"] / ceil["mean"], ceil, prec)  # only rows with every seed
+            if s["n"] >= len(res.seeds) and ceil["n"] and (best is None or s["mean"] / ceil["mean"] > best[1]):
+                best = (run, s["mean"] / ceil["mean"], ceil, prec)  # only rows with every seed of the page
         L.append(f"| {label(cfg, run)} | {prec} | {_interval(success_interval(res, run))} | {_seeds(s)} | {vs_base} | "
                  f"{delta_cell(cfg, res, run, cfg.reference, cfg.references)} |{frac}")
     L += ["", references_line(cfg, res, cfg.reference, cfg.references)[0], ""]
     if cfg.recipe_goal and best:
         run, got, ceil, prec = best
+        f = fraction_of(res, run, cfg.ceiling, f"recipe goal: {run} against {cfg.ceiling}")
         L += [f"Goal: at least {100 * cfg.recipe_goal:.0f}% of {label(cfg, cfg.ceiling)}'s success. Best recipe "
-              f"so far: {label(cfg, run)}, {100 * got:.0f}% of {label(cfg, cfg.ceiling)}'s {prec} seed(s) "
+              f"so far: {label(cfg, run)} over {len(f['seeds'])} seeds, {100 * f['ratio']:.0f}% "
+              f"[{100 * f['low']:.0f}, {100 * f['high']:.0f}] of {label(cfg, cfg.ceiling)}'s {prec} seed(s) "
               f"{', '.join(map(str, ceil['seeds']))} ({ceil['mean']:.1f}%) — goal "
-              f"**{'reached' if got >= cfg.recipe_goal else 'not reached'}** (on the means; rows with all "
-              f"{len(res.seeds)} seeds).", ""]
+              f"**{goal_word(f, cfg.recipe_goal)}** (95% interval of the fraction: each run's seeds and "
+              "episodes resampled on their own).", ""]
     L += note(cfg, "recipes", res)
     if plot:
         L += [f"![recipe ladder]({plot})", ""]
     return L
+
+
+def curve_points(cfg: ReportConfig, res: Results, curve) -> dict[str, list[tuple[float, str, str]]]:
+    """series label -> [(x, x as written, run)] sorted by x, for the points with results. "all" is
+    the run's training episodes per task (policy_config.json `train_episodes`, mean over seeds)."""
+    n_tasks = len(_tasks(cfg))
+    out = {}
+    for name, points in curve.series.items():
+        pts = []
+        for x, run in points.items():
+            if not res.get("eval", run):
+                continue
+            if str(x) == "all":
+                eps = [len(i["train_episodes"]) / n_tasks for i in res.get("finetune", run).values()
+                       if i.get("train_episodes")]
+                if not eps:
+                    raise ConfigError(f"curves[{curve.name}]: {run} stands at x 'all', but no policy_config.json "
+                                      f"under {res.root / run} records its train_episodes")
+                pts.append((float(np.mean(eps)), f"all ({np.mean(eps):.1f})", run))
+            else:
+                pts.append((float(x), str(x), run))
+        out[name] = sorted(pts)
+    return out
+
+
+def curve_section(cfg: ReportConfig, res: Results, curve, plot: str | None) -> list[str]:
+    """A curve's table (x by series: success with its two-level interval and seed count), its
+    orderings at every x, and its paragraph."""
+    pts = curve_points(cfg, res, curve)
+    xs = sorted({(x, w) for p in pts.values() for x, w, _ in p})
+    runs = [r for p in pts.values() for _, _, r in p]
+    precs = sorted({row_precision(res, r) for r in runs})
+    L = [f"## Beyond the paper — {curve.title}", ""]
+    if not runs:
+        return L + ["No point of this curve has results yet (runs: "
+                    + ", ".join(r for p in curve.series.values() for r in p.values()) + ").", ""]
+    L += [f"Success (%, mean over pipeline seeds, two-level 95% interval, seeds in brackets) against "
+          f"{curve.x_label}. Training precision of every point: {', '.join(precs)}. A point with fewer than "
+          f"{curve.min_seeds} seeds is marked † (hollow in the plot).", "",
+          f"| {curve.x_label} | " + " | ".join(pts) + " |", "|---|" + "---:|" * len(pts)]
+    for x, written in xs:
+        cells = []
+        for name in pts:
+            run = next((r for xx, _, r in pts[name] if xx == x), None)
+            if run is None:
+                cells.append("—")
+                continue
+            n = len(res.get("eval", run))
+            cells.append(f"{_interval(success_interval(res, run))} ({n}){' †' if n < curve.min_seeds else ''}")
+        L.append(f"| {written} | " + " | ".join(cells) + " |")
+    L.append("")
+    for claim in curve.compare:
+        a, _, b = (t.strip() for t in claim.partition(">"))
+        parts = []
+        for x, written in xs:
+            ra = next((r for xx, _, r in pts[a] if xx == x), None)
+            rb = next((r for xx, _, r in pts[b] if xx == x), None)
+            if ra is None or rb is None or ra == rb:
+                continue
+            c = compare_success(res, ra, rb, f"curves[{curve.name}]: {claim!r} at {written}")
+            if c["seeds"]:
+                n = len(c["seeds"])
+                parts.append(f"{written}: {_diff(c)} ({n} seed{'s' if n > 1 else ''}; {c['verdict']})")
+        if parts:
+            L.append(f"- **{a} − {b}**, paired over the seeds both have: " + "; ".join(parts))
+    if curve.compare:
+        L.append("")
+    L += note(cfg, curve.name, res)
+    if plot:
+        L += [f"![{curve.title}]({plot})", ""]
+    return L
+
+
+def goal_word(f: dict, goal: float) -> str:
+    """"reached" (interval of the fraction above the goal, >= MIN_SEEDS seeds), "not reached"
+    (below it), otherwise what the interval allows."""
+    n = len(f["seeds"])
+    if f["low"] >= goal:
+        return "reached" if n >= stats.MIN_SEEDS else f"reached on the interval, but too few seeds (n={n})"
+    if f["high"] < goal:
+        return "not reached"
+    return (f"{'reached' if f['ratio'] >= goal else 'not reached'} on the mean, not separated from "
+            f"{100 * goal:.0f}% (n={n} seeds)")
 
 
 def declared_line(res: Results) -> list[str]:
@@ -612,8 +724,10 @@ def build_page(cfg: ReportConfig, res: Results, plots: dict[str, str]) -> str:
     L = [f"# {cfg.title}", "",
          f"Rebuilt by `care report` from `{cfg.results}` (committed result files only). Protocol: "
          f"{cfg.tasks}, {cfg.episodes_per_task} evaluation episodes per task (env seeds {cfg.eval_seed}+), "
-         f"step limit {cfg.max_steps}; pipeline seeds {res.seeds} (seed k = pretraining seed k, then fine-tuning "
-         "seed k). Success is the mean over seeds with its two-level 95% interval (resampling the pipeline seeds, "
+         f"step limit {cfg.max_steps}; pipeline seeds {res.seeds}"
+         + (f", and {list(res.more_seeds)} where a run has them (every row and pairing uses all the seeds its "
+            "runs have; the per-seed column lists them)" if res.more_seeds else "")
+         + " (seed k = pretraining seed k, then fine-tuning seed k). Success is the mean over seeds with its two-level 95% interval (resampling the pipeline seeds, "
          "then the episodes within each task; paired episode by episode for a difference). With few seeds that "
          "interval is too narrow (a bootstrap over 3 seeds sees only 10 distinct draws of them), so an ordering "
          f"holds or is reversed only when its interval is clear of 0 with at least {stats.MIN_SEEDS} seeds; MDE is the "
@@ -686,6 +800,8 @@ def build_page(cfg: ReportConfig, res: Results, plots: dict[str, str]) -> str:
         L += claims_block(cfg, res, "ablation") + [""] + note(cfg, "ablation", res)
     if cfg.recipes:
         L += recipe_section(cfg, res, plots.get("recipes"))
+    for curve in cfg.curves:
+        L += curve_section(cfg, res, curve, plots.get(f"curve:{curve.name}"))
     L += run_records(cfg, res)
     if res.missing:
         L += ["## Missing result files", ""] + [f"- `{p}`" for _, _, p in res.missing] + [""]
@@ -852,6 +968,39 @@ def make_plots(cfg: ReportConfig, res: Results, out: Path) -> dict[str, str]:
                                  "interval; dots: seeds)", out / "recipes.png",
                                  [(recipes[0], "--", "C3"), (cfg.ceiling, ":", "C0")] if cfg.ceiling else
                                  [(recipes[0], "--", "C3")])
+    for curve in cfg.curves:
+        pts = curve_points(cfg, res, curve)
+        if not any(pts.values()):
+            continue
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for j, (name, p) in enumerate(pts.items()):
+            if not p:
+                continue
+            xs = np.array([x for x, _, _ in p])
+            ivs = [success_interval(res, r) for _, _, r in p]
+            means = np.array([iv["mean"] for iv in ivs])
+            ax.plot(xs, means, color=f"C{j}", lw=1.5, label=name)
+            ax.errorbar(xs, means, yerr=[means - [iv["low"] for iv in ivs], [iv["high"] for iv in ivs] - means],
+                        fmt="none", ecolor=f"C{j}", elinewidth=1, capsize=3)
+            for (x, _, r), m in zip(p, means):
+                n = len(res.get("eval", r))
+                ax.scatter([x], [m], s=36, zorder=5, color=f"C{j}" if n >= curve.min_seeds else "w",
+                           edgecolor=f"C{j}", linewidth=1.5)
+                vals = list(metric(res, r, "success").values())
+                ax.scatter([x] * len(vals), vals, s=6, color=f"C{j}", alpha=0.5, zorder=4)
+        if curve.log_x:
+            ax.set_xscale("log")
+        allx = sorted({x for p in pts.values() for x, _, _ in p})
+        ax.set_xticks(allx)
+        ax.set_xticklabels([next(w for p in pts.values() for x, w, _ in p if x == v).split(" (")[0] for v in allx])
+        ax.minorticks_off()
+        ax.set_xlabel(curve.x_label + (" (log scale)" if curve.log_x else ""))
+        ax.set_ylabel("success %")
+        ax.grid(alpha=0.3)
+        ax.set_title(f"{curve.title}\n(line: mean over seeds; whisker: 95% two-level interval; small dots: seeds; "
+                     f"hollow: < {curve.min_seeds} seeds)", fontsize=9)
+        ax.legend(fontsize=8, frameon=False)
+        made[f"curve:{curve.name}"] = save_figure(fig, out / f"curve_{curve.name}.png").name
     return made
 
 
@@ -865,6 +1014,15 @@ def report(cfg: ReportConfig) -> int:
             print(f"care report: every result file the report needs is in {cfg.results}")
         for run, seed, path in res.missing:
             print(f"missing: {path}   (run {run}, pipeline seed {seed})")
+        for curve in cfg.curves:  # optional points: what a curve still lacks
+            said = set()
+            for name, points in curve.series.items():
+                for x, run in points.items():
+                    have = sorted(res.get("eval", run))
+                    if len(have) < curve.min_seeds and run not in said:
+                        said.add(run)
+                        print(f"curve {curve.name}: {name} at {x} = {run} has {len(have)} of {curve.min_seeds} seeds"
+                              + (f" ({', '.join(map(str, have))})" if have else ""))
         return 0
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,9 @@ run names are folders of the report's `results`, as in its tables):
     {diffs:A-B}                the per-seed differences, "+3.0 / +2.5 / +2.0"
     {mde:A-B}                  the smallest difference those seeds x episodes detect (80% power)
     {verdict:A-B}              "holds", "too few seeds (n=3), direction: +", "not separated (MDE 9.6)"
+    {frac:A-B}                 A's success as a % of B's (e.g. of the label-supervised ceiling) with
+                               its 95% interval, "88 [83, 93]" (each run's seeds and episodes
+                               resampled on their own; B's seeds at A's precision)
     {task:RUN:TASK}            a task's success, mean over seeds ("drawer-close-v3" or "drawer-close")
     {taskseeds:RUN:TASK}       a task's success per seed, "40 / 70 / 65"
     {taskdiff:A-B:TASK}        a task's success difference, mean over the paired seeds
@@ -87,9 +90,10 @@ class Quantities:
     def __init__(self, root: Path, runs: Callable[[], set[str]], seeds: Callable[[str], list[int]],
                  success: Callable[[str], dict[int, float]], interval: Callable[[str], dict],
                  compare: Callable[[str, str, str], dict], task: Callable[[str, str], dict[int, float]],
-                 precision: Callable[[str], str]):
+                 precision: Callable[[str], str], fraction: Callable[[str, str, str], dict] | None = None):
         self.root, self.runs, self.seeds, self.success = Path(root), runs, seeds, success
         self.interval, self.compare, self.task, self.precision = interval, compare, task, precision
+        self.fraction = fraction
 
     def _run(self, name: str) -> str:
         if name not in self.runs():
@@ -135,6 +139,13 @@ class Quantities:
             if kind == "mde":
                 return _fmt(r["mde"], k)
             return r["verdict"]
+        if kind == "frac" and len(args) == 1 and self.fraction is not None:
+            a, b = self._pair(args[0])
+            r = self.fraction(a, b, args[0])
+            if not r["ceiling_seeds"]:
+                raise KeyError(f"{b} has no seed at {a}'s precision ({r['precision']})")
+            k = 0 if d is None else d
+            return f"{_fmt(100 * r['ratio'], k)} [{_fmt(100 * r['low'], k)}, {_fmt(100 * r['high'], k)}]"
         if kind in ("task", "taskseeds") and len(args) == 2:
             v = self.task(self._run(args[0]), args[1])
             k = 0 if d is None else d
