@@ -96,7 +96,7 @@ def pretrain_stage(dataset: Path, config: Path, method_args: list[str], n_batche
     return f"pretrain ({cfg.method.type}, {cfg.preset})", cfg.batch_size, batches, make
 
 
-def finetune_stage(dataset: Path, config: Path, n_batches: int):
+def finetune_stage(dataset: Path, config: Path, n_batches: int, lora: bool = True):
     from care.cli import parse_config
     from care.configs import FinetuneConfig
     from care.data.clips import ClipDataset
@@ -109,7 +109,7 @@ def finetune_stage(dataset: Path, config: Path, n_batches: int):
     from care.training.loop_utils import build_optimizer
 
     cfg = parse_config(FinetuneConfig, ["--config", str(config), "--dataset", str(dataset), "--pretrained", "null",
-                                        "--lora.enabled", "true"])
+                                        "--lora.enabled", str(lora).lower()])
     ds = LeRobotDataset(dataset)
     eps, _ = labelled_episodes(ds, cfg.episodes_per_task, cfg.seed)
     clip = dataclasses.replace(cfg.clip, image_size=cfg.model.image_size)
@@ -138,7 +138,7 @@ def finetune_stage(dataset: Path, config: Path, n_batches: int):
             opt.zero_grad(set_to_none=True)
         return m, step
 
-    return "finetune (LoRA)", cfg.batch_size, batches, make
+    return f"finetune ({'LoRA' if lora else 'every weight'})", cfg.batch_size, batches, make
 
 
 def measure(name, batch_size, batches, make, steps: int, blocks: int, profile: bool, peaks: dict) -> list[dict]:

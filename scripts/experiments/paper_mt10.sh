@@ -35,8 +35,13 @@
 #   chunkN   action chunks of N steps (--head.chunk-size N)
 #   ftN      N fine-tuning steps (--steps N)
 #   state    the proprioceptive state as an input (hand xyz and gripper opening)
+#   univla   UniVLA's action decoder (--head.type univla): the action head attention-pools the
+#            vision tokens' states and, queried by that, the latent placeholders' states
 #   preN     N pretraining steps (--steps N: N x 32 clips)
 #   video    pretraining on every video (data/mt10, data/mt40, data/mt10_corner2)
+#   videoN   pretraining on N episodes per task of the target tasks' video (data/mt10_e<N>,
+#            collected like data/mt10) for 1000 x N/20 steps (the same epochs; preN overrides):
+#            the video-scaling curve; fine-tuning reads data/mt10's labelled episodes as always
 #   actW     latent supervision: an action loss of weight W on z* for the clips of the seed's
 #            5 labelled episodes per task (--method.action-loss-weight W; LAOM's lever)
 #   pseudo   pseudo-labels (`care label`, configs/label/pixel_idm.yaml): an inverse-dynamics model
@@ -72,7 +77,7 @@ fi
 tokens() { local IFS=+; set -- $1; shift; echo "$@"; }  # care+shift4+pre3000 -> shift4 pre3000
 pretrain_name() {  # the pretraining a run uses: its base and its pretraining tokens
   local name=${1%%+*} t
-  for t in $(tokens "$1"); do case $t in pre[0-9]*|video|fp32|act[0-9]*) name+="+$t";; esac; done
+  for t in $(tokens "$1"); do case $t in pre[0-9]*|video|video[0-9]*|fp32|act[0-9]*) name+="+$t";; esac; done
   echo "$name"
 }
 add_ft_changes() {  # add_ft_changes <run>: append the fine-tuning flags of its changes to ft_args
@@ -82,6 +87,7 @@ add_ft_changes() {  # add_ft_changes <run>: append the fine-tuning flags of its 
     chunk[0-9]*) ft_args+=(--head.chunk-size "${t#chunk}");;
     ft[0-9]*) ft_args+=(--steps "${t#ft}");;
     state) ft_args+=(--state.enabled true --state.names "[hand_x,hand_y,hand_z,gripper_opening]");;
+    univla) ft_args+=(--head.type univla);;
     fp32) ft_args+=(--mixed-precision fp32);;
     labels[0-9]*) ft_args+=(--episodes-per-task "${t#labels}");;
     pseudo|pseudolatent) ft_args[1]=configs/finetune/pseudo_labels.yaml;;
@@ -111,11 +117,11 @@ for run in $RUNS; do  # an unknown run or change stops here, not an hour in
   case " $ALL_RUNS " in *" $base "*) ;; *) echo "unknown run: $run (runs: $ALL_RUNS, or <base>+<changes>)"; exit 2;; esac
   [ "$run" = "$base" ] && continue
   case $base in care|no_pretrain|label_supervised) ;; *) echo "$run: changes apply to care, no_pretrain or label_supervised"; exit 2;; esac
-  for t in $(tokens "$run"); do case $t in shift[0-9]*|chunk[0-9]*|ft[0-9]*|state|fp32|labels[0-9]*) ;;
+  for t in $(tokens "$run"); do case $t in shift[0-9]*|chunk[0-9]*|ft[0-9]*|state|univla|fp32|labels[0-9]*) ;;
     pseudo) [ "$base" != label_supervised ] || { echo "$run: label_supervised has every label; pseudo-labels apply to the others"; exit 2; };;
     pseudolatent) [ "$base" = care ] || { echo "$run: pseudolatent reads a pretraining's latent, and $base has none"; exit 2; };;
-    pre[0-9]*|video|act[0-9]*) [ "$base" = care ] || { echo "$run: $t changes a pretraining, and $base has none"; exit 2; };;
-    *) echo "unknown change '$t' in $run (shiftN chunkN ftN state preN video actW labelsK fp32 pseudo pseudolatent)"; exit 2;; esac; done
+    pre[0-9]*|video|video[0-9]*|act[0-9]*) [ "$base" = care ] || { echo "$run: $t changes a pretraining, and $base has none"; exit 2; };;
+    *) echo "unknown change '$t' in $run (shiftN chunkN ftN state univla preN video videoN actW labelsK fp32 pseudo pseudolatent)"; exit 2;; esac; done
 done
 [ -z "${CHECK:-}" ] || { echo "paper_mt10: runs ok: $RUNS"; exit 0; }
 mkdir -p "$R" "$OUT"
@@ -142,12 +148,16 @@ pretrain() {  # pretrain <run> <seed> -> $R/<run>_s<k>
     care_cam2) args=(--config configs/pretrain/care_tiny.yaml --dataset "$DC2");;
     care_all) args=(--config configs/pretrain/care_tiny.yaml --extra-datasets "[$D40,$DC2]");;
     care+*) args=(--config configs/pretrain/care_tiny.yaml)
+      local steps=""
+      for t in $(tokens "$run"); do case $t in video[0-9]*) steps=$((1000 * ${t#video} / 20))
+          args+=(--dataset "data/mt10_e${t#video}");; esac; done
       for t in $(tokens "$run"); do case $t in
-        pre[0-9]*) args+=(--steps "${t#pre}");;
+        pre[0-9]*) steps=${t#pre};;
         video) args+=(--extra-datasets "[$D40,$DC2]");;
         act[0-9]*) args+=(--method.action-loss-weight "${t#act}");;
         fp32) args+=(--mixed-precision fp32);;
-      esac; done;;
+      esac; done
+      [ -z "$steps" ] || args+=(--steps "$steps");;
     lapa|como)
       local lam="$R/${run}_lam_s$k"
       [ -f "$lam/model.safetensors" ] || $CARE lam --config configs/lam/${run}_tiny.yaml --dataset "$D" --seed "$k" \
@@ -192,10 +202,14 @@ job() {  # job <run> <seed>: pretraining (if any), probes, fine-tuning, evaluati
 needs_probe_data() { local r; for r in $RUNS; do is_probe_run "$r" && return 0; done; return 1; }
 needs_probe_data && { [ -f "$S/meta/info.json" ] || $CARE collect --env.tasks SHARED --env.size 128 --episodes-per-task 10 --workers 2 \
     --action-noise 0.1 --detour-prob 0.02 --seed 0 --output-dir "$S"; }
-case " $RUNS " in *" care_mt40 "*|*" care_all "*|*+video*)
+case " $RUNS " in *" care_mt40 "*|*" care_all "*|*"+video "*|*"+video+"*)
   [ -f "$D40/meta/info.json" ] || $CARE collect --env.tasks MT40 --env.size 128 --episodes-per-task 20 --workers 2 \
       --action-noise 0.1 --detour-prob 0.02 --seed 0 --output-dir "$D40";; esac
-case " $RUNS " in *" care_cam2 "*|*" care_all "*|*+video*)
+for n in $(for r in $RUNS; do for t in $(tokens "$r"); do case $t in video[0-9]*) echo "${t#video}";; esac; done; done | sort -u); do
+  [ -f "data/mt10_e$n/meta/info.json" ] || $CARE collect --env.tasks MT10 --env.size 128 --episodes-per-task "$n" \
+      --workers 2 --action-noise 0.1 --detour-prob 0.02 --seed 0 --output-dir "data/mt10_e$n"
+done
+case " $RUNS " in *" care_cam2 "*|*" care_all "*|*"+video "*|*"+video+"*)
   [ -f "$DC2/meta/info.json" ] || $CARE collect --env.tasks MT10 --env.camera corner2 --env.size 128 --episodes-per-task 20 \
       --workers 2 --action-noise 0.1 --detour-prob 0.02 --seed 500 --output-dir "$DC2";; esac
 

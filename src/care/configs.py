@@ -509,27 +509,41 @@ class LoRAConfig:
 
 @dataclass
 class ActionHeadConfig:
-    """The residual-MLP action head (`--head.*`; docs/DESIGN.md §4).
+    """The action head (`--head.*`; docs/DESIGN.md §4).
 
     Args:
+        type: "mlp", the paper's residual MLP on the K latent placeholders' hidden states
+            (OpenVLA-OFT's L1 head); or "univla", UniVLA's action decoder (beyond the paper): a
+            learned query attention-pools the vision tokens' hidden states, and that summary,
+            as the query, attention-pools the K latent placeholders' states, before the same
+            residual MLP read-out. It reads the latent action and the scene, not the
+            placeholders alone.
         chunk_size: H actions predicted at once; 1 reproduces the paper. `care eval` executes
             the chunk open loop or with temporal ensembling (EvalConfig.execution); the clip
             dataset serves H future actions per sample.
-        width: hidden width of the residual MLP.
+        width: hidden width of the residual MLP (and of the attention pools).
         num_blocks: residual blocks.
         dropout: dropout inside each block (0: none).
+        attention_heads: heads of each attention pool ("univla"; width must divide by it).
     """
 
+    type: Literal["mlp", "univla"] = "mlp"
     chunk_size: int = 1
     width: int = 256
     num_blocks: int = 2
     dropout: float = 0.0
+    attention_heads: int = 4
 
     def __post_init__(self):
         if self.chunk_size < 1 or self.width < 1:
             raise ValueError(f"head.chunk_size and head.width must be >= 1, got {self.chunk_size}, {self.width}")
         if self.num_blocks < 0:
             raise ValueError(f"head.num_blocks must be >= 0, got {self.num_blocks}")
+        if self.type not in ("mlp", "univla"):
+            raise ValueError(f"head.type must be mlp or univla, got {self.type!r}")
+        if self.attention_heads < 1 or self.width % self.attention_heads:
+            raise ValueError(f"head.width ({self.width}) must be a multiple of head.attention_heads "
+                             f"({self.attention_heads})")
 
 
 @dataclass
@@ -1099,6 +1113,7 @@ class ReportConfig:
     precision: dict[str, str] = field(default_factory=dict)
     references: dict[str, str] = field(default_factory=dict)
     summary: list[str] = field(default_factory=list)
+    curves: list[ReportCurve] = field(default_factory=list)
     allow_missing: bool = False
     output_dir: Path = Path("docs/report")
     missing: bool = False
@@ -1117,9 +1132,16 @@ class ReportConfig:
         if self.recipe_goal is not None and (self.ceiling is None or not 0 < self.recipe_goal <= 1):
             raise ValueError(f"recipe_goal is a fraction in (0, 1] of the ceiling run's success and needs `ceiling`, "
                              f"got recipe_goal={self.recipe_goal}, ceiling={self.ceiling}")
-        unknown = sorted(set(self.notes) - {"methods", "video", "probes", "semantic", "ablation", "recipes"})
+        sections = ["methods", "video", "probes", "semantic", "ablation", "recipes", *(c.name for c in self.curves)]
+        unknown = sorted(set(self.notes) - set(sections))
         if unknown:
-            raise ValueError(f"notes: unknown section(s) {unknown}; use methods, video, probes, semantic, ablation, recipes")
+            raise ValueError(f"notes: unknown section(s) {unknown}; use {', '.join(sections)}")
+        names = [c.name for c in self.curves]
+        if len(set(names)) != len(names) or set(names) & {"methods", "video", "probes", "semantic", "ablation",
+                                                           "recipes"}:
+            raise ValueError(f"curves: names must differ from each other and from the tables', got {names}")
+        if set(self.more_seeds) & set(self.seeds):
+            raise ValueError(f"more_seeds {self.more_seeds} repeats seeds of `seeds` {self.seeds}")
         tables = {"methods", "video", "ablation", "lp_mse", "s_pcfc", "semantic"}
         unknown = sorted(set(self.claims) - tables)
         if unknown:

@@ -173,6 +173,24 @@ def test_micro_finetune_then_one_episode_eval(dataset, tmp_path):
     assert evaluate(dataclasses.replace(cfg, overwrite=True)) == 0
 
 
+def test_univla_head_finetunes_and_drives_an_episode(dataset, tmp_path):
+    """--head.type univla through the whole command: recorded in policy_config.json, and the
+    evaluation's policy loads it and acts."""
+    pytest.importorskip("metaworld")
+    from care.configs import ActionHeadConfig
+    from care.envs.configs import MetaWorldEnvConfig
+    from care.evaluation.evaluate import evaluate
+
+    out = tmp_path / "ft"
+    F.finetune(micro_config(dataset, out, steps=2, lora=LoRAConfig(enabled=False),
+                            head=ActionHeadConfig(type="univla", chunk_size=2, width=32)))
+    assert json.loads((out / "policy_config.json").read_text())["head"]["type"] == "univla"
+    cfg = EvalConfig(policy=out, env=MetaWorldEnvConfig(tasks="drawer-close-v3", max_steps=4), episodes_per_task=1,
+                     workers=1, videos_per_task=0, output_dir=tmp_path / "eval")
+    assert evaluate(cfg) == 0
+    assert json.loads((tmp_path / "eval" / "eval_info.json").read_text())["per_episode"][0]["length"] >= 1
+
+
 def test_state_input_trains_saves_and_drives(dataset, tmp_path):
     """--state.enabled: the named state dims are normalised, projected into one token, saved with
     the policy, and demanded (by name of the key) at inference."""

@@ -12,6 +12,17 @@ H actions (H = 1 reproduces the paper's single-step head).
     head = ActionHead(ActionHeadConfig(chunk_size=H), input_dim=W, num_latents=K, action_dim=A)
     pred = head(hidden)                          # (B, K, W) -> (B, H, A), normalised actions
     loss = l1_action_loss(pred, target, is_pad)  # mean |pred - target| over non-padded steps
+
+Beyond the paper, `--head.type univla` is UniVLA's action decoder (Bu et al., RSS 2025): the
+action is read from the latent action *and* the scene. A learned query attention-pools the
+vision tokens' last hidden states into one scene summary; the summary, added to a second learned
+query, attention-pools the K latent placeholders' states; the same residual MLP reads the result
+out. (UniVLA pools with Prismatic's MAPBlock and a tanh read-out; ours pools with
+`nn.MultiheadAttention` and keeps the linear read-out of the MLP head, so the two heads differ
+only in what they read.)
+
+    head = build_action_head(ActionHeadConfig(type="univla", chunk_size=H), W, K, A)
+    pred = head(hidden, vision)                  # (B, K, W), (B, N, W) -> (B, H, A)
 """
 
 from __future__ import annotations
@@ -44,6 +55,8 @@ class ActionHead(nn.Module):
     """(B, K, W) hidden states -> (B, H, A). `config` is the fine-tuning's `--head.*` (chunk size,
     width, blocks, dropout); the three dimensions come from the VLM and the dataset."""
 
+    reads_vision = False  # forward(hidden) only; UniVLAHead also reads the vision tokens' states
+
     def __init__(self, config: ActionHeadConfig, input_dim: int, num_latents: int, action_dim: int):
         super().__init__()
         for name, v in (("input_dim", input_dim), ("num_latents", num_latents), ("action_dim", action_dim)):
@@ -62,12 +75,6 @@ class ActionHead(nn.Module):
         """What policy_config.json records under "head" (enough to rebuild this module)."""
         return {**asdict(self.config), "input_dim": self.input_dim, "num_latents": self.num_latents,
                 "action_dim": self.action_dim}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ActionHead":
-        d = dict(d)
-        dims = {k: int(d.pop(k)) for k in ("input_dim", "num_latents", "action_dim")}
-        return cls(ActionHeadConfig(**d), **dims)
 
     def _init_weights(self) -> None:
         # Explicit init (docs/DESIGN.md §3: defaults have bitten us). Fan-in scaled projections; each
@@ -100,6 +107,77 @@ class ActionHead(nn.Module):
             x = block(x)
         x = self.out_proj(self.out_norm(x))  # (B, H*A)
         return x.view(B, c.chunk_size, self.action_dim)  # (B, H, A)
+
+
+class AttentionPool(nn.Module):
+    """Multi-head attention pooling (as Prismatic's MAPBlock): a learned query (plus an optional
+    per-sample one) attends to the tokens, then a pre-LN MLP on the pooled vector.
+
+    (B, N, D) tokens [+ (B, width) init] -> (B, width)"""
+
+    def __init__(self, input_dim: int, width: int, heads: int):
+        super().__init__()
+        self.query = nn.Parameter(torch.empty(1, 1, width))
+        self.norm = nn.LayerNorm(input_dim)  # the LLM's states are not normalised at these positions
+        self.proj = nn.Linear(input_dim, width)
+        self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
+        self.mlp = ResidualBlock(width)
+        nn.init.normal_(self.query, std=1.0 / math.sqrt(width))
+
+    def forward(self, tokens: torch.Tensor, init: torch.Tensor | None = None) -> torch.Tensor:
+        kv = self.proj(self.norm(tokens))  # (B, N, width)
+        q = self.query.expand(tokens.shape[0], -1, -1)  # (B, 1, width)
+        if init is not None:
+            q = q + init.unsqueeze(1)
+        pooled, _ = self.attn(q, kv, kv, need_weights=False)  # (B, 1, width)
+        return self.mlp(q + pooled).squeeze(1)  # (B, width)
+
+
+class UniVLAHead(ActionHead):
+    """(B, K, W) placeholder states + (B, N, W) vision-token states -> (B, H, A): UniVLA's decoder
+    (module docstring). Shares the MLP head's residual read-out and its bookkeeping."""
+
+    reads_vision = True
+
+    def __init__(self, config: ActionHeadConfig, input_dim: int, num_latents: int, action_dim: int):
+        super().__init__(config, input_dim, num_latents, action_dim)
+        c = config
+        del self.in_norm, self.in_proj  # the pools replace the flatten-and-project input
+        self.visual_pool = AttentionPool(input_dim, c.width, c.attention_heads)
+        self.latent_pool = AttentionPool(input_dim, c.width, c.attention_heads)
+        self._init_weights()  # every projection, the pools' included, drawn the same explicit way
+
+    def forward(self, hidden: torch.Tensor, vision: torch.Tensor | None = None) -> torch.Tensor:
+        B, K, W = hidden.shape
+        if (K, W) != (self.num_latents, self.input_dim):
+            raise ValueError(f"expected hidden states (B, {self.num_latents}, {self.input_dim}), got {tuple(hidden.shape)}")
+        if vision is None or vision.shape[0] != B or vision.shape[-1] != W:
+            raise ValueError(f"the univla head reads the vision tokens' states (B={B}, N, {W}) too, got "
+                             f"{None if vision is None else tuple(vision.shape)}")
+        if B > 1 and not self.training:  # batch-invariant inference, as ActionHead.forward
+            return torch.cat([self(hidden[i:i + 1], vision[i:i + 1]) for i in range(B)])
+        scene = self.visual_pool(vision)  # (B, width)
+        x = self.latent_pool(hidden, init=scene)  # (B, width)
+        for block in self.blocks:
+            x = block(x)
+        x = self.out_proj(self.out_norm(x))  # (B, H*A)
+        return x.view(B, self.config.chunk_size, self.action_dim)
+
+
+HEADS = {"mlp": ActionHead, "univla": UniVLAHead}
+
+
+def build_action_head(config: ActionHeadConfig, input_dim: int, num_latents: int, action_dim: int) -> ActionHead:
+    """The head `config.type` names."""
+    return HEADS[config.type](config, input_dim=input_dim, num_latents=num_latents, action_dim=action_dim)
+
+
+def action_head_from_dict(d: dict) -> ActionHead:
+    """A head from policy_config.json's "head" record (folders written before heads had a type
+    hold the MLP head)."""
+    d = dict(d)
+    dims = {k: int(d.pop(k)) for k in ("input_dim", "num_latents", "action_dim")}
+    return build_action_head(ActionHeadConfig(**d), **dims)
 
 
 def l1_action_loss(pred: torch.Tensor, target: torch.Tensor, is_pad: torch.Tensor | None = None) -> torch.Tensor:

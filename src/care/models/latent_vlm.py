@@ -85,9 +85,11 @@ class LatentVLM(nn.Module):
 
     def latents_from_features(
         self, feats: torch.Tensor, instructions: list[str], future_feats: torch.Tensor | None = None,
-        extra_tokens: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Fused features of o_t (and of o_{t+n} for the inverse view) -> (z, hidden).
+        extra_tokens: torch.Tensor | None = None, vision_states: bool = False,
+    ) -> tuple[torch.Tensor, ...]:
+        """Fused features of o_t (and of o_{t+n} for the inverse view) -> (z, hidden), and with
+        `vision_states` the last hidden states at o_t's vision tokens too, (B, P/m², H) (UniVLA's
+        action decoder reads them).
 
         extra_tokens (B, n, H): already-embedded tokens placed after the vision tokens (the
         fine-tuned policy's proprioceptive state, OpenVLA-OFT's proprio token)."""
@@ -115,19 +117,23 @@ class LatentVLM(nn.Module):
         out = self.llm(inputs_embeds=x, attention_mask=mask, position_ids=position_ids, use_cache=False)
         hidden = out.last_hidden_state[:, -K:]  # (B, K, H): the placeholder positions
         z = self.latent_proj(hidden)  # (B, K, latent_dim)
+        if vision_states:
+            return z, hidden, out.last_hidden_state[:, : now.shape[1]]  # o_t's vision tokens come first
         return z, hidden
 
     # --- the public entry point ---
     def encode(
         self, obs: torch.Tensor, instructions: list[str], future_obs: torch.Tensor | None = None,
-        extra_tokens: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        extra_tokens: torch.Tensor | None = None, vision_states: bool = False,
+    ) -> tuple[torch.Tensor, ...]:
         """obs uint8 (B,3,S,S); future_obs given -> inverse view (z*), None -> policy view (ẑ).
 
-        Returns z (B, K, latent_dim) and the placeholder hidden states (B, K, hidden_size).
+        Returns z (B, K, latent_dim) and the placeholder hidden states (B, K, hidden_size), and
+        with `vision_states` the vision tokens' hidden states of o_t (latents_from_features).
         """
         if future_obs is None:
-            return self.latents_from_features(self.vision_features(obs), instructions, extra_tokens=extra_tokens)
+            return self.latents_from_features(self.vision_features(obs), instructions, extra_tokens=extra_tokens,
+                                              vision_states=vision_states)
         both = self.vision_features(torch.cat([obs, future_obs], dim=0))  # one tower pass: (2B, P, D)
         feats, future_feats = both.chunk(2, dim=0)
-        return self.latents_from_features(feats, instructions, future_feats, extra_tokens)
+        return self.latents_from_features(feats, instructions, future_feats, extra_tokens, vision_states)

@@ -1,6 +1,7 @@
 """CareVLA: the network a fine-tuned policy runs (paper §2.3, docs/DESIGN.md §4).
 
     obs uint8 (B,3,S,S) ─► latent VLM, policy view ─► K placeholder hidden states (B,K,W) ─► action head ─► (B,H,A)
+                                                  [─► o_t's vision-token states (B,N,W), `--head.type univla` ─┘]
     [wrist (B,3,S,S)] ─► the same towers + projector, + a wrist marker ─► tokens after the vision tokens ─┘
     [state (B,S_dim), normalised] ─► StateProjector ─► one token after those ─┘
 
@@ -87,6 +88,9 @@ class CareVLA(nn.Module):
                 raise ValueError(f"this policy reads a {self.state_dim}-d state (observation.state); none was given")
             extra.append(self.state_proj(state.to(obs.device, torch.float32)))  # (B, 1, W)
         extra = torch.cat([e.to(extra[0].dtype) for e in extra], dim=1) if extra else None
+        if self.head.reads_vision:  # UniVLA's decoder: the placeholders and the scene's tokens
+            _, hidden, vision = self.vlm.encode(obs, instructions, extra_tokens=extra, vision_states=True)
+            return self.head(hidden, vision)  # (B, H, A)
         _, hidden = self.vlm.encode(obs, instructions, extra_tokens=extra)  # policy view: (B, K, W)
         return self.head(hidden)  # (B, H, A)
 

@@ -19,7 +19,7 @@ import torch
 
 from care.errors import ConfigError
 from care.io import atomic_write_json
-from care.models.action_head import ActionHead
+from care.models.action_head import action_head_from_dict
 from care.models.pretrained import (CONFIG_NAME, WEIGHTS_NAME, build_config, load_weights, model_config_from_dict,
                                     save_vlm_files, save_weights)
 from care.models.vla import CareVLA, has_lora
@@ -89,7 +89,7 @@ def load_policy_model(path: str | Path, map_location: str | torch.device = "cpu"
     saved = model_config_from_dict(json.loads((path / CONFIG_NAME).read_text()))
     vlm = LatentVLM(build_config(saved, path), load_tokenizer(path))
     vlm.cfg = saved
-    head = ActionHead.from_dict(meta["head"])
+    head = action_head_from_dict(meta["head"])
     if head.input_dim != vlm.hidden_size or head.num_latents != saved.num_latents:
         raise ConfigError(
             f"{path / POLICY_CONFIG_NAME}: the action head reads ({head.num_latents}, {head.input_dim}) "

@@ -41,7 +41,7 @@ from torch.utils.data._utils.collate import default_collate
 from care.configs import FinetuneConfig
 from care.errors import ConfigError, DatasetError
 from care.io import atomic_write_json
-from care.models.action_head import ActionHead, l1_action_loss
+from care.models.action_head import build_action_head, l1_action_loss
 from care.models.vla import CareVLA, apply_lora, merge_lora
 from care.policy.folder import POLICY_CONFIG_NAME, save_policy
 from care.policy.normalize import ActionNormalizer, fit_action_normalizer
@@ -156,7 +156,7 @@ def build_vlm(cfg: FinetuneConfig, instructions: list[str], out: Path, accelerat
 
 
 def build_policy_model(cfg: FinetuneConfig, vlm, action_dim: int, state_dim: int = 0) -> CareVLA:
-    head = ActionHead(cfg.head, input_dim=vlm.hidden_size, num_latents=vlm.cfg.num_latents, action_dim=action_dim)
+    head = build_action_head(cfg.head, input_dim=vlm.hidden_size, num_latents=vlm.cfg.num_latents, action_dim=action_dim)
     model = CareVLA(vlm, head, state_dim, wrist=cfg.clip.wrist_camera is not None)
     model.requires_grad_(True)
     if cfg.lora.enabled:
