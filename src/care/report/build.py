@@ -612,7 +612,7 @@ def recipe_section(cfg: ReportConfig, res: Results, plot: str | None) -> list[st
                  f"{delta_cell(cfg, res, run, cfg.reference, cfg.references)} |{frac}")
     L += ["", references_line(cfg, res, cfg.reference, cfg.references)[0], ""]
     if cfg.recipe_goal and best:
-        run, got, ceil, prec = best
+        run, _, ceil, prec = best
         f = fraction_of(res, run, cfg.ceiling, f"recipe goal: {run} against {cfg.ceiling}")
         L += [f"Goal: at least {100 * cfg.recipe_goal:.0f}% of {label(cfg, cfg.ceiling)}'s success. Best recipe "
               f"so far: {label(cfg, run)} over {len(f['seeds'])} seeds, {100 * f['ratio']:.0f}% "
