@@ -4,6 +4,9 @@
 #   bash scripts/experiments/paper_mt10.sh                 all runs, pipeline seeds 0 1 2, two lanes
 #   SEEDS="0" bash scripts/experiments/paper_mt10.sh care no_pretrain    some runs, some seeds
 #   LANES=1 bash scripts/experiments/paper_mt10.sh ...     one lane using both cores
+#   P=runs/pretrain OUT=... R=... bash scripts/experiments/paper_mt10.sh ...   pretrainings kept in (and
+#                                                          reused from) runs/pretrain, e.g. shared by the
+#                                                          headline and the label-efficiency curve
 #   LANE=1 JOBS="care:2" bash scripts/experiments/paper_mt10.sh   one lane on one core, beside another
 #                                                          one-core script (e.g. LANE=1 libero_object.sh)
 #   ORDER=run bash scripts/experiments/paper_mt10.sh no_pretrain label_supervised   every seed of a run first
@@ -61,6 +64,7 @@ cd "$(dirname "$0")/../.."
 export MUJOCO_GL=egl OMP_WAIT_POLICY=PASSIVE
 CARE=${CARE:-.venv/bin/care}
 D=${D:-data/mt10}; S=${S:-data/shared}; R=${R:-runs/paper_mt10}; OUT=${OUT:-results/paper_mt10}
+P=${P:-$R}  # the pretrainings (and LAPA/CoMo stage 1): another folder lets two experiments share them
 EVAL=${EVAL:-configs/eval/mt10.yaml}  # the evaluation protocol (configs/eval/mt10_e100.yaml: 100 episodes per task)
 SEEDS=${SEEDS:-0 1 2}; LANES=${LANES:-2}; ORDER=${ORDER:-seed}
 ALL_RUNS="no_pretrain care lapa como label_supervised care_frame care_point care_equal care_mt40 care_cam2 care_all"
@@ -124,7 +128,7 @@ for run in $RUNS; do  # an unknown run or change stops here, not an hour in
     *) echo "unknown change '$t' in $run (shiftN chunkN ftN state univla preN video videoN actW labelsK fp32 pseudo pseudolatent)"; exit 2;; esac; done
 done
 [ -z "${CHECK:-}" ] || { echo "paper_mt10: runs ok: $RUNS"; exit 0; }
-mkdir -p "$R" "$OUT"
+mkdir -p "$R" "$P" "$OUT"
 if [ -n "${LANE:-}" ]; then LANES=1; export OMP_NUM_THREADS=1; WORKERS=1; SHARED=2  # the other core is busy
 elif [ "$LANES" -gt 1 ]; then export OMP_NUM_THREADS=1; WORKERS=1; else WORKERS=2; fi
 
@@ -137,8 +141,8 @@ done_job() {  # every file of the job is in results/
   return 0
 }
 
-pretrain() {  # pretrain <run> <seed> -> $R/<run>_s<k>
-  local run=$1 k=$2 dir="$R/${1}_s$2"
+pretrain() {  # pretrain <run> <seed> -> $P/<run>_s<k>
+  local run=$1 k=$2 dir="$P/${1}_s$2"
   case $run in
     care) args=(--config configs/pretrain/care_tiny.yaml);;
     care_frame) args=(--config configs/pretrain/care_tiny.yaml --method.objective frame);;
@@ -159,7 +163,7 @@ pretrain() {  # pretrain <run> <seed> -> $R/<run>_s<k>
       esac; done
       [ -z "$steps" ] || args+=(--steps "$steps");;
     lapa|como)
-      local lam="$R/${run}_lam_s$k"
+      local lam="$P/${run}_lam_s$k"
       [ -f "$lam/model.safetensors" ] || $CARE lam --config configs/lam/${run}_tiny.yaml --dataset "$D" --seed "$k" \
           --output-dir "$lam" --time-limit-minutes null $(resume "$lam")
       keep "$run" "$k" "$lam" val_metrics.json:lam_val_metrics.json run_config.yaml:lam_config.yaml
@@ -174,8 +178,8 @@ job() {  # job <run> <seed>: pretraining (if any), probes, fine-tuning, evaluati
   case ${run%%+*} in
     no_pretrain) ft_args=(--config configs/finetune/no_pretrain.yaml);;
     label_supervised) ft_args=(--config configs/finetune/label_supervised.yaml);;
-    *) local name; name=$(pretrain_name "$run"); pre="$R/${name}_s$k"
-       ( flock 9; pretrain "$name" "$k" ) 9> "$R/.lock_${name}_s$k"  # one lane makes it, another waits
+    *) local name; name=$(pretrain_name "$run"); pre="$P/${name}_s$k"
+       ( flock 9; pretrain "$name" "$k" ) 9> "$P/.lock_${name}_s$k"  # one lane makes it, another waits
        keep "$run" "$k" "$pre" val_metrics.json:val_metrics.json run_config.yaml:pretrain_config.yaml
        ft_args=(--config configs/finetune/no_pretrain.yaml --pretrained "$pre");;
   esac

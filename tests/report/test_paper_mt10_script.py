@@ -1,0 +1,85 @@
+"""scripts/experiments/paper_mt10.sh, the maker of the report's result files, run end to end with
+a stand-in for the `care` command that writes the files each stage leaves: what each job asks
+of `care`, where the pretrainings go (P, shared between experiments), and what lands in the
+results folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).parents[2]
+SCRIPT = ROOT / "scripts/experiments/paper_mt10.sh"
+
+# `care <command> ... --output-dir D`: log the call, write what the real command leaves in D
+FAKE_CARE = r"""#!/usr/bin/env bash
+echo "$*" >> "$CARE_LOG"
+cmd=$1; out=""; prev=""
+for a in "$@"; do [ "$prev" = --output-dir ] && out=$a; prev=$a; done
+mkdir -p "$out"
+case $cmd in
+  pretrain) touch "$out/model.safetensors"; echo '{"final": {}}' > "$out/val_metrics.json"
+            echo "mixed_precision: fp32" > "$out/run_config.yaml";;
+  finetune) echo '{"val_l1": 0.2, "train_episodes": [0, 1]}' > "$out/policy_config.json"
+            echo "mixed_precision: fp32" > "$out/run_config.yaml";;
+  eval) echo '{"overall": {"pc_success": 50.0}, "per_task": []}' > "$out/eval_info.json"
+        echo "episodes_per_task: 20" > "$out/run_config.yaml";;
+  label) mkdir -p "$out/meta"; echo '{}' > "$out/meta/info.json"; echo '{"error_held_out": {}}' > "$out/meta/pseudo_labels.json";;
+  *) echo "fake care: unexpected command $cmd" >&2; exit 3;;
+esac
+"""
+
+
+def _run(tmp_path: Path, jobs: str, **env) -> subprocess.CompletedProcess:
+    fake = tmp_path / "care"
+    fake.write_text(FAKE_CARE)
+    fake.chmod(0o755)
+    data = tmp_path / "data"
+    (data / "meta").mkdir(parents=True, exist_ok=True)
+    (data / "meta" / "info.json").write_text("{}")
+    full = {**os.environ, "CARE": str(fake), "CARE_LOG": str(tmp_path / "calls.log"), "D": str(data),
+            "JOBS": jobs, "LANES": "1", **{k: str(v) for k, v in env.items()}}
+    return subprocess.run(["bash", str(SCRIPT)], env=full, capture_output=True, text=True, timeout=300)
+
+
+def _calls(tmp_path: Path) -> list[str]:
+    return (tmp_path / "calls.log").read_text().splitlines()
+
+
+def test_pretrainings_are_shared_through_P_and_each_job_asks_for_its_changes(tmp_path):
+    pre, r1, o1 = tmp_path / "pre", tmp_path / "r1", tmp_path / "o1"
+    done = _run(tmp_path, "care+fp32+labels1:0 care+fp32+labels5:0", P=pre, R=r1, OUT=o1)
+    assert done.returncode == 0, done.stdout + done.stderr
+    calls = _calls(tmp_path)
+    pretrains = [c for c in calls if c.startswith("pretrain")]
+    # one pretraining for both label counts, in P, in fp32, with the seed
+    assert len(pretrains) == 1 and f"--output-dir {pre}/care+fp32_s0" in pretrains[0]
+    assert "--mixed-precision fp32" in pretrains[0] and "--seed 0" in pretrains[0]
+    assert not (r1 / "care+fp32_s0").exists()
+    finetunes = [c for c in calls if c.startswith("finetune")]
+    assert [("--episodes-per-task 1" in c, "--episodes-per-task 5" in c) for c in finetunes] == [(True, False),
+                                                                                                 (False, True)]
+    assert all(f"--pretrained {pre}/care+fp32_s0" in c for c in finetunes)
+    for run in ("care+fp32+labels1", "care+fp32+labels5"):
+        files = {p.name for p in (o1 / run / "s0").iterdir()}
+        assert {"eval_info.json", "policy_config.json", "finetune_config.yaml", "pretrain_config.yaml",
+                "val_metrics.json", "job.json"} <= files
+        job = json.loads((o1 / run / "s0" / "job.json").read_text())
+        assert job["training_precision"] == "fp32" and job["threads"] == 1 and job["commit"]
+
+    # another experiment (its own runs, results and evaluation protocol) reads the same pretraining
+    r2, o2 = tmp_path / "r2", tmp_path / "o2"
+    done = _run(tmp_path, "care+fp32:0 no_pretrain+univla+fp32:0", P=pre, R=r2, OUT=o2,
+                EVAL=ROOT / "configs/eval/mt10_e100.yaml")
+    assert done.returncode == 0, done.stdout + done.stderr
+    new = _calls(tmp_path)[len(calls):]
+    assert not [c for c in new if c.startswith("pretrain")]
+    ft = [c for c in new if c.startswith("finetune")]
+    assert f"--pretrained {pre}/care+fp32_s0" in ft[0] and "--head.type univla" in ft[1] and "--pretrained" not in ft[1]
+    assert all("mt10_e100.yaml" in c for c in new if c.startswith("eval"))
+    assert (o2 / "care+fp32" / "s0" / "eval_info.json").is_file()
+    # finished jobs are not run again
+    again = _run(tmp_path, "care+fp32:0", P=pre, R=r2, OUT=o2)
+    assert again.returncode == 0 and len(_calls(tmp_path)) == len(calls) + len(new)
