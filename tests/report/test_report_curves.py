@@ -43,7 +43,7 @@ def _config(root, tmp_path, **kw) -> ReportConfig:
     base = dict(results=root, seeds=[0, 1, 2], more_seeds=[3, 4], tasks=",".join(TASKS), episodes_per_task=2,
                 output_dir=tmp_path / "page", methods=["np", "pseudo"], reference="np", curves=[curve],
                 labels={"np": "no pretraining", "pseudo": "pseudo"}, claims={"methods": ["pseudo > np"]},
-                notes={"label_efficiency": "Pseudo-labels reach {frac:pseudo-ls}% of label-supervised."})
+                notes={"label_efficiency": "Pseudo-labels reach {frac:pseudo-ls} of label-supervised."})
     base.update(kw)
     return ReportConfig(**base)
 
@@ -76,7 +76,7 @@ def test_a_curve_table_plot_and_its_orderings(results, tmp_path, capsys):
     # the curve's paragraph: pseudo's 5 seeds (mean 85%) as a fraction of label-supervised's 3 (100%)
     f = fraction_of(res, "pseudo", "ls", "test")
     assert f["ratio"] == pytest.approx(0.85) and f["seeds"] == [0, 1, 2, 3, 4] and f["ceiling_seeds"] == [0, 1, 2]
-    assert f"Pseudo-labels reach 85 [{100 * f['low']:.0f}, {100 * f['high']:.0f}]% of label-supervised." in page
+    assert f"Pseudo-labels reach 85% [{100 * f['low']:.0f}, {100 * f['high']:.0f}] of label-supervised." in page
     # --missing names the points below the curve's seed count, each run once
     cfg.missing = True
     assert report(cfg) == 0

@@ -16,7 +16,7 @@ run names are folders of the report's `results`, as in its tables):
     {mde:A-B}                  the smallest difference those seeds x episodes detect (80% power)
     {verdict:A-B}              "holds", "too few seeds (n=3), direction: +", "not separated (MDE 9.6)"
     {frac:A-B}                 A's success as a % of B's (e.g. of the label-supervised ceiling) with
-                               its 95% interval, "88 [83, 93]" (each run's seeds and episodes
+                               its 95% interval, "88% [83, 93]" (each run's seeds and episodes
                                resampled on their own; B's seeds at A's precision)
     {task:RUN:TASK}            a task's success, mean over seeds ("drawer-close-v3" or "drawer-close")
     {taskseeds:RUN:TASK}       a task's success per seed, "40 / 70 / 65"
@@ -145,7 +145,7 @@ class Quantities:
             if not r["ceiling_seeds"]:
                 raise KeyError(f"{b} has no seed at {a}'s precision ({r['precision']})")
             k = 0 if d is None else d
-            return f"{_fmt(100 * r['ratio'], k)} [{_fmt(100 * r['low'], k)}, {_fmt(100 * r['high'], k)}]"
+            return f"{_fmt(100 * r['ratio'], k)}% [{_fmt(100 * r['low'], k)}, {_fmt(100 * r['high'], k)}]"
         if kind in ("task", "taskseeds") and len(args) == 2:
             v = self.task(self._run(args[0]), args[1])
             k = 0 if d is None else d
