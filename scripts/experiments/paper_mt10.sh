@@ -85,7 +85,8 @@ pretrain_name() {  # the pretraining a run uses: its base and its pretraining to
   echo "$name"
 }
 add_ft_changes() {  # add_ft_changes <run>: append the fine-tuning flags of its changes to ft_args
-  local t
+  local t pseudo=""
+  case "+$(tokens "$1" | tr ' ' '+')+" in *+pseudo+*|*+pseudolatent+*) pseudo=1;; esac
   for t in $(tokens "$1"); do case $t in
     shift[0-9]*) ft_args+=(--augment.shift "${t#shift}");;
     chunk[0-9]*) ft_args+=(--head.chunk-size "${t#chunk}");;
@@ -93,7 +94,8 @@ add_ft_changes() {  # add_ft_changes <run>: append the fine-tuning flags of its 
     state) ft_args+=(--state.enabled true --state.names "[hand_x,hand_y,hand_z,gripper_opening]");;
     univla) ft_args+=(--head.type univla);;
     fp32) ft_args+=(--mixed-precision fp32);;
-    labels[0-9]*) ft_args+=(--episodes-per-task "${t#labels}");;
+    # with pseudo-labels, K is the IDM's labelled episodes (pseudo_data); the policy reads them all
+    labels[0-9]*) [ -n "$pseudo" ] || ft_args+=(--episodes-per-task "${t#labels}");;
     pseudo|pseudolatent) ft_args[1]=configs/finetune/pseudo_labels.yaml;;
   esac; done
 }

@@ -80,6 +80,16 @@ def test_pretrainings_are_shared_through_P_and_each_job_asks_for_its_changes(tmp
     assert f"--pretrained {pre}/care+fp32_s0" in ft[0] and "--head.type univla" in ft[1] and "--pretrained" not in ft[1]
     assert all("mt10_e100.yaml" in c for c in new if c.startswith("eval"))
     assert (o2 / "care+fp32" / "s0" / "eval_info.json").is_file()
+    # pseudo-labels with K labelled episodes: the IDM learns from K per task (its dataset named for
+    # K), and the policy reads every episode of the pseudo-labelled copy, not K per task
+    before = len(_calls(tmp_path))
+    done = _run(tmp_path, "no_pretrain+pseudo+fp32+labels1:0", P=pre, R=r2, OUT=o2)
+    assert done.returncode == 0, done.stdout + done.stderr
+    label, ft = [c for c in _calls(tmp_path)[before:] if c.startswith(("label", "finetune"))]
+    assert "--episodes-per-task 1" in label and f"--output-dir {r2}/pseudo_pixel_labels1_s0" in label
+    assert "configs/finetune/pseudo_labels.yaml" in ft and "--episodes-per-task" not in ft
+    assert f"--dataset {r2}/pseudo_pixel_labels1_s0" in ft
+    new = _calls(tmp_path)[len(calls):]
     # finished jobs are not run again
     again = _run(tmp_path, "care+fp32:0", P=pre, R=r2, OUT=o2)
     assert again.returncode == 0 and len(_calls(tmp_path)) == len(calls) + len(new)
