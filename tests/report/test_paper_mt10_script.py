@@ -40,7 +40,7 @@ def _run(tmp_path: Path, jobs: str, **env) -> subprocess.CompletedProcess:
     (data / "meta").mkdir(parents=True, exist_ok=True)
     (data / "meta" / "info.json").write_text("{}")
     full = {**os.environ, "CARE": str(fake), "CARE_LOG": str(tmp_path / "calls.log"), "D": str(data),
-            "JOBS": jobs, "LANES": "1", **{k: str(v) for k, v in env.items()}}
+            "JOBS": jobs, "LANE": "1", **{k: str(v) for k, v in env.items()}}  # one lane, one thread
     return subprocess.run(["bash", str(SCRIPT)], env=full, capture_output=True, text=True, timeout=300)
 
 
