@@ -784,6 +784,9 @@ class IDMConfig:
             another.
         image_size: "pixels": frames are resized to this square size.
         width, hidden: conv channels (pixels) and MLP width.
+        shift: "pixels": while training, DrQ's random shift of up to `shift` pixels, the same
+            offset for both frames of a pair (so the motion between them is kept); 0: off.
+            Against overfitting when few episodes are labelled.
         steps, batch_size, lr, weight_decay: AdamW with warm-up and cosine decay, L1 loss on
             actions normalised as fine-tuning does (1st/99th percentiles -> [-1, 1]).
     """
@@ -794,12 +797,16 @@ class IDMConfig:
     image_size: int = 64
     width: int = 32
     hidden: int = 512
+    shift: int = 0
     steps: int = 3000
     batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 1e-4
 
     def __post_init__(self):
+        if self.shift < 0 or (self.type == "latent" and self.shift):
+            raise ValueError(f"idm.shift shifts the frames of the pixel IDM: it must be >= 0, and 0 for "
+                             f"idm.type latent (got {self.shift} with type {self.type})")
         if self.type == "latent" and self.pretrained is None:
             raise ValueError("idm.type latent reads a pretrained model's latent: pass --idm.pretrained runs/<care pretrain folder>")
         if self.steps < 1 or self.batch_size < 1 or self.image_size < 16:

@@ -112,6 +112,41 @@ def test_an_existing_output_is_refused_and_left_whole(labelled, capsys):
     assert sorted(p.name for p in out.rglob("*")) == before
 
 
+def test_shift_pairs_moves_both_frames_of_a_pair_by_one_offset_within_the_pad():
+    g = torch.Generator().manual_seed(0)
+    obs = torch.randint(0, 256, (16, 3, 12, 12), generator=g, dtype=torch.uint8)
+    future = torch.roll(obs, shifts=1, dims=3)  # a known motion: one pixel to the right
+    a, b = I.shift_pairs(2)((obs, future), torch.Generator().manual_seed(1))
+    assert a.dtype == torch.uint8 and a.shape == obs.shape and b.shape == future.shape
+    padded_a = torch.nn.functional.pad(obs.float(), (2, 2, 2, 2), mode="replicate")
+    padded_b = torch.nn.functional.pad(future.float(), (2, 2, 2, 2), mode="replicate")
+    moved = 0
+    for i in range(16):  # each pair is the crop of both padded frames at one and the same offset
+        offsets = [(dy, dx) for dy in range(5) for dx in range(5)
+                   if torch.equal(padded_a[i, :, dy:dy + 12, dx:dx + 12], a[i].float())
+                   and torch.equal(padded_b[i, :, dy:dy + 12, dx:dx + 12], b[i].float())]
+        assert offsets, f"pair {i} is not one crop of both frames"
+        moved += (2, 2) not in offsets
+    assert moved >= 8  # most pairs moved (1 in 25 stays put)
+    # drawn from the generator alone: the same seed gives the same shifts
+    a2, _ = I.shift_pairs(2)((obs, future), torch.Generator().manual_seed(1))
+    assert torch.equal(a, a2)
+
+
+def test_the_idm_shift_is_recorded_and_refused_for_the_latent_idm(labelled, tmp_path):
+    from care.configs import IDMConfig
+
+    src, _ = labelled
+    out = tmp_path / "pseudo_shift"
+    assert main(["label", "--dataset", str(src), "--output-dir", str(out), "--idm.steps", "20", "--idm.shift", "2",
+                 "--idm.frame-interval", "1", *FAST]) == 0
+    assert json.loads((out / "meta/pseudo_labels.json").read_text())["idm"]["shift"] == 2
+    with pytest.raises(ValueError, match="idm.shift"):
+        IDMConfig(type="latent", pretrained=tmp_path, shift=2)
+    with pytest.raises(ValueError, match="idm.shift"):
+        IDMConfig(shift=-1)
+
+
 def test_average_chunks_gives_each_action_the_mean_of_the_chunks_covering_it():
     actions = np.arange(12, dtype=np.float64).reshape(6, 2)
     chunks = I.chunk_targets(actions, 3)

@@ -3,6 +3,7 @@
     idm = PixelIDM(action_dim=4, horizon=4)            # (o_t, o_{t+n}) pixels -> a_t .. a_{t+n-1}
     idm = LatentIDM(in_dim=K * d, action_dim=4, horizon=4)   # a pretrained z(o_t, o_{t+n}) -> the same
     fit(idm, inputs, targets, ...)                     # L1 on normalised actions, AdamW, cosine
+    fit(..., augment=shift_pairs(4))                   # the pixel IDM with DrQ shifts of both frames
 
 Both read a pair (o_t, o_{t+n}) and predict the n actions taken between them, in the fine-tuning's
 normalised units ([-1, 1] between the 1st and 99th percentiles): an inverse-dynamics feature is
@@ -13,11 +14,14 @@ what CARE's latent z(o_t, o_{t+n}) is by construction, so the latent variant is 
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from care.training.augment import augment_generator, random_shift
 
 
 class PixelIDM(nn.Module):
@@ -63,11 +67,27 @@ class LatentIDM(nn.Module):
         return self.net((z.float() - self.mean) / self.std).view(-1, self.horizon, self.action_dim)
 
 
+Augment = Callable[[tuple[torch.Tensor, ...], torch.Generator], tuple[torch.Tensor, ...]]
+
+
+def shift_pairs(pad: int) -> Augment:
+    """The pixel IDM's augmentation: DrQ's random shift of up to `pad` pixels, one offset per pair
+    applied to both frames, so the image moves and the motion between the frames does not."""
+
+    def augment(batch: tuple[torch.Tensor, ...], generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        obs, future_obs = batch
+        both = random_shift(torch.cat([obs, future_obs], dim=1), pad, generator)
+        return both[:, :obs.shape[1]], both[:, obs.shape[1]:]
+
+    return augment
+
+
 def fit(model: nn.Module, inputs: tuple[torch.Tensor, ...], targets: torch.Tensor, steps: int, batch_size: int,
-        lr: float, weight_decay: float, seed: int, progress=None) -> list[float]:
+        lr: float, weight_decay: float, seed: int, progress=None, augment: Augment | None = None) -> list[float]:
     """Train `model(*inputs[idx]) -> targets[idx]` (normalised actions (N, n, A)) with an L1 loss,
-    AdamW, linear warm-up then cosine decay; minibatches drawn with replacement, seeded. Returns
-    the loss every 50 steps (for the log)."""
+    AdamW, linear warm-up then cosine decay; minibatches drawn with replacement, seeded. `augment`
+    (e.g. `shift_pairs`) transforms each minibatch's inputs with a generator of (seed, step).
+    Returns the loss every 50 steps (for the log)."""
     g = torch.Generator().manual_seed(int(seed))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     warmup = max(1, steps // 20)
@@ -78,7 +98,10 @@ def fit(model: nn.Module, inputs: tuple[torch.Tensor, ...], targets: torch.Tenso
     model.train()
     for step in range(steps):
         idx = torch.randint(0, n, (min(batch_size, n),), generator=g)
-        loss = F.l1_loss(model(*(x[idx] for x in inputs)), targets[idx])
+        batch = tuple(x[idx] for x in inputs)
+        if augment is not None:
+            batch = augment(batch, augment_generator(seed, step))
+        loss = F.l1_loss(model(*batch), targets[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -132,8 +132,9 @@ def pseudo_label(cfg: PseudoLabelConfig) -> int:
                   f"ETA {(cfg.idm.steps - step) / max(rate, 1e-9):.0f} s)")
 
     t0 = time.time()
+    augment = I.shift_pairs(cfg.idm.shift) if cfg.idm.shift else None
     losses = I.fit(model, inputs, targets, cfg.idm.steps, cfg.idm.batch_size, cfg.idm.lr, cfg.idm.weight_decay,
-                   cfg.seed, progress)
+                   cfg.seed, progress, augment=augment)
     train_s = time.time() - t0
 
     def label(x: tuple[torch.Tensor, ...], T: int) -> np.ndarray:
@@ -156,7 +157,7 @@ def pseudo_label(cfg: PseudoLabelConfig) -> int:
         "source": str(src), "seed": cfg.seed, "episodes_per_task": cfg.episodes_per_task,
         "labelled_episodes": labelled, "inferred_episodes": sorted(inferred),
         "idm": {"type": cfg.idm.type, "pretrained": str(cfg.idm.pretrained) if cfg.idm.pretrained else None,
-                "frame_interval": feats.horizon, "steps": cfg.idm.steps, "train_loss_every_50": losses,
+                "frame_interval": feats.horizon, "shift": cfg.idm.shift, "steps": cfg.idm.steps, "train_loss_every_50": losses,
                 "train_s": round(train_s, 1), "parameters": sum(p.numel() for p in model.parameters())},
         "error_train": _errors(train_pred, np.concatenate([actions[e] for e in labelled]), mean_action, norm),
         # the inferred episodes' recorded actions, read only here, to say how good the labels are
