@@ -52,6 +52,8 @@
 #            episodes; fine-tuning then reads every episode (configs/finetune/pseudo_labels.yaml)
 #   pseudolatent  the same with the IDM on the pretraining's latent z(o_t, o_t+n)
 #            (configs/label/latent_idm.yaml; care runs only)
+#   idmshiftN  with pseudo: the pixel IDM trains with DrQ shifts of up to N px of both frames of a
+#            pair (--idm.shift N), against its overfitting when few episodes are labelled
 #   labelsK  K labelled episodes per task instead of 5 (fine-tuning, and the pseudo-labels' IDM):
 #            the label-efficiency curve (the picks are nested: the 5 are among the 10)
 #   fp32     training in fp32 (--mixed-precision fp32: fine-tuning, and the pretraining if any)
@@ -101,10 +103,13 @@ add_ft_changes() {  # add_ft_changes <run>: append the fine-tuning flags of its 
 }
 pseudo_data() {  # pseudo_data <run> <seed> <pretraining dir or ""> -> the dataset its fine-tuning reads
   local t kind="" k=5
-  for t in $(tokens "$1"); do case $t in pseudo) kind=pixel;; pseudolatent) kind=latent;; labels[0-9]*) k=${t#labels};; esac; done
+  local shift=0
+  for t in $(tokens "$1"); do case $t in pseudo) kind=pixel;; pseudolatent) kind=latent;; labels[0-9]*) k=${t#labels};;
+    idmshift[0-9]*) shift=${t#idmshift};; esac; done
   [ -n "$kind" ] || { echo "$D"; return; }
-  local out="$R/pseudo_${kind}"  # pixel labels depend on the seed and K alone, latent ones on the pretraining too
+  local out="$R/pseudo_${kind}"  # pixel labels depend on the seed, K and the IDM's shift alone, latent ones on the pretraining too
   [ "$kind" = latent ] && out+="_$(basename "$3")"
+  [ "$shift" = 0 ] || out+="_idmshift$shift"
   [ "$k" = 5 ] || out+="_labels$k"
   out+="_s$2"
   if [ ! -f "$out/meta/info.json" ]; then
@@ -113,7 +118,7 @@ pseudo_data() {  # pseudo_data <run> <seed> <pretraining dir or ""> -> the datas
           --episodes-per-task "$k" --output-dir "$out" >&2
     else
       $CARE label --config configs/label/pixel_idm.yaml --dataset "$D" --seed "$2" --episodes-per-task "$k" \
-          --output-dir "$out" >&2
+          --idm.shift "$shift" --output-dir "$out" >&2
     fi
   fi
   echo "$out"
@@ -126,8 +131,9 @@ for run in $RUNS; do  # an unknown run or change stops here, not an hour in
   for t in $(tokens "$run"); do case $t in shift[0-9]*|chunk[0-9]*|ft[0-9]*|state|univla|fp32|labels[0-9]*) ;;
     pseudo) [ "$base" != label_supervised ] || { echo "$run: label_supervised has every label; pseudo-labels apply to the others"; exit 2; };;
     pseudolatent) [ "$base" = care ] || { echo "$run: pseudolatent reads a pretraining's latent, and $base has none"; exit 2; };;
+    idmshift[0-9]*) case "+$run+" in *+pseudo+*) ;; *) echo "$run: $t shifts the pixel IDM's frames: it needs pseudo"; exit 2;; esac;;
     pre[0-9]*|video|video[0-9]*|act[0-9]*) [ "$base" = care ] || { echo "$run: $t changes a pretraining, and $base has none"; exit 2; };;
-    *) echo "unknown change '$t' in $run (shiftN chunkN ftN state univla preN video videoN actW labelsK fp32 pseudo pseudolatent)"; exit 2;; esac; done
+    *) echo "unknown change '$t' in $run (shiftN chunkN ftN state univla preN video videoN actW labelsK fp32 pseudo pseudolatent idmshiftN)"; exit 2;; esac; done
 done
 [ -z "${CHECK:-}" ] || { echo "paper_mt10: runs ok: $RUNS"; exit 0; }
 mkdir -p "$R" "$P" "$OUT"

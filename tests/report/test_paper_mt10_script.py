@@ -89,6 +89,15 @@ def test_pretrainings_are_shared_through_P_and_each_job_asks_for_its_changes(tmp
     assert "--episodes-per-task 1" in label and f"--output-dir {r2}/pseudo_pixel_labels1_s0" in label
     assert "configs/finetune/pseudo_labels.yaml" in ft and "--episodes-per-task" not in ft
     assert f"--dataset {r2}/pseudo_pixel_labels1_s0" in ft
+    # the shifted IDM: its own pseudo-labelled copy, the shift passed to `care label`; without pseudo refused
+    before = len(_calls(tmp_path))
+    done = _run(tmp_path, "no_pretrain+pseudo+idmshift4+fp32+labels1:0", P=pre, R=r2, OUT=o2)
+    assert done.returncode == 0, done.stdout + done.stderr
+    label, ft = [c for c in _calls(tmp_path)[before:] if c.startswith(("label", "finetune"))]
+    assert "--idm.shift 4" in label and f"--output-dir {r2}/pseudo_pixel_idmshift4_labels1_s0" in label
+    assert f"--dataset {r2}/pseudo_pixel_idmshift4_labels1_s0" in ft
+    refused = _run(tmp_path, "no_pretrain+idmshift4+fp32:0", P=pre, R=r2, OUT=o2)
+    assert refused.returncode == 2 and "needs pseudo" in refused.stdout
     new = _calls(tmp_path)[len(calls):]
     # finished jobs are not run again
     again = _run(tmp_path, "care+fp32:0", P=pre, R=r2, OUT=o2)
