@@ -571,7 +571,7 @@ class AugmentConfig:
 
     Args:
         shift: DrQ's random shift: every training image (and wrist image) is translated by up
-            to this many pixels each way, edges repeated (care.training.augment); 0: none.
+            to this many pixels each way, edges repeated (care.data.augment); 0: none.
             Held-out validation and evaluation see the images as they are.
     """
 

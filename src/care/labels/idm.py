@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from care.training.augment import augment_generator, random_shift
+from care.data.augment import augment_generator, random_shift
 
 
 class PixelIDM(nn.Module):

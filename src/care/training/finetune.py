@@ -45,7 +45,7 @@ from care.models.action_head import build_action_head, l1_action_loss
 from care.models.vla import CareVLA, apply_lora, merge_lora
 from care.policy.folder import POLICY_CONFIG_NAME, save_policy
 from care.policy.normalize import ActionNormalizer, fit_action_normalizer
-from care.training.augment import augment_generator, random_shift
+from care.data.augment import augment_generator, random_shift
 from care.training.checkpoint import latest_checkpoint
 from care.training.loop import TrainingRun, train
 from care.training.loop_utils import make_accelerator

@@ -1,4 +1,5 @@
-"""Image augmentation for fine-tuning on a few labelled episodes (beyond the paper).
+"""Image augmentation for learning from a few labelled episodes: the fine-tuning's training batches
+and the pseudo-labels' inverse-dynamics model (beyond the paper).
 
     images = random_shift(obs, pad=4, generator=g)     # uint8 (B, C, S, S) -> same shape and dtype
 

@@ -9,7 +9,7 @@ import torch
 from care.cli import parse_config
 from care.configs import FinetuneConfig
 from care.errors import ConfigError
-from care.training.augment import augment_generator, random_shift
+from care.data.augment import augment_generator, random_shift
 
 
 def shifted(img: np.ndarray, dx: int, dy: int, pad: int) -> np.ndarray:
