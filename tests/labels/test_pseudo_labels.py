@@ -180,3 +180,16 @@ def test_latent_idm_reads_a_pretrained_model_and_its_frame_interval(tmp_path):
     with pytest.raises(Exception, match="frame-interval"):
         Features(PseudoLabelConfig(dataset=src, idm=IDMConfig(type="latent", pretrained=run, frame_interval=5)),
                  LeRobotDataset(src))
+
+
+def test_the_shifted_idm_config_is_the_experiment_scripts_idmshift4_recipe():
+    """configs/label/pixel_idm_shift.yaml documents the runs named +pseudo+idmshift4, which
+    scripts/experiments/paper_mt10.sh makes as pixel_idm.yaml with --idm.shift 4: one recipe."""
+    from care.cli import parse_config
+    from care.configs import PseudoLabelConfig
+    from helpers import REPO_ROOT
+
+    documented = parse_config(PseudoLabelConfig, ["--config", str(REPO_ROOT / "configs/label/pixel_idm_shift.yaml")])
+    made = parse_config(PseudoLabelConfig, ["--config", str(REPO_ROOT / "configs/label/pixel_idm.yaml"),
+                                            "--idm.shift", "4"])
+    assert documented == made and documented.idm.shift == 4
