@@ -10,10 +10,15 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from care.cli import main
+from care.cli import main, parse_config
+from care.configs import IDMConfig, PseudoLabelConfig
 from care.data.lerobot import Episode, LeRobotDataset, LeRobotDatasetWriter
 from care.labels import idm as I
-from helpers import ENV_NAMES, TASKS, micro_configs
+from care.labels.run import Features
+from care.methods.care.modeling_care import CareModel
+from care.models.tokenizer import build_tokenizer
+from care.training.finetune import labelled_episodes as finetune_episodes
+from helpers import ENV_NAMES, REPO_ROOT, TASKS, micro_configs
 
 
 def drifting_frames(T: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -74,8 +79,6 @@ def test_pixel_idm_learns_a_known_linear_action_from_synthetic_frames(labelled):
 
 
 def test_the_labelled_episodes_are_the_ones_finetuning_trains_on(labelled):
-    from care.training.finetune import labelled_episodes as finetune_episodes
-
     src, out = labelled
     record = json.loads((out / "meta/pseudo_labels.json").read_text())
     train, _ = finetune_episodes(LeRobotDataset(src), 8, 3, val_per_task=2)
@@ -134,8 +137,6 @@ def test_shift_pairs_moves_both_frames_of_a_pair_by_one_offset_within_the_pad():
 
 
 def test_the_idm_shift_is_recorded_and_refused_for_the_latent_idm(labelled, tmp_path):
-    from care.configs import IDMConfig
-
     src, _ = labelled
     out = tmp_path / "pseudo_shift"
     assert main(["label", "--dataset", str(src), "--output-dir", str(out), "--idm.steps", "20", "--idm.shift", "2",
@@ -157,11 +158,6 @@ def test_average_chunks_gives_each_action_the_mean_of_the_chunks_covering_it():
 
 
 def test_latent_idm_reads_a_pretrained_model_and_its_frame_interval(tmp_path):
-    from care.labels.run import Features
-    from care.configs import PseudoLabelConfig, IDMConfig
-    from care.methods.care.modeling_care import CareModel
-    from care.models.tokenizer import build_tokenizer
-
     src = drifting_dataset(tmp_path / "ds", episodes=8, T=10)
     cfg, method = micro_configs()
     model = CareModel(cfg, method, build_tokenizer(cfg, LeRobotDataset(src).tasks()))
@@ -185,10 +181,6 @@ def test_latent_idm_reads_a_pretrained_model_and_its_frame_interval(tmp_path):
 def test_the_shifted_idm_config_is_the_experiment_scripts_idmshift4_recipe():
     """configs/label/pixel_idm_shift.yaml documents the runs named +pseudo+idmshift4, which
     scripts/experiments/paper_mt10.sh makes as pixel_idm.yaml with --idm.shift 4: one recipe."""
-    from care.cli import parse_config
-    from care.configs import PseudoLabelConfig
-    from helpers import REPO_ROOT
-
     documented = parse_config(PseudoLabelConfig, ["--config", str(REPO_ROOT / "configs/label/pixel_idm_shift.yaml")])
     made = parse_config(PseudoLabelConfig, ["--config", str(REPO_ROOT / "configs/label/pixel_idm.yaml"),
                                             "--idm.shift", "4"])

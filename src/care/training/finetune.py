@@ -39,13 +39,13 @@ import torch
 from torch.utils.data._utils.collate import default_collate
 
 from care.configs import FinetuneConfig
+from care.data.augment import augment_generator, random_shift
 from care.errors import ConfigError, DatasetError
 from care.io import atomic_write_json
 from care.models.action_head import build_action_head, l1_action_loss
 from care.models.vla import CareVLA, apply_lora, merge_lora
 from care.policy.folder import POLICY_CONFIG_NAME, save_policy
 from care.policy.normalize import ActionNormalizer, fit_action_normalizer
-from care.data.augment import augment_generator, random_shift
 from care.training.checkpoint import latest_checkpoint
 from care.training.loop import TrainingRun, train
 from care.training.loop_utils import make_accelerator
