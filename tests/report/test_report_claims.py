@@ -105,6 +105,23 @@ def test_a_note_naming_a_quantity_the_files_cannot_give_fails(tmp_path, note, qu
     assert "notes.methods" in str(e.value) and quantity in str(e.value) and why in str(e.value)
 
 
+def test_the_episodes_a_fine_tuning_trained_on_come_from_its_policy_configs(tmp_path):
+    """{episodes:RUN}: train_episodes over the tasks of train_seeds, mean over seeds; a seed
+    without a policy_config.json stops the build naming the file."""
+    root = tmp_path / "results"
+    _toy(root, {"care": "fp32", "no_pretrain": "fp32"})
+    for k, n in enumerate((7, 8, 9)):  # 2 tasks: 3.5, 4.0 and 4.5 episodes per task
+        _write(root, "care", k, "policy_config.json",
+               {"train_episodes": list(range(n)), "train_seeds": {t: [] for t in TASKS}, "val_episodes": []})
+    cfg = ReportConfig(results=root, seeds=[0, 1, 2], tasks=",".join(TASKS), episodes_per_task=4,
+                       methods=["no_pretrain", "care"], output_dir=tmp_path / "page",
+                       notes={"methods": "CARE trained on {episodes:care} episodes per task ({episodes:care|2})."})
+    assert "CARE trained on 4.0 episodes per task (4.00)." in build_page(cfg, load_results(cfg), {})
+    cfg.notes = {"methods": "{episodes:no_pretrain}"}
+    with pytest.raises(ConfigError, match=r"notes.methods.*no_pretrain/s0/policy_config.json does not exist"):
+        build_page(cfg, load_results(cfg), {})
+
+
 def _toy(root: Path, precisions: dict[str, str | None], seeds=(0, 1, 2)) -> dict[str, list[Path]]:
     rng = np.random.default_rng(0)
     where = {}

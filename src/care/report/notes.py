@@ -27,10 +27,12 @@ run names are folders of the report's `results`, as in its tables):
     {range:RUN:FILE:KEY}       the same values as "lowest–highest"
     {fmean:RUN:FILE:KEY}       their mean
     {pct:RUN:FILE:KEY}         their mean x 100 (a fraction as a percentage; 1 digit)
+    {episodes:RUN}             the episodes per task its fine-tuning trained on, mean over seeds
+                               (policy_config.json: train_episodes over the tasks of train_seeds)
 
-Default digits: 1 for success and differences, 0 for task successes, 3 otherwise. A quantity the
-files cannot give (an unknown run, a missing file or key, a comparison across precisions, an
-unknown kind) stops the build with an error naming the note and the quantity.
+Default digits: 1 for success, differences and episodes, 0 for task successes, 3 otherwise. A
+quantity the files cannot give (an unknown run, a missing file or key, a comparison across
+precisions, an unknown kind) stops the build with an error naming the note and the quantity.
 """
 
 from __future__ import annotations
@@ -81,6 +83,22 @@ def file_values(root: Path, run: str, seeds: list[int], name: str, key: str) -> 
         v = _path(obj, num, str(path))
         out.append(v / _path(obj, den, str(path)) if den else v)
     return out
+
+
+def train_episodes_per_task(root: Path, run: str, seeds: list[int]) -> float:
+    """The episodes per task a run's fine-tuning trained on, mean over `seeds` (policy_config.json
+    records the episodes, `train_episodes`, and their tasks, `train_seeds`: task -> seeds)."""
+    per_seed = []
+    for s in seeds:
+        path = Path(root) / run / f"s{s}" / "policy_config.json"
+        if not path.is_file():
+            raise KeyError(f"{path} does not exist")
+        cfg = json.loads(path.read_text())
+        episodes, tasks = cfg.get("train_episodes"), cfg.get("train_seeds")
+        if not episodes or not isinstance(tasks, dict) or not tasks:
+            raise KeyError(f"{path} records no train_episodes and train_seeds")
+        per_seed.append(len(episodes) / len(tasks))
+    return float(np.mean(per_seed))
 
 
 class Quantities:
@@ -158,6 +176,9 @@ class Quantities:
             va, vb = self.task(a, args[1]), self.task(b, args[1])
             seeds = sorted(set(va) & set(vb))
             return _fmt(float(np.mean([va[s] - vb[s] for s in seeds])), 0 if d is None else d, True)
+        if kind == "episodes" and len(args) == 1:
+            run = self._run(args[0])
+            return _fmt(train_episodes_per_task(self.root, run, self.seeds(run)), 1 if d is None else d)
         if kind in ("file", "range", "fmean", "pct") and len(args) == 3:
             run = self._run(args[0])
             vals = file_values(self.root, run, self.seeds(run), args[1], args[2])
