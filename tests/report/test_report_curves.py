@@ -31,7 +31,9 @@ def results(tmp_path):
     write_result(root, "pseudo_l1", 0, "eval_info.json", _eval(2))  # one seed only
     for k in range(3):  # every training episode: 7 of them over 2 tasks -> x = 3.5
         write_result(root, "ls", k, "eval_info.json", _eval(4))
-        write_result(root, "ls", k, "policy_config.json", {"train_episodes": list(range(7)), "val_l1": 0.1})
+        write_result(root, "ls", k, "policy_config.json",
+                     {"train_episodes": list(range(7)), "val_l1": 0.1,
+                      "train_seeds": {TASKS[0]: [0, 1, 2, 3], TASKS[1]: [0, 1, 2]}})
     return root
 
 
@@ -94,9 +96,13 @@ def test_curve_configs_are_checked(results, tmp_path):
         _config(results, tmp_path, notes={}, curves=[ReportCurve(name="video", title="t", series={"a": {"1": "np"}})])
     with pytest.raises(ValueError, match="more_seeds .* repeats"):
         _config(results, tmp_path, more_seeds=[2, 3])
-    # "all" needs the run's training episodes
+    # "all" needs the run's training episodes, on every seed with a policy_config.json: the error
+    # names the curve and the file
+    write_result(results, "ls", 1, "policy_config.json", {"val_l1": 0.1})
+    with pytest.raises(Exception, match=r"curves\[label_efficiency\]: ls stands at x 'all'.*ls/s1/policy_config.json"):
+        report(_config(results, tmp_path))
     (results / "ls" / "s0" / "policy_config.json").unlink()
     (results / "ls" / "s1" / "policy_config.json").unlink()
     (results / "ls" / "s2" / "policy_config.json").unlink()
-    with pytest.raises(Exception, match="records its train_episodes"):
+    with pytest.raises(Exception, match="stands at x 'all', but its fine-tuning records no train_episodes"):
         report(_config(results, tmp_path))

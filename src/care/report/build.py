@@ -55,7 +55,7 @@ from care.errors import ConfigError
 from care.evaluation import stats
 from care.evaluation.stats import t_interval
 from care.io import atomic_write_bytes, read_json
-from care.report.notes import Quantities
+from care.report.notes import Quantities, train_episodes_per_task
 
 FILES = {"eval": "eval_info.json", "probe": "probe.json", "probe_shared": "probe_shared.json",
          "pretrain": "val_metrics.json", "finetune": "policy_config.json"}
@@ -629,7 +629,6 @@ def recipe_section(cfg: ReportConfig, res: Results, plot: str | None) -> list[st
 def curve_points(cfg: ReportConfig, res: Results, curve) -> dict[str, list[tuple[float, str, str]]]:
     """series label -> [(x, x as written, run)] sorted by x, for the points with results. "all" is
     the run's training episodes per task (policy_config.json `train_episodes`, mean over seeds)."""
-    n_tasks = len(_tasks(cfg))
     out = {}
     for name, points in curve.series.items():
         pts = []
@@ -637,12 +636,15 @@ def curve_points(cfg: ReportConfig, res: Results, curve) -> dict[str, list[tuple
             if not res.get("eval", run):
                 continue
             if str(x) == "all":
-                eps = [len(i["train_episodes"]) / n_tasks for i in res.get("finetune", run).values()
-                       if i.get("train_episodes")]
-                if not eps:
-                    raise ConfigError(f"curves[{curve.name}]: {run} stands at x 'all', but no policy_config.json "
-                                      f"under {res.root / run} records its train_episodes")
-                pts.append((float(np.mean(eps)), f"all ({np.mean(eps):.1f})", run))
+                seeds = sorted(res.get("finetune", run))
+                try:
+                    if not seeds:
+                        raise KeyError(f"no policy_config.json under {res.root / run}")
+                    eps = train_episodes_per_task(res.root, run, seeds)
+                except KeyError as e:
+                    raise ConfigError(f"curves[{curve.name}]: {run} stands at x 'all', but its fine-tuning "
+                                      f"records no train_episodes: {e.args[0]}") from None
+                pts.append((eps, f"all ({eps:.1f})", run))
             else:
                 pts.append((float(x), str(x), run))
         out[name] = sorted(pts)
