@@ -54,6 +54,9 @@
 #            (configs/label/latent_idm.yaml; care runs only)
 #   idmshiftN  with pseudo: the pixel IDM trains with DrQ shifts of up to N px of both frames of a
 #            pair (--idm.shift N), against its overfitting when few episodes are labelled
+#   noval    no validation episodes: every episode trains (--val-episodes-per-task 0), as in the
+#            pseudo-label runs; label_supervised+fp32+noval is the ceiling at the episode count the
+#            pseudo-label policies read (the held-out action L1 is then not measured)
 #   labelsK  K labelled episodes per task instead of 5 (fine-tuning, and the pseudo-labels' IDM):
 #            the label-efficiency curve (the picks are nested: the 5 are among the 10)
 #   fp32     training in fp32 (--mixed-precision fp32: fine-tuning, and the pretraining if any)
@@ -95,6 +98,7 @@ add_ft_changes() {  # add_ft_changes <run>: append the fine-tuning flags of its 
     ft[0-9]*) ft_args+=(--steps "${t#ft}");;
     state) ft_args+=(--state.enabled true --state.names "[hand_x,hand_y,hand_z,gripper_opening]");;
     univla) ft_args+=(--head.type univla);;
+    noval) ft_args+=(--val-episodes-per-task 0);;
     fp32) ft_args+=(--mixed-precision fp32);;
     # with pseudo-labels, K is the IDM's labelled episodes (pseudo_data); the policy reads them all
     labels[0-9]*) [ -n "$pseudo" ] || ft_args+=(--episodes-per-task "${t#labels}");;
@@ -129,11 +133,12 @@ for run in $RUNS; do  # an unknown run or change stops here, not an hour in
   [ "$run" = "$base" ] && continue
   case $base in care|no_pretrain|label_supervised) ;; *) echo "$run: changes apply to care, no_pretrain or label_supervised"; exit 2;; esac
   for t in $(tokens "$run"); do case $t in shift[0-9]*|chunk[0-9]*|ft[0-9]*|state|univla|fp32|labels[0-9]*) ;;
+    noval) case "+$run+" in *+pseudo+*|*+pseudolatent+*) echo "$run: pseudo-label runs keep no validation episodes already"; exit 2;; esac;;
     pseudo) [ "$base" != label_supervised ] || { echo "$run: label_supervised has every label; pseudo-labels apply to the others"; exit 2; };;
     pseudolatent) [ "$base" = care ] || { echo "$run: pseudolatent reads a pretraining's latent, and $base has none"; exit 2; };;
     idmshift[0-9]*) case "+$run+" in *+pseudo+*) ;; *) echo "$run: $t shifts the pixel IDM's frames: it needs pseudo"; exit 2;; esac;;
     pre[0-9]*|video|video[0-9]*|act[0-9]*) [ "$base" = care ] || { echo "$run: $t changes a pretraining, and $base has none"; exit 2; };;
-    *) echo "unknown change '$t' in $run (shiftN chunkN ftN state univla preN video videoN actW labelsK fp32 pseudo pseudolatent idmshiftN)"; exit 2;; esac; done
+    *) echo "unknown change '$t' in $run (shiftN chunkN ftN state univla noval preN video videoN actW labelsK fp32 pseudo pseudolatent idmshiftN)"; exit 2;; esac; done
 done
 [ -z "${CHECK:-}" ] || { echo "paper_mt10: runs ok: $RUNS"; exit 0; }
 mkdir -p "$R" "$P" "$OUT"

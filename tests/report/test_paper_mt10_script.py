@@ -98,6 +98,15 @@ def test_pretrainings_are_shared_through_P_and_each_job_asks_for_its_changes(tmp
     assert f"--dataset {r2}/pseudo_pixel_idmshift4_labels1_s0" in ft
     refused = _run(tmp_path, "no_pretrain+idmshift4+fp32:0", P=pre, R=r2, OUT=o2)
     assert refused.returncode == 2 and "needs pseudo" in refused.stdout
+    # noval: label supervision on every episode, none held out for validation (the pseudo-label
+    # runs' episode count); refused beside pseudo-labels, which hold none out already
+    before = len(_calls(tmp_path))
+    done = _run(tmp_path, "label_supervised+fp32+noval:0", P=pre, R=r2, OUT=o2)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (ft,) = [c for c in _calls(tmp_path)[before:] if c.startswith("finetune")]
+    assert "configs/finetune/label_supervised.yaml" in ft and "--val-episodes-per-task 0" in ft
+    refused = _run(tmp_path, "no_pretrain+pseudo+noval+fp32:0", P=pre, R=r2, OUT=o2)
+    assert refused.returncode == 2 and "keep no validation episodes" in refused.stdout
     new = _calls(tmp_path)[len(calls):]
     # finished jobs are not run again
     again = _run(tmp_path, "care+fp32:0", P=pre, R=r2, OUT=o2)
