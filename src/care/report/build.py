@@ -432,7 +432,12 @@ def quantities(cfg: ReportConfig, res: Results) -> Quantities:
         success(a), success(b)
         return fraction_of(res, a, b, f"the quantity {arg}")
 
-    return Quantities(res.root, runs, seeds, success, interval, compare, task, precision, fraction)
+    def finetune(run: str) -> dict[int, dict]:
+        if run not in res.files.get("finetune", {}):  # a run the tables do not show: read it now
+            _load(res, res.root, "finetune", [run], [*res.seeds, *res.more_seeds], optional=True)
+        return res.get("finetune", run)
+
+    return Quantities(res.root, runs, seeds, success, interval, compare, task, precision, fraction, finetune)
 
 
 def note(cfg: ReportConfig, section: str, res: Results | None = None) -> list[str]:
@@ -636,11 +641,9 @@ def curve_points(cfg: ReportConfig, res: Results, curve) -> dict[str, list[tuple
             if not res.get("eval", run):
                 continue
             if str(x) == "all":
-                seeds = sorted(res.get("finetune", run))
+                configs = res.get("finetune", run)
                 try:
-                    if not seeds:
-                        raise KeyError(f"no policy_config.json under {res.root / run}")
-                    eps = train_episodes_per_task(res.root, run, seeds)
+                    eps = train_episodes_per_task(configs, sorted(configs), res.root / run)
                 except KeyError as e:
                     raise ConfigError(f"curves[{curve.name}]: {run} stands at x 'all', but its fine-tuning "
                                       f"records no train_episodes: {e.args[0]}") from None

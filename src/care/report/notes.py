@@ -85,16 +85,19 @@ def file_values(root: Path, run: str, seeds: list[int], name: str, key: str) -> 
     return out
 
 
-def train_episodes_per_task(root: Path, run: str, seeds: list[int]) -> float:
-    """The episodes per task a run's fine-tuning trained on, mean over `seeds` (policy_config.json
-    records the episodes, `train_episodes`, and their tasks, `train_seeds`: task -> seeds)."""
+def train_episodes_per_task(configs: dict[int, dict], seeds: list[int], folder: Path) -> float:
+    """The episodes per task a run's fine-tuning trained on, mean over `seeds`, from its decoded
+    policy_config.json files (`configs`: seed -> config, as the report loaded them; each records
+    the episodes, `train_episodes`, and their tasks, `train_seeds`: task -> seeds). `folder` is the
+    run's result folder, for the errors."""
+    if not seeds:
+        raise KeyError(f"no policy_config.json under {folder}")
     per_seed = []
     for s in seeds:
-        path = Path(root) / run / f"s{s}" / "policy_config.json"
-        if not path.is_file():
+        path = Path(folder) / f"s{s}" / "policy_config.json"
+        if s not in configs:
             raise KeyError(f"{path} does not exist")
-        cfg = json.loads(path.read_text())
-        episodes, tasks = cfg.get("train_episodes"), cfg.get("train_seeds")
+        episodes, tasks = configs[s].get("train_episodes"), configs[s].get("train_seeds")
         if not episodes or not isinstance(tasks, dict) or not tasks:
             raise KeyError(f"{path} records no train_episodes and train_seeds")
         per_seed.append(len(episodes) / len(tasks))
@@ -108,10 +111,11 @@ class Quantities:
     def __init__(self, root: Path, runs: Callable[[], set[str]], seeds: Callable[[str], list[int]],
                  success: Callable[[str], dict[int, float]], interval: Callable[[str], dict],
                  compare: Callable[[str, str, str], dict], task: Callable[[str, str], dict[int, float]],
-                 precision: Callable[[str], str], fraction: Callable[[str, str, str], dict] | None = None):
+                 precision: Callable[[str], str], fraction: Callable[[str, str, str], dict] | None = None,
+                 finetune: Callable[[str], dict[int, dict]] | None = None):
         self.root, self.runs, self.seeds, self.success = Path(root), runs, seeds, success
         self.interval, self.compare, self.task, self.precision = interval, compare, task, precision
-        self.fraction = fraction
+        self.fraction, self.finetune = fraction, finetune
 
     def _run(self, name: str) -> str:
         if name not in self.runs():
@@ -176,9 +180,10 @@ class Quantities:
             va, vb = self.task(a, args[1]), self.task(b, args[1])
             seeds = sorted(set(va) & set(vb))
             return _fmt(float(np.mean([va[s] - vb[s] for s in seeds])), 0 if d is None else d, True)
-        if kind == "episodes" and len(args) == 1:
+        if kind == "episodes" and len(args) == 1 and self.finetune is not None:
             run = self._run(args[0])
-            return _fmt(train_episodes_per_task(self.root, run, self.seeds(run)), 1 if d is None else d)
+            eps = train_episodes_per_task(self.finetune(run), self.seeds(run), self.root / run)
+            return _fmt(eps, 1 if d is None else d)
         if kind in ("file", "range", "fmean", "pct") and len(args) == 3:
             run = self._run(args[0])
             vals = file_values(self.root, run, self.seeds(run), args[1], args[2])
