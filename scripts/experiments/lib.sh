@@ -12,7 +12,8 @@ keep() {  # keep <run> <seed> <dir> <name-in-dir>:<name-in-results> ...: copy sm
   return 0
 }
 
-job_record() {  # job_record <results dir> <wall minutes> <lanes>: <dir>/job.json, the time and the machine
+job_record() {  # job_record <results dir> <wall minutes> <lanes> [<1: an earlier attempt ran>]: <dir>/job.json,
+                # the time and the machine
   "${PY:-.venv/bin/python}" - "$@" <<'PY'
 import datetime, json, os, subprocess, sys
 from pathlib import Path
@@ -24,6 +25,7 @@ from care.io import atomic_write_json
 from care.models.precision import resolve_precision
 
 out, minutes, lanes = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+earlier = len(sys.argv) > 4 and sys.argv[4] == "1"
 cfg = out / "finetune_config.yaml"
 asked = (yaml.safe_load(cfg.read_text()) or {}).get("mixed_precision", "auto") if cfg.is_file() else "auto"
 commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
@@ -32,6 +34,8 @@ dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
 atomic_write_json(out / "job.json", {
     "wall_minutes": minutes, "lanes": lanes, "date": datetime.date.today().isoformat(),
+    # an interrupted job resumes from its checkpoints: wall_minutes then counts only the last attempt
+    "wall_minutes_partial": earlier,
     "cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
     # what the fine-tuning's --mixed-precision (default auto) resolved to on this machine
     "training_precision": resolve_precision(asked, "cuda" if torch.cuda.is_available() else "cpu"),

@@ -240,12 +240,13 @@ lane() {
   jobs_in_order | while read -r run k; do
     done_job "$run" "$k" && continue
     mkdir "$R/.claims/${run}_s$k" 2>/dev/null || continue  # another lane has it
-    local t0=$SECONDS
+    local t0=$SECONDS earlier=0
+    [ -e "$R/${run}_s$k.log" ] && earlier=1  # an earlier attempt ran: this one resumes it
     # in the background and waited for: `set -e` holds inside (it is off in an `||` list)
     ( set -e; job "$run" "$k" ) < /dev/null > "$R/${run}_s$k.log" 2>&1 &
     wait $! || { echo "FAILED: $run seed $k (see $R/${run}_s$k.log)"; continue; }
     local minutes=$(( (SECONDS - t0) / 60 ))
-    job_record "$OUT/$run/s$k" "$minutes" "${SHARED:-$LANES}"
+    job_record "$OUT/$run/s$k" "$minutes" "${SHARED:-$LANES}" "$earlier"
     echo "$(date +%H:%M) done: $run seed $k in $minutes min"
   done
 }

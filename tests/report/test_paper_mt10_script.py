@@ -111,3 +111,11 @@ def test_pretrainings_are_shared_through_P_and_each_job_asks_for_its_changes(tmp
     # finished jobs are not run again
     again = _run(tmp_path, "care+fp32:0", P=pre, R=r2, OUT=o2)
     assert again.returncode == 0 and len(_calls(tmp_path)) == len(calls) + len(new)
+    # a job run again after an interruption (its log is in R) says that its wall time counts
+    # only the last attempt
+    job = o2 / "care+fp32" / "s0" / "job.json"
+    assert json.loads(job.read_text())["wall_minutes_partial"] is False
+    (o2 / "care+fp32" / "s0" / "eval_info.json").unlink()
+    again = _run(tmp_path, "care+fp32:0", P=pre, R=r2, OUT=o2)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads(job.read_text())["wall_minutes_partial"] is True
