@@ -390,11 +390,13 @@ def quantities(cfg: ReportConfig, res: Results) -> Quantities:
     def runs() -> set[str]:
         return {d.name for d in res.root.iterdir() if d.is_dir()} if res.root.is_dir() else set()
 
+    def loaded(kind: str, run: str, check=None) -> dict[int, dict]:
+        if run not in res.files.get(kind, {}):  # a run the tables do not show: read it now
+            _load(res, res.root, kind, [run], [*res.seeds, *res.more_seeds], check, optional=True)
+        return res.get(kind, run)
+
     def evals(run: str) -> dict[int, dict]:
-        if run not in res.files.get("eval", {}):  # a run the tables do not show: read it now
-            _load(res, res.root, "eval", [run], [*res.seeds, *res.more_seeds],
-                  lambda info, path: _check_eval(info, path, cfg, tasks), optional=True)
-        return res.get("eval", run)
+        return loaded("eval", run, lambda info, path: _check_eval(info, path, cfg, tasks))
 
     def seeds(run: str) -> list[int]:
         return sorted(evals(run)) or [s for s in res.seeds if (res.root / run / f"s{s}").is_dir()]
@@ -432,12 +434,8 @@ def quantities(cfg: ReportConfig, res: Results) -> Quantities:
         success(a), success(b)
         return fraction_of(res, a, b, f"the quantity {arg}")
 
-    def finetune(run: str) -> dict[int, dict]:
-        if run not in res.files.get("finetune", {}):  # a run the tables do not show: read it now
-            _load(res, res.root, "finetune", [run], [*res.seeds, *res.more_seeds], optional=True)
-        return res.get("finetune", run)
-
-    return Quantities(res.root, runs, seeds, success, interval, compare, task, precision, fraction, finetune)
+    return Quantities(res.root, runs, seeds, success, interval, compare, task, precision, fraction,
+                      lambda run: loaded("finetune", run))
 
 
 def note(cfg: ReportConfig, section: str, res: Results | None = None) -> list[str]:

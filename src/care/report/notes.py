@@ -111,8 +111,8 @@ class Quantities:
     def __init__(self, root: Path, runs: Callable[[], set[str]], seeds: Callable[[str], list[int]],
                  success: Callable[[str], dict[int, float]], interval: Callable[[str], dict],
                  compare: Callable[[str, str, str], dict], task: Callable[[str, str], dict[int, float]],
-                 precision: Callable[[str], str], fraction: Callable[[str, str, str], dict] | None = None,
-                 finetune: Callable[[str], dict[int, dict]] | None = None):
+                 precision: Callable[[str], str], fraction: Callable[[str, str, str], dict],
+                 finetune: Callable[[str], dict[int, dict]]):
         self.root, self.runs, self.seeds, self.success = Path(root), runs, seeds, success
         self.interval, self.compare, self.task, self.precision = interval, compare, task, precision
         self.fraction, self.finetune = fraction, finetune
@@ -161,7 +161,7 @@ class Quantities:
             if kind == "mde":
                 return _fmt(r["mde"], k)
             return r["verdict"]
-        if kind == "frac" and len(args) == 1 and self.fraction is not None:
+        if kind == "frac" and len(args) == 1:
             a, b = self._pair(args[0])
             r = self.fraction(a, b, args[0])
             if not r["ceiling_seeds"]:
@@ -180,7 +180,7 @@ class Quantities:
             va, vb = self.task(a, args[1]), self.task(b, args[1])
             seeds = sorted(set(va) & set(vb))
             return _fmt(float(np.mean([va[s] - vb[s] for s in seeds])), 0 if d is None else d, True)
-        if kind == "episodes" and len(args) == 1 and self.finetune is not None:
+        if kind == "episodes" and len(args) == 1:
             run = self._run(args[0])
             eps = train_episodes_per_task(self.finetune(run), self.seeds(run), self.root / run)
             return _fmt(eps, 1 if d is None else d)
