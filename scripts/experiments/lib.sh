@@ -31,12 +31,16 @@ asked = (yaml.safe_load(cfg.read_text()) or {}).get("mixed_precision", "auto") i
 commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip() or "unknown"
 dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "src"],
                             capture_output=True, text=True).stdout.strip())
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
+cpuinfo = open("/proc/cpuinfo").read().splitlines()
+cpu = next((l.split(":", 1)[1].strip() for l in cpuinfo if l.startswith("model name")), "unknown")
+flags = set(next((l.split(":", 1)[1].split() for l in cpuinfo if l.startswith("flags")), []))
 atomic_write_json(out / "job.json", {
     "wall_minutes": minutes, "lanes": lanes, "date": datetime.date.today().isoformat(),
     # an interrupted job resumes from its checkpoints: wall_minutes then counts only the last attempt
     "wall_minutes_partial": earlier,
     "cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
+    # two CPUs with one model name can take different kernels (AVX-512, native bf16): fp32 numbers too
+    "cpu_avx512": "avx512f" in flags, "cpu_bf16": bool(flags & {"avx512_bf16", "amx_bf16"}),
     # what the fine-tuning's --mixed-precision (default auto) resolved to on this machine
     "training_precision": resolve_precision(asked, "cuda" if torch.cuda.is_available() else "cpu"),
     # the code and the thread count that made it: both change a seed's numbers (docs/RESULTS.md)

@@ -114,7 +114,12 @@ def test_pretrainings_are_shared_through_P_and_each_job_asks_for_its_changes(tmp
     # a job run again after an interruption (its log is in R) says that its wall time counts
     # only the last attempt
     job = o2 / "care+fp32" / "s0" / "job.json"
-    assert json.loads(job.read_text())["wall_minutes_partial"] is False
+    record = json.loads(job.read_text())
+    assert record["wall_minutes_partial"] is False
+    # the CPU's kernels, which one model name does not tell apart, are recorded from /proc/cpuinfo
+    flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    assert record["cpu_avx512"] is ("avx512f" in flags)
+    assert record["cpu_bf16"] is bool({"avx512_bf16", "amx_bf16"} & set(flags))
     (o2 / "care+fp32" / "s0" / "eval_info.json").unlink()
     again = _run(tmp_path, "care+fp32:0", P=pre, R=r2, OUT=o2)
     assert again.returncode == 0, again.stdout + again.stderr
