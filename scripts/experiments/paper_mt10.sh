@@ -61,7 +61,9 @@
 #            the label-efficiency curve (the picks are nested: the 5 are among the 10)
 #   fp32     training in fp32 (--mixed-precision fp32: fine-tuning, and the pretraining if any)
 #            whatever `auto` picks on this CPU: the precision reference beside runs trained in
-#            bf16 on other machines (no_pretrain+fp32 beside no_pretrain)
+#            bf16 on other machines (no_pretrain+fp32 beside no_pretrain). The one change lapa and
+#            como take (lapa+fp32, como+fp32: both stages and the fine-tuning; plain lapa and como
+#            train in bf16 on a CPU with native bf16, fp32 on one without)
 # Runs that differ only in fine-tuning share one pretraining per seed (care+shift4 fine-tunes
 # runs/paper_mt10/care_s<k>); a lock keeps two lanes from making the same one twice.
 set -euo pipefail
@@ -131,7 +133,9 @@ for run in $RUNS; do  # an unknown run or change stops here, not an hour in
   base=${run%%+*}
   case " $ALL_RUNS " in *" $base "*) ;; *) echo "unknown run: $run (runs: $ALL_RUNS, or <base>+<changes>)"; exit 2;; esac
   [ "$run" = "$base" ] && continue
-  case $base in care|no_pretrain|label_supervised) ;; *) echo "$run: changes apply to care, no_pretrain or label_supervised"; exit 2;; esac
+  case $base in care|no_pretrain|label_supervised) ;;
+    lapa|como) [ "$run" = "$base+fp32" ] || { echo "$run: $base takes one change, fp32 ($base+fp32)"; exit 2; };;
+    *) echo "$run: changes apply to care, no_pretrain or label_supervised (and fp32 to lapa, como)"; exit 2;; esac
   for t in $(tokens "$run"); do case $t in shift[0-9]*|chunk[0-9]*|ft[0-9]*|state|univla|fp32|labels[0-9]*) ;;
     noval) case "+$run+" in *+pseudo+*|*+pseudolatent+*) echo "$run: pseudo-label runs keep no validation episodes already"; exit 2;; esac;;
     pseudo) [ "$base" != label_supervised ] || { echo "$run: label_supervised has every label; pseudo-labels apply to the others"; exit 2; };;
@@ -175,12 +179,13 @@ pretrain() {  # pretrain <run> <seed> -> $P/<run>_s<k>
         fp32) args+=(--mixed-precision fp32);;
       esac; done
       [ -z "$steps" ] || args+=(--steps "$steps");;
-    lapa|como)
-      local lam="$P/${run}_lam_s$k"
-      [ -f "$lam/model.safetensors" ] || $CARE lam --config configs/lam/${run}_tiny.yaml --dataset "$D" --seed "$k" \
-          --output-dir "$lam" --time-limit-minutes null $(resume "$lam")
+    lapa|como|lapa+fp32|como+fp32)  # both stages in the run's precision (auto: bf16 where native)
+      local lam="$P/${run}_lam_s$k" prec=()
+      [ "$run" = "${run%+fp32}" ] || prec=(--mixed-precision fp32)
+      [ -f "$lam/model.safetensors" ] || $CARE lam --config "configs/lam/${run%+fp32}_tiny.yaml" --dataset "$D" \
+          --seed "$k" "${prec[@]}" --output-dir "$lam" --time-limit-minutes null $(resume "$lam")
       keep "$run" "$k" "$lam" val_metrics.json:lam_val_metrics.json run_config.yaml:lam_config.yaml
-      args=(--config configs/pretrain/${run}_tiny.yaml --method.lam "$lam");;
+      args=(--config "configs/pretrain/${run%+fp32}_tiny.yaml" --method.lam "$lam" "${prec[@]}");;
   esac
   [ -f "$dir/model.safetensors" ] || $CARE pretrain --dataset "$D" "${args[@]}" --seed "$k" --output-dir "$dir" \
       --time-limit-minutes null $(resume "$dir")

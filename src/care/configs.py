@@ -1055,6 +1055,8 @@ class ReportConfig:
         more_seeds: further pipeline seeds some runs have (a comparison measured beyond `seeds`):
             read where they exist, never listed as missing; every row and every pairing uses all
             the seeds its run(s) have.
+        more_seeds_runs: the runs planned on `more_seeds` too: `--missing` lists their files
+            there that are still absent (the page reads them where they exist, as above).
         tasks, episodes_per_task, eval_seed, max_steps: the evaluation protocol every
             eval_info.json must have used (tasks: a suite name or comma-separated env names).
         reference: the run every success is paired with (seed k with seed k): no pretraining.
@@ -1098,6 +1100,7 @@ class ReportConfig:
     results: Path = Path("results/paper_mt10")
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     more_seeds: list[int] = field(default_factory=list)
+    more_seeds_runs: list[str] = field(default_factory=list)
     tasks: str = "MT10"
     episodes_per_task: int = 20
     eval_seed: int = 1000
@@ -1149,6 +1152,9 @@ class ReportConfig:
             raise ValueError(f"curves: names must differ from each other and from the tables', got {names}")
         if set(self.more_seeds) & set(self.seeds):
             raise ValueError(f"more_seeds {self.more_seeds} repeats seeds of `seeds` {self.seeds}")
+        if self.more_seeds_runs and not self.more_seeds:
+            raise ValueError(f"more_seeds_runs {self.more_seeds_runs} names runs planned on further seeds, "
+                             "but more_seeds is empty")
         tables = {"methods", "video", "ablation", "lp_mse", "s_pcfc", "semantic"}
         unknown = sorted(set(self.claims) - tables)
         if unknown:

@@ -327,6 +327,8 @@ def test_the_recipe_ladder_pairs_each_change_with_its_base_and_the_ceiling(resul
     assert "results/care_chunk/s2/eval_info.json" in page.replace(str(results.parent) + "/", "")
     with pytest.raises(ValueError, match="recipe_base names run"):
         config(results, tmp_path, recipes=["care"], recipe_base={"other": "care"})
+    with pytest.raises(ValueError, match="more_seeds_runs .* but more_seeds is empty"):
+        config(results, tmp_path, more_seeds_runs=["care"])
 
 
 def test_goal_words_read_the_fractions_interval():

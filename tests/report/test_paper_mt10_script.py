@@ -26,6 +26,8 @@ case $cmd in
             echo "mixed_precision: fp32" > "$out/run_config.yaml";;
   eval) echo '{"overall": {"pc_success": 50.0}, "per_task": []}' > "$out/eval_info.json"
         echo "episodes_per_task: 20" > "$out/run_config.yaml";;
+  probe) echo '{}' > "$out/probe.json";;
+  lam) touch "$out/model.safetensors"; echo '{}' > "$out/val_metrics.json"; echo "seed: 0" > "$out/run_config.yaml";;
   label) mkdir -p "$out/meta"; echo '{}' > "$out/meta/info.json"; echo '{"error_held_out": {}}' > "$out/meta/pseudo_labels.json";;
   *) echo "fake care: unexpected command $cmd" >&2; exit 3;;
 esac
@@ -124,3 +126,26 @@ def test_pretrainings_are_shared_through_P_and_each_job_asks_for_its_changes(tmp
     again = _run(tmp_path, "care+fp32:0", P=pre, R=r2, OUT=o2)
     assert again.returncode == 0, again.stdout + again.stderr
     assert json.loads(job.read_text())["wall_minutes_partial"] is True
+
+
+def test_como_and_lapa_take_fp32_in_both_stages_and_no_other_change(tmp_path):
+    """On a CPU with native bf16, plain `como` trains in bf16 (`auto`); `como+fp32` is the row to
+    set beside care+fp32 on any machine: its stage 1, stage 2 and fine-tuning all in fp32."""
+    pre, r, o = tmp_path / "pre", tmp_path / "r", tmp_path / "o"
+    done = _run(tmp_path, "como+fp32:1", P=pre, R=r, OUT=o)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lam, pretrain, ft = [c for c in _calls(tmp_path) if c.startswith(("lam", "pretrain", "finetune"))]
+    assert "configs/lam/como_tiny.yaml" in lam and f"--output-dir {pre}/como+fp32_lam_s1" in lam
+    assert "configs/pretrain/como_tiny.yaml" in pretrain and f"--method.lam {pre}/como+fp32_lam_s1" in pretrain
+    assert f"--output-dir {pre}/como+fp32_s1" in pretrain and f"--pretrained {pre}/como+fp32_s1" in ft
+    assert all("--mixed-precision fp32" in c and "--seed 1" in c for c in (lam, pretrain, ft))
+    kept = {p.name for p in (o / "como+fp32" / "s1").iterdir()}
+    assert {"lam_val_metrics.json", "lam_config.yaml", "eval_info.json"} <= kept
+    # plain como leaves the precision to `auto`; any other change on it is refused before a run starts
+    before = len(_calls(tmp_path))
+    done = _run(tmp_path, "como:1", P=pre, R=r, OUT=o, S=tmp_path / "data")  # with its probes' shared data
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not any("--mixed-precision" in c for c in _calls(tmp_path)[before:] if not c.startswith("finetune"))
+    for bad in ("como+shift4:0", "lapa+fp32+labels1:0"):
+        refused = _run(tmp_path, bad, P=pre, R=r, OUT=o)
+        assert refused.returncode == 2 and "takes one change, fp32" in refused.stdout, refused.stdout

@@ -183,14 +183,17 @@ def test_a_run_with_seeds_of_two_precisions_is_shown_never_paired(tmp_path):
 
 
 def test_the_headline_config_builds_from_the_complete_seeds_and_says_which(tmp_path, monkeypatch, capsys):
-    """configs/report/headline_mt10.yaml on synthetic files: 10 seeds of no pretraining, 7 of CARE."""
+    """configs/report/headline_mt10.yaml on synthetic files: 10 seeds of no pretraining, 7 of CARE,
+    4 of CoMo-style (planned on seeds 0-4; the headline's pair on 0-9)."""
     from care.envs.metaworld import resolve_tasks
 
     cfg = parse_config(ReportConfig, ["--config", str(ROOT / "configs/report/headline_mt10.yaml")])
-    assert cfg.seeds == list(range(10)) and cfg.episodes_per_task == 100 and cfg.reference == "no_pretrain+fp32"
+    assert cfg.seeds == list(range(5)) and cfg.more_seeds == list(range(5, 10))
+    assert set(cfg.more_seeds_runs) == {"care+fp32", "no_pretrain+fp32"}
+    assert cfg.episodes_per_task == 100 and cfg.reference == "no_pretrain+fp32"
     rng = np.random.default_rng(1)
     root = tmp_path / "results" / "headline_mt10"
-    for run, n in (("no_pretrain+fp32", 10), ("care+fp32", 7)):
+    for run, n in (("no_pretrain+fp32", 10), ("care+fp32", 7), ("como+fp32", 4)):
         for k in range(n):
             succ = {t: (rng.random(100) < 0.4).tolist() for t in resolve_tasks("MT10")}
             _write(root, run, k, "eval_info.json", _eval(succ))
@@ -199,16 +202,22 @@ def test_the_headline_config_builds_from_the_complete_seeds_and_says_which(tmp_p
     args = ["report", "--config", str(ROOT / "configs/report/headline_mt10.yaml"), "--output-dir", str(tmp_path / "page")]
     assert main([*args, "--missing"]) == 0
     out = capsys.readouterr().out
-    assert [f"care+fp32/s{k}/eval_info.json" in out for k in (7, 8, 9)] == [True] * 3 and "no_pretrain+fp32/s" not in out
-    assert main(args) == 0  # without --allow-missing: every seed there is, and the gaps named
+    # CoMo's planned seed 4 and CARE's further seeds 7-9 are still to run; nothing of no pretraining
+    assert "como+fp32/s4/eval_info.json   (run como+fp32, pipeline seed 4)" in out
+    assert [f"care+fp32/s{k}/eval_info.json   (run care+fp32, further pipeline seed {k})" in out
+            for k in (7, 8, 9)] == [True] * 3
+    assert "no_pretrain+fp32/s" not in out and "como+fp32/s5" not in out
+    assert main(args) == 0  # without --allow-missing: every seed there is, and the gap named
     page = (tmp_path / "page" / "README.md").read_text()
-    assert "**Not complete:** 3 result file(s) missing" in page
+    assert "**Not complete:** 1 result file(s) missing" in page
     assert main([*args, "--allow-missing", "true"]) == 0
     page = (tmp_path / "page" / "README.md").read_text()
-    assert "**Built from pipeline seeds [0, 1, 2, 3, 4, 5, 6] only** (`--allow-missing`): seed(s) [7, 8, 9]" in page
-    assert "seeds 0, 1, 2, 3, 4, 5, 6, fp32; MDE" in page  # the claim is over the complete seeds
+    assert "**Built from pipeline seeds [0, 1, 2, 3] only** (`--allow-missing`): seed(s) [4]" in page
+    # each claim pairs the seeds both of its runs have: CARE and no pretraining 0-3 and 5-6
+    assert "seeds 0, 1, 2, 3, 5, 6, fp32; MDE" in page and "seeds 0, 1, 2, 3, fp32; MDE" in page
     assert "| CARE | 0123456789ab | 2 |" in page  # the run records
-    assert (tmp_path / "page" / "summary.md").read_text().count("| 7 × 1000 |") == 2
+    summary = (tmp_path / "page" / "summary.md").read_text()  # each row: every seed its run has
+    assert [summary.count(f"| {n} × 1000 |") for n in (9, 6, 4)] == [1, 1, 1]
 
 
 def test_the_readme_results_table_is_the_builders():

@@ -665,7 +665,7 @@ def curve_section(cfg: ReportConfig, res: Results, curve, plot: str | None) -> l
                     + ", ".join(r for p in curve.series.values() for r in p.values()) + ").", ""]
     L += [f"Success (%, mean over pipeline seeds, two-level 95% interval, seeds in brackets) against "
           f"{curve.x_label}. Training precision of every point: {', '.join(precs)}. A point with fewer than "
-          f"{curve.min_seeds} seeds is marked † (hollow in the plot).", "",
+          f"{curve.min_seeds} seeds is marked † (hollow in the plot, the line to it dotted).", "",
           f"| {curve.x_label} | " + " | ".join(pts) + " |", "|---|" + "---:|" * len(pts)]
     for x, written in xs:
         cells = []
@@ -982,7 +982,12 @@ def make_plots(cfg: ReportConfig, res: Results, out: Path) -> dict[str, str]:
             xs = np.array([x for x, _, _ in p])
             ivs = [success_interval(res, r) for _, _, r in p]
             means = np.array([iv["mean"] for iv in ivs])
-            ax.plot(xs, means, color=f"C{j}", lw=1.5, label=name)
+            full = [len(res.get("eval", r)) >= curve.min_seeds for _, _, r in p]
+            # a segment that reaches a point on too few seeds is dotted: it reads less than a trend
+            for i in range(len(xs) - 1):
+                ax.plot(xs[i:i + 2], means[i:i + 2], color=f"C{j}", lw=1.5,
+                        ls="-" if full[i] and full[i + 1] else ":")
+            ax.plot([], [], color=f"C{j}", lw=1.5, label=name)
             ax.errorbar(xs, means, yerr=[means - [iv["low"] for iv in ivs], [iv["high"] for iv in ivs] - means],
                         fmt="none", ecolor=f"C{j}", elinewidth=1, capsize=3)
             for (x, _, r), m in zip(p, means):
@@ -1000,8 +1005,8 @@ def make_plots(cfg: ReportConfig, res: Results, out: Path) -> dict[str, str]:
         ax.set_xlabel(curve.x_label + (" (log scale)" if curve.log_x else ""))
         ax.set_ylabel("success %")
         ax.grid(alpha=0.3)
-        ax.set_title(f"{curve.title}\n(line: mean over seeds; whisker: 95% two-level interval; small dots: seeds; "
-                     f"hollow: < {curve.min_seeds} seeds)", fontsize=9)
+        ax.set_title(f"{curve.title}\n(line: mean over seeds; whisker: 95% two-level interval;\nsmall dots: seeds; "
+                     f"hollow point, dotted line: < {curve.min_seeds} seeds)", fontsize=9)
         ax.legend(fontsize=8, frameon=False)
         made[f"curve:{curve.name}"] = save_figure(fig, out / f"curve_{curve.name}.png").name
     return made
@@ -1013,10 +1018,15 @@ def make_plots(cfg: ReportConfig, res: Results, out: Path) -> dict[str, str]:
 def report(cfg: ReportConfig) -> int:
     res = load_results(cfg)
     if cfg.missing:
-        if not res.missing:
+        further = [(run, seed, Path(cfg.results) / run / f"s{seed}" / FILES["eval"])  # planned beyond `seeds`:
+                   for run in cfg.more_seeds_runs for seed in cfg.more_seeds]          # optional on the page
+        further = [f for f in further if not f[2].is_file()]
+        if not res.missing and not further:
             print(f"care report: every result file the report needs is in {cfg.results}")
         for run, seed, path in res.missing:
             print(f"missing: {path}   (run {run}, pipeline seed {seed})")
+        for run, seed, path in further:
+            print(f"missing: {path}   (run {run}, further pipeline seed {seed})")
         for curve in cfg.curves:  # optional points: what a curve still lacks
             said = set()
             for name, points in curve.series.items():
