@@ -197,7 +197,9 @@ def test_the_headline_config_builds_from_the_complete_seeds_and_says_which(tmp_p
         for k in range(n):
             succ = {t: (rng.random(100) < 0.4).tolist() for t in resolve_tasks("MT10")}
             _write(root, run, k, "eval_info.json", _eval(succ))
-            _write(root, run, k, "job.json", {"training_precision": "fp32", "commit": "0123456789abcdef", "threads": 2})
+            cpu = {"cpu_avx512": k < 2, "cpu_bf16": k < 2} if run == "care+fp32" and k != 2 else {}
+            _write(root, run, k, "job.json", {"training_precision": "fp32", "commit": "0123456789abcdef", "threads": 2,
+                                              **cpu})
     monkeypatch.chdir(tmp_path)  # the config's results path is relative
     args = ["report", "--config", str(ROOT / "configs/report/headline_mt10.yaml"), "--output-dir", str(tmp_path / "page")]
     assert main([*args, "--missing"]) == 0
@@ -215,7 +217,9 @@ def test_the_headline_config_builds_from_the_complete_seeds_and_says_which(tmp_p
     assert "**Built from pipeline seeds [0, 1, 2, 3] only** (`--allow-missing`): seed(s) [4]" in page
     # each claim pairs the seeds both of its runs have: CARE and no pretraining 0-3 and 5-6
     assert "seeds 0, 1, 2, 3, 5, 6, fp32; MDE" in page and "seeds 0, 1, 2, 3, fp32; MDE" in page
-    assert "| CARE | 0123456789ab | 2 |" in page  # the run records
+    # the run records: commit, threads, and the CPU's kernels by seed where job.json has them
+    assert "| CARE | 0123456789ab | 2 | AVX-512, bf16 (s0, s1); no AVX-512 (s3, s5, s6) |" in page
+    assert "| no pretraining | 0123456789ab | 2 | — |" in page
     summary = (tmp_path / "page" / "summary.md").read_text()  # each row: every seed its run has
     assert [summary.count(f"| {n} × 1000 |") for n in (9, 6, 4)] == [1, 1, 1]
 

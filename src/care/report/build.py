@@ -812,20 +812,29 @@ def build_page(cfg: ReportConfig, res: Results, plots: dict[str, str]) -> str:
 
 
 def run_records(cfg: ReportConfig, res: Results) -> list[str]:
-    """Per run, the commit and thread count its job.json files record (where they do): a
-    comparison should hold them fixed, since the thread count alone moves a seed."""
+    """Per run, the commit, thread count and CPU kernels its job.json files record (where they
+    do): a comparison should hold them fixed, since the thread count alone moves a seed, and two
+    CPUs of one model name can run different fp32 kernels."""
     rows = []
     for run, by_seed in res.files.get("eval", {}).items():
-        jobs = [res.root / run / f"s{s}" / "job.json" for s in sorted(by_seed)]
-        infos = [read_json(j) for j in jobs if j.is_file()]
-        commits = sorted({str(i["commit"])[:12] for i in infos if i.get("commit")})
-        threads = sorted({str(i["threads"]) for i in infos if i.get("threads") is not None})
+        jobs = {s: res.root / run / f"s{s}" / "job.json" for s in sorted(by_seed)}
+        infos = {s: read_json(j) for s, j in jobs.items() if j.is_file()}
+        commits = sorted({str(i["commit"])[:12] for i in infos.values() if i.get("commit")})
+        threads = sorted({str(i["threads"]) for i in infos.values() if i.get("threads") is not None})
+        kinds: dict[str, list[int]] = {}  # the CPU's kernels -> the seeds that ran on such a CPU
+        for s, i in infos.items():
+            if "cpu_avx512" in i:
+                kind = ("AVX-512" if i["cpu_avx512"] else "no AVX-512") + (", bf16" if i.get("cpu_bf16") else "")
+                kinds.setdefault(kind, []).append(s)
+        cpus = "; ".join(f"{k} (s{', s'.join(map(str, v))})" for k, v in kinds.items())
         if commits or threads:
-            rows.append(f"| {label(cfg, run)} | {', '.join(commits) or '—'} | {', '.join(threads) or '—'} |")
+            rows.append(f"| {label(cfg, run)} | {', '.join(commits) or '—'} | {', '.join(threads) or '—'} | "
+                        f"{cpus or '—'} |")
     if not rows:
         return []
-    return ["## Run records", "", "From each seed's job.json (runs that record them).", "",
-            "| run | commit(s) | threads |", "|---|---|---|", *rows, ""]
+    return ["## Run records", "", "From each seed's job.json (runs that record them; the CPU's kernels since "
+            "job.json records them).", "", "| run | commit(s) | threads | CPU kernels (seeds) |", "|---|---|---|---|",
+            *rows, ""]
 
 
 def summary_table(cfg: ReportConfig, res: Results, link: str = "docs/report/README.md") -> str:
