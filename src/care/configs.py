@@ -1053,8 +1053,8 @@ class ReportConfig:
         results: the committed results folder.
         seeds: the pipeline seeds every run is expected to have.
         more_seeds: further pipeline seeds some runs have (a comparison measured beyond `seeds`):
-            read where they exist, never listed as missing; every row and every pairing uses all
-            the seeds its run(s) have.
+            read where they exist, not required by the page; every row and every pairing uses
+            all the seeds its run(s) have.
         more_seeds_runs: the runs planned on `more_seeds` too: `--missing` lists their files
             there that are still absent (the page reads them where they exist, as above).
         tasks, episodes_per_task, eval_seed, max_steps: the evaluation protocol every
