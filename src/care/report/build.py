@@ -999,10 +999,9 @@ def make_plots(cfg: ReportConfig, res: Results, out: Path) -> dict[str, str]:
             ax.plot([], [], color=f"C{j}", lw=1.5, label=name)
             ax.errorbar(xs, means, yerr=[means - [iv["low"] for iv in ivs], [iv["high"] for iv in ivs] - means],
                         fmt="none", ecolor=f"C{j}", elinewidth=1, capsize=3)
-            for (x, _, r), m in zip(p, means):
-                n = len(res.get("eval", r))
-                ax.scatter([x], [m], s=36, zorder=5, color=f"C{j}" if n >= curve.min_seeds else "w",
-                           edgecolor=f"C{j}", linewidth=1.5)
+            for (x, _, r), m, enough in zip(p, means, full):
+                ax.scatter([x], [m], s=36, zorder=5, color=f"C{j}" if enough else "w", edgecolor=f"C{j}",
+                           linewidth=1.5)
                 vals = list(metric(res, r, "success").values())
                 ax.scatter([x] * len(vals), vals, s=6, color=f"C{j}", alpha=0.5, zorder=4)
         if curve.log_x:
