@@ -1,6 +1,11 @@
 # Shared by the experiment scripts (sourced): resumable stages and the results folder.
 # The caller sets OUT (the committed results folder, e.g. results/paper_mt10).
 
+# The code of this checkout, whatever .venv holds: a git worktree of a fixed commit, run beside
+# main with .venv linked to main's, would otherwise import main's src/ (the editable install),
+# and job.json would name a commit whose code did not run.
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
+
 resume() {  # resume <run dir>: "--resume" when the run has checkpoints to continue from
   [ -d "$1/checkpoints" ] && echo --resume || true
 }
@@ -21,6 +26,7 @@ from pathlib import Path
 import torch
 import yaml
 
+import care
 from care.io import atomic_write_json
 from care.models.precision import resolve_precision
 
@@ -45,6 +51,7 @@ atomic_write_json(out / "job.json", {
     "training_precision": resolve_precision(asked, "cuda" if torch.cuda.is_available() else "cpu"),
     # the code and the thread count that made it: both change a seed's numbers (docs/RESULTS.md)
     "commit": commit + ("+dirty" if dirty else ""),
+    "code": str(Path(care.__file__).resolve().parent),  # the package that ran: this checkout's src/care
     "threads": int(os.environ.get("OMP_NUM_THREADS") or torch.get_num_threads()),
 })
 PY

@@ -52,7 +52,12 @@ def _calls(tmp_path: Path) -> list[str]:
 
 def test_pretrainings_are_shared_through_P_and_each_job_asks_for_its_changes(tmp_path):
     pre, r1, o1 = tmp_path / "pre", tmp_path / "r1", tmp_path / "o1"
-    done = _run(tmp_path, "care+fp32+labels1:0 care+fp32+labels5:0", P=pre, R=r1, OUT=o1)
+    # another checkout's package on the path (a worktree whose .venv is main's): this checkout's runs
+    decoy = tmp_path / "decoy" / "care"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise ImportError('the decoy care package was imported')\n")
+    done = _run(tmp_path, "care+fp32+labels1:0 care+fp32+labels5:0", P=pre, R=r1, OUT=o1,
+                PYTHONPATH=decoy.parent)
     assert done.returncode == 0, done.stdout + done.stderr
     calls = _calls(tmp_path)
     pretrains = [c for c in calls if c.startswith("pretrain")]
@@ -70,6 +75,7 @@ def test_pretrainings_are_shared_through_P_and_each_job_asks_for_its_changes(tmp
                 "val_metrics.json", "job.json"} <= files
         job = json.loads((o1 / run / "s0" / "job.json").read_text())
         assert job["training_precision"] == "fp32" and job["threads"] == 1 and job["commit"]
+        assert job["code"] == str((ROOT / "src" / "care").resolve())
 
     # another experiment (its own runs, results and evaluation protocol) reads the same pretraining
     r2, o2 = tmp_path / "r2", tmp_path / "o2"
