@@ -17,7 +17,7 @@ from helpers import eval_info as _eval, write_result as _write
 from care.cli import main, parse_config
 from care.configs import ReportConfig
 from care.errors import ConfigError
-from care.report.build import build_page, load_results, quantities, summary_table
+from care.report.build import build_page, compare_success, load_results, quantities, summary_table
 from care.report.notes import _FIELD
 
 ROOT = Path(__file__).parents[2]
@@ -222,6 +222,37 @@ def test_the_headline_config_builds_from_the_complete_seeds_and_says_which(tmp_p
     assert "| no pretraining | 0123456789ab | 2 | — |" in page
     summary = (tmp_path / "page" / "summary.md").read_text()  # each row: every seed its run has
     assert [summary.count(f"| {n} × 1000 |") for n in (9, 6, 4)] == [1, 1, 1]
+
+
+def test_a_page_of_runs_in_progress_builds_and_its_notes_say_what_is_not_run_yet(tmp_path, monkeypatch):
+    """The headline's first seeds: no pretraining and CARE on seed 0, CoMo-style not started. The
+    notes' quantities of CoMo-style read "(not run yet)" (the page lists its files as missing);
+    those of the pair are computed; a run the page does not show still stops the build."""
+    from care.envs.metaworld import resolve_tasks
+
+    rng = np.random.default_rng(2)
+    root = tmp_path / "results" / "headline_mt10"
+    for run, p in (("no_pretrain+fp32", 0.4), ("care+fp32", 0.5)):
+        succ = {t: (rng.random(100) < p).tolist() for t in resolve_tasks("MT10")}
+        _write(root, run, 0, "eval_info.json", _eval(succ))
+        _write(root, run, 0, "job.json", {"training_precision": "fp32", "commit": "0123456789abcdef", "threads": 1})
+    monkeypatch.chdir(tmp_path)
+    args = ["report", "--config", str(ROOT / "configs/report/headline_mt10.yaml"), "--output-dir", str(tmp_path / "page")]
+    assert main(args) == 0
+    page = (tmp_path / "page" / "README.md").read_text()
+    note = page.split("**What the diagnostics say.**", 1)[1].split("\n", 1)[0]
+    cfg = parse_config(ReportConfig, ["--config", str(ROOT / "configs/report/headline_mt10.yaml")])
+    res = load_results(cfg)
+    diff = compare_success(res, "care+fp32", "no_pretrain+fp32", "test")
+    assert f"CARE against no pretraining over pipeline seeds 0, both in fp32: {diff['mean']:+.1f} [" in note
+    assert "CARE against CoMo-style over seeds (not run yet): (not run yet), (not run yet)" in note
+    assert "| CoMo-style | — | — | — | — |" in page  # its row: nothing yet, nothing paired
+    assert "**Not complete:**" in page and "`results/headline_mt10/como+fp32/s0/eval_info.json`" in page
+    # a name the page does not show is an error, in progress or not
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((ROOT / "configs/report/headline_mt10.yaml").read_text()
+                   .replace("{verdict:care+fp32-como+fp32}", "{verdict:care+fp32-comoo+fp32}"))
+    assert main(["report", "--config", str(bad), "--output-dir", str(tmp_path / "page2")]) == 2
 
 
 def test_the_readme_results_table_is_the_builders():

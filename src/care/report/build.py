@@ -434,8 +434,12 @@ def quantities(cfg: ReportConfig, res: Results) -> Quantities:
         success(a), success(b)
         return fraction_of(res, a, b, f"the quantity {arg}")
 
+    def pending() -> set[str]:  # runs of the page with every file missing: no seed run yet
+        missing = {r for r, _, _ in res.missing}
+        return {r for r in missing if not (res.root / r).is_dir() or not any(evals(r).values())}
+
     return Quantities(res.root, runs, seeds, success, interval, compare, task, precision, fraction,
-                      lambda run: loaded("finetune", run))
+                      lambda run: loaded("finetune", run), pending)
 
 
 def note(cfg: ReportConfig, section: str, res: Results | None = None) -> list[str]:
@@ -484,6 +488,8 @@ def claims_block(cfg: ReportConfig, res: Results, table: str, claims: list[str] 
 def reference_for(res: Results, run: str, reference: str, references: dict[str, str]) -> tuple[str | None, str]:
     """The run a row's "Δ vs reference" pairs with: the reference of the row's own precision
     (`references`, default `reference`), or None and why not."""
+    if not res.get("eval", run):  # no seed of the row yet: nothing to pair
+        return None, "—"
     p = row_precision(res, run)
     if p.startswith("mixed"):
         return None, "— (mixed precision)"

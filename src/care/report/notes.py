@@ -33,6 +33,9 @@ run names are folders of the report's `results`, as in its tables):
 Default digits: 1 for success, differences and episodes, 0 for task successes, 3 otherwise. A
 quantity the files cannot give (an unknown run, a missing file or key, a comparison across
 precisions, an unknown kind) stops the build with an error naming the note and the quantity.
+One exception keeps a page of runs still in progress buildable: a quantity of a run the page
+shows but that has no result file yet (every one of its files is listed as missing) reads
+"(not run yet)" — the page says what is missing — while a name the page does not show fails.
 """
 
 from __future__ import annotations
@@ -112,10 +115,23 @@ class Quantities:
                  success: Callable[[str], dict[int, float]], interval: Callable[[str], dict],
                  compare: Callable[[str, str, str], dict], task: Callable[[str, str], dict[int, float]],
                  precision: Callable[[str], str], fraction: Callable[[str, str, str], dict],
-                 finetune: Callable[[str], dict[int, dict]]):
+                 finetune: Callable[[str], dict[int, dict]], pending: Callable[[], set[str]] = set):
         self.root, self.runs, self.seeds, self.success = Path(root), runs, seeds, success
         self.interval, self.compare, self.task, self.precision = interval, compare, task, precision
-        self.fraction, self.finetune = fraction, finetune
+        self.fraction, self.finetune, self.pending = fraction, finetune, pending
+
+    NOT_RUN = "(not run yet)"
+
+    def _not_run(self, kind: str, args: list[str]) -> bool:
+        """Whether the quantity names a run of the page that has no result file yet."""
+        pending = self.pending()
+        if not pending or not args:
+            return False
+        if kind in ("diff", "diffs", "mde", "verdict", "frac", "taskdiff"):
+            known = self.runs() | pending
+            return any(a in known and b in known and (a in pending or b in pending)
+                       for a, b in ((args[0][:i], args[0][i + 1:]) for i, c in enumerate(args[0]) if c == "-"))
+        return args[0] in pending
 
     def _run(self, name: str) -> str:
         if name not in self.runs():
@@ -133,6 +149,8 @@ class Quantities:
         raise KeyError(f"{arg!r} is not RUN-RUN over runs with results")
 
     def value(self, kind: str, args: list[str], digits: int | None) -> str:
+        if self._not_run(kind, args):
+            return self.NOT_RUN
         d = digits
         if kind in ("mean", "seeds", "ci", "n", "seedlist", "precision") and len(args) == 1:
             run = self._run(args[0])
