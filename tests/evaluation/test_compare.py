@@ -186,6 +186,9 @@ def test_paired_single_seed_has_no_t_interval(tmp_path):
     bs = pr["bootstrap"]
     assert bs["low"] == pytest.approx(delta - 1.96 * se, abs=0.6)
     assert bs["high"] == pytest.approx(delta + 1.96 * se, abs=0.6)
+    # that interval is the episodes' noise only: clear of 0 here, yet no verdict and no MDE
+    assert bs["low"] > 0 and pr["verdict"] == "too few seeds (n=1), direction: +"
+    assert math.isnan(pr["mde"]) and "| — (1 seed) | too few seeds (n=1), direction: + |" in md
 
 
 @pytest.mark.parametrize("won, lost, both, delta", [(6, 0, 0, 100.0), (0, 0, 6, 0.0), (0, 6, 0, -100.0)])

@@ -75,6 +75,8 @@ def test_the_plan_is_the_fewest_seeds_within_the_width():
     (1.0, 5.0, 5, "holds"), (-5.0, -1.0, 10, "reversed"),
     (1.0, 5.0, 3, "too few seeds (n=3), direction: +"), (-5.0, -1.0, 4, "too few seeds (n=4), direction: −"),
     (-1.0, 5.0, 10, "not separated (MDE 7.2)"),
+    # one seed: its interval has no between-seed part, so never "not separated (MDE ...)"
+    (-3.5, 1.2, 1, "too few seeds (n=1), direction: −"), (1.0, 5.0, 1, "too few seeds (n=1), direction: +"),
 ])
 def test_verdict_words(low, high, n, word):
     assert MIN_SEEDS == 5

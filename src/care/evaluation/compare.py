@@ -32,6 +32,7 @@ compare.png (bars = mean, whiskers = std, dots = seeds).
 from __future__ import annotations
 
 import glob
+import math
 import re
 from pathlib import Path
 
@@ -197,8 +198,9 @@ def markdown(summary: dict, title: str | None = None) -> str:
             delta = f"{pr['diff_mean']:+.1f}" + (f" ± {pr['diff_std']:.1f}" if pr["diff_std"] is not None else "")
             ti, bs = pr["t_interval"], pr["bootstrap"]
             t_cell = f"[{ti['low']:+.1f}, {ti['high']:+.1f}]" if ti else f"n/a ({pr['n_seeds']} seed)"
+            mde = f"{pr['mde']:.1f}" if math.isfinite(pr["mde"]) else "— (1 seed)"
             lines.append(
-                f"| {m} | {delta} | {t_cell} | [{bs['low']:+.1f}, {bs['high']:+.1f}] | {pr['mde']:.1f} | {pr['verdict']} | "
+                f"| {m} | {delta} | {t_cell} | [{bs['low']:+.1f}, {bs['high']:+.1f}] | {mde} | {pr['verdict']} | "
                 + ", ".join(f"{v:+.1f}" for v in pr["diff_seeds"]) + " | "
                 + ", ".join(f"{w} / {lo}" for w, lo in zip(pr["won_seeds"], pr["lost_seeds"])) + " |"
             )

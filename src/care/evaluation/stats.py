@@ -218,7 +218,12 @@ def seeds_for_half_width(c: Components, width: float, E: int, level: float = LEV
 
 def verdict(low: float, high: float, n_seeds: int, mde_value: float | None = None, digits: int = 1) -> str:
     """"holds" / "reversed" (clear of zero, >= MIN_SEEDS seeds), "too few seeds (n=3), direction:
-    +" (clear of zero, fewer seeds), or "not separated (MDE x.x)"."""
+    +" (clear of zero, fewer seeds), or "not separated (MDE x.x)". One seed is "too few seeds"
+    whatever its interval: that interval carries the episodes' noise only (one seed gives no
+    between-seed variance), so neither a clear interval nor one across zero says much."""
+    if n_seeds < 2:
+        mid = (low + high) / 2
+        return f"too few seeds (n={n_seeds}), direction: {'+' if mid > 0 else '−' if mid < 0 else '0'}"
     if low > 0 or high < 0:
         if n_seeds >= MIN_SEEDS:
             return "holds" if low > 0 else "reversed"
@@ -232,7 +237,7 @@ def compare_pair(a: list[dict], b: list[dict], resamples: int = RESAMPLES, seed:
     d = paired_array(a, b)
     bs = two_level_bootstrap(d, resamples, seed)
     c = variance_components(d)
-    m = mde(c)
+    m = mde(c) if c.n_seeds > 1 else math.nan  # one seed: no between-seed variance to size it with
     per_seed = (100.0 * d.mean(axis=(1, 2))).tolist()
     return {**bs, "diffs": per_seed, "var_seed": c.seed, "var_episode": c.episode(), "mde": m,
             "verdict": verdict(bs["low"], bs["high"], bs["n_seeds"], m), "components": c}
@@ -277,8 +282,9 @@ def plan_lines(root: Path, pairs: list[tuple[str, str]], width: float, episodes:
         if design:
             S, E = design
             need.append(f"±{t_quantile(0.975, S - 1) * c.se(S, E):.1f}, {mde(c, S, E):.1f}")
+        mde_now = f"{r['mde']:.1f}" if math.isfinite(r["mde"]) else "— (1 seed)"
         lines.append(f"| {a} − {b} | {c.n_seeds} × {c.episodes_per_task} | {r['mean']:+.1f} [{r['low']:+.1f}, "
-                     f"{r['high']:+.1f}] | {c.seed:.1f} | {c.episode():.1f} | {r['mde']:.1f} | " + " | ".join(need) + " |")
+                     f"{r['high']:+.1f}] | {c.seed:.1f} | {c.episode():.1f} | {mde_now} | " + " | ".join(need) + " |")
     lines += ["", "var seed: between-seed variance of the paired difference (points²) after removing the "
               "episode part; var episode: a seed's episode variance at the observed episodes per task. "
               "Seeds needed: fewest S with t(0.975, S−1)·sqrt((var seed + var episode(E))/S) <= the width. "

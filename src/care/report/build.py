@@ -467,7 +467,7 @@ def claims_block(cfg: ReportConfig, res: Results, table: str, claims: list[str] 
         if name == "success":
             p = compare_success(res, a, b, f"{where}: {claim!r}")
             v = stats.verdict(p["low"], p["high"], len(p["seeds"]), p["mde"]) if p["seeds"] else "not measured yet"
-            how = "two-level 95% interval"
+            how = "two-level 95% interval" + ("; one seed, so the episodes' noise only" if len(p["seeds"]) == 1 else "")
         else:
             va, vb = metric(res, a, name), metric(res, b, name)
             seeds = sorted(set(va) & set(vb))

@@ -177,7 +177,7 @@ class Quantities:
             if kind == "diffs":
                 return " / ".join(_fmt(x, k, True) for x in r["diffs"])
             if kind == "mde":
-                return _fmt(r["mde"], k)
+                return _fmt(r["mde"], k) if np.isfinite(r["mde"]) else "— (one seed)"
             return r["verdict"]
         if kind == "frac" and len(args) == 1:
             a, b = self._pair(args[0])
