@@ -83,6 +83,11 @@ def test_verdict_words(low, high, n, word):
     assert verdict(low, high, n, 7.2) == word
 
 
+def test_one_seeds_direction_is_its_estimate():
+    assert verdict(-6.5, 7.0, 1, mean=0.0) == "too few seeds (n=1), direction: none"
+    assert verdict(-6.5, 7.0, 1, mean=-0.5) == "too few seeds (n=1), direction: −"
+
+
 def _eval(successes: list[list[bool]], seeds0=1000):
     return {"per_task": [{"task": f"t{i}", "seeds": list(range(seeds0, seeds0 + len(s))), "successes": s}
                          for i, s in enumerate(successes)]}

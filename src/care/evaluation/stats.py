@@ -216,14 +216,16 @@ def seeds_for_half_width(c: Components, width: float, E: int, level: float = LEV
 # --- words ---------------------------------------------------------------------------------------
 
 
-def verdict(low: float, high: float, n_seeds: int, mde_value: float | None = None, digits: int = 1) -> str:
+def verdict(low: float, high: float, n_seeds: int, mde_value: float | None = None, digits: int = 1,
+            mean: float | None = None) -> str:
     """"holds" / "reversed" (clear of zero, >= MIN_SEEDS seeds), "too few seeds (n=3), direction:
     +" (clear of zero, fewer seeds), or "not separated (MDE x.x)". One seed is "too few seeds"
     whatever its interval: that interval carries the episodes' noise only (one seed gives no
-    between-seed variance), so neither a clear interval nor one across zero says much."""
+    between-seed variance), so neither a clear interval nor one across zero says much. Its
+    direction is the sign of `mean` (the estimate; default: the interval's midpoint), "none" at 0."""
     if n_seeds < 2:
-        mid = (low + high) / 2
-        return f"too few seeds (n={n_seeds}), direction: {'+' if mid > 0 else '−' if mid < 0 else '0'}"
+        mid = (low + high) / 2 if mean is None else round(mean, digits)
+        return f"too few seeds (n={n_seeds}), direction: {'+' if mid > 0 else '−' if mid < 0 else 'none'}"
     if low > 0 or high < 0:
         if n_seeds >= MIN_SEEDS:
             return "holds" if low > 0 else "reversed"
@@ -240,7 +242,7 @@ def compare_pair(a: list[dict], b: list[dict], resamples: int = RESAMPLES, seed:
     m = mde(c) if c.n_seeds > 1 else math.nan  # one seed: no between-seed variance to size it with
     per_seed = (100.0 * d.mean(axis=(1, 2))).tolist()
     return {**bs, "diffs": per_seed, "var_seed": c.seed, "var_episode": c.episode(), "mde": m,
-            "verdict": verdict(bs["low"], bs["high"], bs["n_seeds"], m), "components": c}
+            "verdict": verdict(bs["low"], bs["high"], bs["n_seeds"], m, mean=bs["mean"]), "components": c}
 
 
 # --- the command: what the committed results say about the seeds x episodes to run ------------

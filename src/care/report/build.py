@@ -466,7 +466,8 @@ def claims_block(cfg: ReportConfig, res: Results, table: str, claims: list[str] 
             raise ConfigError(f"{where}: {claim!r} is not of the form 'a > b'")
         if name == "success":
             p = compare_success(res, a, b, f"{where}: {claim!r}")
-            v = stats.verdict(p["low"], p["high"], len(p["seeds"]), p["mde"]) if p["seeds"] else "not measured yet"
+            v = (stats.verdict(p["low"], p["high"], len(p["seeds"]), p["mde"], mean=p["mean"]) if p["seeds"]
+                 else "not measured yet")
             how = "two-level 95% interval" + ("; one seed, so the episodes' noise only" if len(p["seeds"]) == 1 else "")
         else:
             va, vb = metric(res, a, name), metric(res, b, name)
