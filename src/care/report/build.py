@@ -436,7 +436,7 @@ def quantities(cfg: ReportConfig, res: Results) -> Quantities:
 
     def pending() -> set[str]:  # runs of the page with every file missing: no seed run yet
         missing = {r for r, _, _ in res.missing}
-        return {r for r in missing if not (res.root / r).is_dir() or not any(evals(r).values())}
+        return {r for r in missing if not evals(r)}
 
     return Quantities(res.root, runs, seeds, success, interval, compare, task, precision, fraction,
                       lambda run: loaded("finetune", run), pending)

@@ -107,6 +107,11 @@ def train_episodes_per_task(configs: dict[int, dict], seeds: list[int], folder: 
     return float(np.mean(per_seed))
 
 
+def _splits(arg: str) -> list[tuple[str, str]]:
+    """Every way to read "A-B" as two run names, at each dash (run names may hold dashes)."""
+    return [(arg[:i], arg[i + 1:]) for i, c in enumerate(arg) if c == "-"]
+
+
 class Quantities:
     """What a note may name: the builder hands its numbers in as callables, this class parses
     and formats (see the module docstring)."""
@@ -129,8 +134,7 @@ class Quantities:
             return False
         if kind in ("diff", "diffs", "mde", "verdict", "frac", "taskdiff"):
             known = self.runs() | pending
-            return any(a in known and b in known and (a in pending or b in pending)
-                       for a, b in ((args[0][:i], args[0][i + 1:]) for i, c in enumerate(args[0]) if c == "-"))
+            return any(a in known and b in known and (a in pending or b in pending) for a, b in _splits(args[0]))
         return args[0] in pending
 
     def _run(self, name: str) -> str:
@@ -142,8 +146,7 @@ class Quantities:
 
     def _pair(self, arg: str) -> tuple[str, str]:
         runs = self.runs()
-        splits = [(arg[:i], arg[i + 1:]) for i, c in enumerate(arg) if c == "-"]
-        for a, b in splits:
+        for a, b in _splits(arg):
             if a in runs and b in runs:
                 return self._run(a), self._run(b)
         raise KeyError(f"{arg!r} is not RUN-RUN over runs with results")
