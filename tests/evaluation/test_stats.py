@@ -8,8 +8,8 @@ import pytest
 from scipy import stats as st
 
 from care.evaluation.stats import (
-    MIN_SEEDS, Components, compare_pair, episode_array, mde, paired_array, seeds_for_half_width, t_interval,
-    two_level_bootstrap, variance_components, verdict,
+    MIN_SEEDS, Components, bootstrap_means, compare_pair, episode_array, expansion, mde, paired_array,
+    seeds_for_half_width, simulate_pair, t_interval, two_level_bootstrap, variance_components, verdict,
 )
 
 
@@ -18,18 +18,56 @@ def _const(cells):
     return np.repeat(np.asarray(cells, dtype=np.float64)[..., None], 10, axis=-1)
 
 
-def test_no_episode_variance_reduces_to_the_seed_bootstrap():
+def test_no_episode_variance_reduces_to_the_seed_bootstrap_then_widened():
     # per-seed differences 0, 50, 100 points (two tasks, every episode of a task alike): the
     # resampled mean of 3 seeds drawn with replacement is one of 27 equally likely means, the
     # lowest (all seed 0: 0) and highest (all seed 2: 100) each with probability 1/27 = 3.7% >
-    # 2.5%, so the 95% percentile interval is exactly [0, 100]
+    # 2.5%, so the 95% percentiles are exactly [0, 100]
     x = _const([[0, 0], [1, 0], [1, 1]])
-    r = two_level_bootstrap(x)
+    r = two_level_bootstrap(x, expand=False)
     assert r["mean"] == pytest.approx(50.0)
-    assert (r["low"], r["high"]) == (0.0, 100.0)
+    assert (r["low"], r["high"]) == (0.0, 100.0) == tuple(r["percentile"])
     c = variance_components(x)
     assert c.episode_unit == 0.0 and c.seed == pytest.approx(2500.0)  # var(0, 50, 100), ddof 1
-    assert two_level_bootstrap(x) == r  # a fixed RNG seed
+    assert two_level_bootstrap(x, expand=False) == r  # a fixed RNG seed
+    # widened about the mean by t(0.975, S-1) / z(0.975) * sqrt(S/(S-1)), within [0, 100] here
+    f = st.t.ppf(0.975, 2) / st.norm.ppf(0.975) * math.sqrt(1.5)
+    assert expansion(3) == pytest.approx(f) and expansion(1) == 1.0
+    assert expansion(5) == pytest.approx(1.583, abs=1e-3) and expansion(10) == pytest.approx(1.217, abs=1e-3)
+    w = two_level_bootstrap(x)  # 0/1 values: a success rate
+    assert w["percentile"] == r["percentile"] and w["expansion"] == pytest.approx(f)
+    assert (w["low"], w["high"]) == (0.0, 100.0)
+    # five seeds at 40, 42, 44, 46, 48% (every episode of a seed alike): widened 1.58x about 44
+    five = np.stack([np.full((2, 10), k / 100) for k in (40, 42, 44, 46, 48)])
+    five = (np.arange(100)[None, None] < 100 * five[..., :1]).astype(float)  # (5, 2, 100) of 0/1
+    five[:, 1] = five[:, 0]
+    p5, w5 = two_level_bootstrap(five, expand=False), two_level_bootstrap(five)
+    assert w5["mean"] == pytest.approx(44.0) and p5["percentile"] == w5["percentile"]
+    assert w5["low"] == pytest.approx(44.0 - expansion(5) * (44.0 - p5["low"]))
+    assert w5["high"] == pytest.approx(44.0 + expansion(5) * (p5["high"] - 44.0))
+    assert w5["low"] < p5["low"] < 44.0 < p5["high"] < w5["high"]
+
+
+def test_seeds_that_agree_by_luck_still_carry_their_episodes_noise():
+    # five seeds with identical outcomes, 2 tasks x 50 episodes at 50%: the seed means do not
+    # spread at all, yet each is a 100-episode estimate with a standard error of 5 points. The
+    # interval is that of the episodes (var of a seed's mean 2500 / 100 (ddof 0 ~ 1), over 5
+    # seeds), never a zero-width one; and the episodes are not counted twice where seeds do spread
+    one = np.tile((np.arange(50) < 25).astype(float), (2, 1))
+    x = np.stack([one] * 5)
+    r = two_level_bootstrap(x, resamples=20000, expand=False)
+    se = math.sqrt(2500.0 / 100 / 5)
+    assert r["high"] - r["low"] == pytest.approx(2 * 1.96 * se, rel=0.05)
+    assert variance_components(x).seed == 0.0
+    # the same episodes with the seeds 20 points apart (+-10 from 50): the seed part is then
+    # var_seed = var(seed means) - var_episode, and the draws' variance is
+    # ((S-1)/S var_seed + var_episode) / S (the percentile interval's, before widening)
+    y = x.copy()
+    for s, shift in enumerate([-10, -5, 0, 5, 10]):
+        y[s] = (np.arange(50) < 25 + shift / 2).astype(float)
+    c = variance_components(y)
+    draws = bootstrap_means(y, 20000, np.random.default_rng(0))
+    assert draws.var() == pytest.approx((4 / 5 * c.seed + c.episode()) / 5, rel=0.1)
 
 
 def test_one_seed_reduces_to_the_stratified_episode_bootstrap():
@@ -103,30 +141,37 @@ def test_pairing_needs_the_same_episodes():
         paired_array([a, a], [b])
 
 
-def _simulate(rng, S, T, E, delta, sd):
-    """Two runs' outcomes on the same episodes: task base rates, a per-seed training shift of each
-    run (per task and overall, sd `sd`), `delta` added to run a."""
-    base = rng.uniform(0.2, 0.7, size=T)
-    pa = np.clip(base + delta + rng.normal(0, sd, (S, T)) + rng.normal(0, sd, (S, 1)), 0, 1)
-    pb = np.clip(base + rng.normal(0, sd, (S, T)) + rng.normal(0, sd, (S, 1)), 0, 1)
-    return (rng.random((S, T, E)) < pa[..., None]).astype(float) - (rng.random((S, T, E)) < pb[..., None])
-
-
-def test_simulation_zero_effect_covers_about_95_percent_and_a_known_effect_is_found():
+# the seeds' noise about 2x the episodes' (variance), then about 12x (the headline's is 5x)
+@pytest.mark.parametrize("E, sd", [(20, 0.05), (100, 0.05)])
+def test_simulation_at_five_seeds_zero_effect_is_not_separated_95_percent_of_the_time(E, sd):
+    # the headline's design: 5 seeds x 10 tasks. 400 zero-effect comparisons: the widened
+    # interval holds 0 about 95% of the time (a little more where the episodes' noise is a large
+    # part: it is known better than the t quantile assumes), the plain percentiles clearly less
     rng = np.random.default_rng(123)
-    n, covered = 200, 0
+    n, words, plain = 400, 0, 0
     for i in range(n):
-        r = two_level_bootstrap(_simulate(rng, 5, 10, 20, 0.0, 0.05), resamples=1000, seed=i)
-        covered += r["low"] <= 0.0 <= r["high"]
-    assert 0.88 <= covered / n <= 0.99, covered / n
+        r = compare_pair_array(simulate_pair(rng, 5, 10, E, 0.0, sd), seed=i)
+        words += r["verdict"].startswith("not separated")
+        plain += r["percentile"][0] <= 0.0 <= r["percentile"][1]
+    assert 0.93 <= words / n <= 0.99, words / n
+    assert plain / n <= words / n - 0.05, (plain / n, words / n)
+
+
+def test_simulation_a_known_effect_is_found():
     # +15 points, 8 seeds x 50 episodes per task: the interval holds the truth and excludes 0
+    rng = np.random.default_rng(7)
     found, near = 0, 0
     for i in range(50):
-        x = _simulate(rng, 8, 10, 50, 0.15, 0.03)
+        x = simulate_pair(rng, 8, 10, 50, 0.15, 0.03)
         r = two_level_bootstrap(x, resamples=1000, seed=i)
         found += r["low"] > 0 and verdict(r["low"], r["high"], 8) == "holds"
         near += r["low"] <= 15.0 <= r["high"]
-    assert found == 50 and near >= 44
+    assert found == 50 and near >= 45
+
+
+def compare_pair_array(d, seed):
+    r = two_level_bootstrap(d, resamples=1000, seed=seed)
+    return {**r, "verdict": verdict(r["low"], r["high"], r["n_seeds"], mean=r["mean"])}
 
 
 def test_compare_pair_on_eval_files():
@@ -193,10 +238,19 @@ def test_ratio_interval_of_two_runs():
         x[..., : won * episodes // 10] = 1.0
         return x
 
-    # 40% against 80%: the ratio is 0.5; the seeds agree, so only the episodes vary
-    r = ratio_interval(runs(2, 4), runs(3, 8))
+    # 40% against 80% with the seeds apart (30/50% and 70/80/90%): the ratio is 0.5, its
+    # percentiles widened by the expansion of the run with fewer seeds (2)
+    num = np.concatenate([runs(1, 3), runs(1, 5)])
+    den = np.concatenate([runs(1, 7), runs(1, 8), runs(1, 9)])
+    r = ratio_interval(num, den)
     assert r["ratio"] == pytest.approx(0.5) and (r["n_num"], r["n_den"]) == (2, 3)
-    assert r["low"] < 0.5 < r["high"] and r["high"] - r["low"] > 0.2
-    # the same fractions with 100x the episodes: the interval narrows around 0.5
-    rb = ratio_interval(runs(2, 4, 1000), runs(3, 8, 1000))
-    assert rb["low"] < 0.5 < rb["high"] and rb["high"] - rb["low"] < (r["high"] - r["low"]) / 5
+    assert r["expansion"] == pytest.approx(expansion(2))
+    lo, hi = r["percentile"]
+    assert r["low"] == pytest.approx(0.5 - expansion(2) * (0.5 - lo)) and r["high"] == pytest.approx(
+        0.5 + expansion(2) * (hi - 0.5))
+    assert lo < 0.5 < hi
+    # one seed each: only the episodes vary, and 100x the episodes narrow the interval around 0.5
+    one = ratio_interval(runs(1, 4), runs(1, 8))
+    many = ratio_interval(runs(1, 4, 1000), runs(1, 8, 1000))
+    assert one["expansion"] == 1.0 and one["low"] < 0.5 < one["high"] and one["high"] - one["low"] > 0.2
+    assert many["low"] < 0.5 < many["high"] and many["high"] - many["low"] < (one["high"] - one["low"]) / 5

@@ -10,15 +10,28 @@ A success rate here has two sources of noise, and an interval must carry both:
 * the **evaluation episodes**: one policy evaluated on 20 episodes per task is itself an estimate
   of that policy's success.
 
-`two_level_bootstrap` resamples both, in that order: draw S pipeline seeds with replacement,
-then within each drawn seed and each task draw that task's episodes with replacement. A paired
-difference (run a minus run b on the same seeds) resamples the *per-episode differences*, which
-keeps the pairing where both runs rolled out the same episodes (the same task and environment
-seed list: `care report` and `care eval compare` check that). Because an episode difference is
-+1, 0 or -1 (a success is 1 or 0), drawing E episodes with replacement is a multinomial draw of
-(won, lost, tied) counts with the observed fractions (a binomial for one run), so the bootstrap
-never builds a (resamples, seeds, tasks, episodes) array. The interval is the 2.5 and 97.5
-percentiles of the resampled means (4000 resamples, RNG seed 0 by default).
+`two_level_bootstrap` gives an interval that carries both, each once: it draws S pipeline seeds
+with replacement, then each drawn seed's episodes again, task by task. A seed's mean over its
+episodes already varies with them, so before its episodes are drawn again each seed's mean is
+moved toward the grand mean until the seeds spread by the between-seed component alone (below);
+drawing both levels as they are would count the episodes' noise twice (Davison & Hinkley 1997,
+§3.8). Seeds that happen to agree more closely than their episodes allow still get the episodes'
+noise: three seeds at +3.0 / +2.5 / +2.0 are not a ±0.5-point result when each is a 200-episode
+estimate. At few seeds the percentiles of the draw are too narrow (the seeds' spread is
+sqrt((S-1)/S) of its standard error, and the quantiles are normal ones: at 5 seeds a zero effect
+falls outside them about one time in seven), so the interval is widened about the estimate by
+`expansion(S)` = t(0.975, S-1) / z(0.975) * sqrt(S/(S-1)) (Hesterberg's expanded percentile
+interval, 2015): 1.58 at 5 seeds, 1.22 at 10, 1.10 at 20. It then agrees with the t quantiles
+of the MDE and the plan, and a zero effect is "not separated" about 95% of the time (a little
+more where the episodes' noise is a large part of the total: that part is known better than the
+t quantile assumes; tests/evaluation/test_stats.py simulates both). One seed has no seed spread
+to see: its interval is the episodes' alone, and its verdict is always "too few seeds". A
+paired difference (run a minus run b on the same seeds) is taken episode by episode, which keeps
+the pairing where both runs rolled out the same episodes (the same task and environment seed
+list: `care report` and `care eval compare` check that). Because an episode difference is +1, 0
+or -1 (a success is 1 or 0), drawing E episodes with replacement is a multinomial draw of (won,
+lost, tied) counts. The percentiles are the 2.5 and 97.5 of 4000 resamples, RNG seed 0 by
+default.
 
 `variance_components` splits the spread of the per-seed means into the episode part (the
 sampling variance of a seed's mean from its own episodes, known from the episodes) and the rest,
@@ -109,22 +122,59 @@ def paired_array(a: list[dict], b: list[dict]) -> np.ndarray:
 # --- the two-level bootstrap -------------------------------------------------------------------
 
 
+def expansion(n_seeds: int, level: float = LEVEL) -> float:
+    """How much wider the interval is than the bootstrap's percentiles at `n_seeds` seeds:
+    t(., S-1) / z(.) * sqrt(S / (S-1)) (1 for one seed, -> 1 as S grows; 1.58 at 5 seeds, 1.22 at
+    10). Resampling S seeds with replacement spreads the mean by sqrt((S-1)/S) of its standard
+    error and the percentiles are normal quantiles, so at few seeds the plain percentile interval
+    is too narrow: at 5 seeds a zero effect falls outside it about one time in seven, not one in
+    twenty (the simulation in tests/evaluation/test_stats.py). The widening is Hesterberg's
+    expanded percentile interval (The American Statistician 69(4), 2015), applied as a scale about
+    the estimate rather than as more extreme percentiles (the same under normality, and steady
+    with a few thousand resamples); it makes the interval agree with the t quantiles the MDE and
+    the plan use. One seed has no between-seed spread to
+    correct: its interval is the episodes' alone (and its verdict is always "too few seeds")."""
+    if n_seeds < 2:
+        return 1.0
+    q = 0.5 + level / 2
+    return t_quantile(q, n_seeds - 1) / float(_st.norm.ppf(q)) * math.sqrt(n_seeds / (n_seeds - 1))
+
+
+def _expand(est: float, lo: float, hi: float, f: float) -> tuple[float, float]:
+    return est - f * (est - lo), est + f * (hi - est)
+
+
 def two_level_bootstrap(x: np.ndarray, resamples: int = RESAMPLES, seed: int = RNG_SEED,
-                        level: float = LEVEL) -> dict:
+                        level: float = LEVEL, expand: bool = True, shrink: bool = True) -> dict:
     """Mean (points) of `x` (seeds, tasks, episodes) with values in {-1, 0, 1} (a paired
-    difference) or {0, 1} (one run's successes), and its percentile interval from resampling
-    seeds, then episodes within each task of each drawn seed (module docstring)."""
+    difference) or {0, 1} (one run's successes), and its interval (`bootstrap_means`: seeds, then
+    the episodes of each drawn seed; module docstring): the bootstrap's percentiles
+    ("percentile"), widened about the mean by `expansion(S)` ("low", "high"; expand=False: the
+    plain percentiles), kept within [0, 100] for a success rate and [-100, 100] for a difference.
+    shrink=False draws both levels as they are (the episodes' noise counted twice; for comparison)."""
     x = np.asarray(x, dtype=np.float64)
-    means = bootstrap_means(x, resamples, np.random.default_rng(seed))
+    means = bootstrap_means(x, resamples, np.random.default_rng(seed), shrink)
     S, T, E = x.shape
-    lo, hi = np.percentile(means, [50 * (1 - level), 50 * (1 + level)])
-    return {"mean": float(100.0 * x.mean()), "low": float(lo), "high": float(hi), "level": level,
+    lo, hi = (float(v) for v in np.percentile(means, [50 * (1 - level), 50 * (1 + level)]))
+    mean = float(100.0 * x.mean())
+    f = expansion(S, level) if expand else 1.0
+    low, high = _expand(mean, lo, hi, f)
+    floor = 0.0 if x.min() >= 0 else -100.0  # a success rate, or a difference of two
+    low, high = max(low, floor), min(high, 100.0)
+    return {"mean": mean, "low": low, "high": high, "level": level, "percentile": [lo, hi], "expansion": f,
             "resamples": int(resamples), "rng_seed": int(seed), "n_seeds": S, "tasks": T, "episodes_per_task": E}
 
 
-def bootstrap_means(x: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """The two-level bootstrap's draws of the mean (points), shape (resamples,): seeds drawn with
-    replacement, then each drawn (seed, task)'s episodes drawn again."""
+def bootstrap_means(x: np.ndarray, resamples: int, rng: np.random.Generator, shrink: bool = True) -> np.ndarray:
+    """The two-level bootstrap's draws of the mean (points), shape (resamples,): S seeds drawn
+    with replacement, then each drawn (seed, task)'s episodes drawn again (a multinomial of its
+    +1 / -1 / 0 fractions). A seed's mean over its episodes already varies with them, so before
+    its episodes are drawn again each seed's mean is moved toward the grand mean, by the factor
+    sqrt(var_seed / var(seed means)) that leaves the seeds spread by the between-seed component
+    alone (`variance_components`); otherwise the episodes' noise would count twice (Davison &
+    Hinkley, Bootstrap Methods and their Application, 1997, §3.8, the two-stage bootstrap with
+    shrunken cluster means). Seeds that agree more closely than their episodes allow (var_seed
+    floored at 0) thus still get the episodes' noise. One seed: its episodes alone."""
     if x.ndim != 3 or x.size == 0:
         raise ValueError(f"expected a (seeds, tasks, episodes) array, got shape {x.shape}")
     S, T, E = x.shape
@@ -132,7 +182,13 @@ def bootstrap_means(x: np.ndarray, resamples: int, rng: np.random.Generator) -> 
     p = np.stack([(x == 1).mean(-1), (x == -1).mean(-1), (x == 0).mean(-1)], axis=-1)  # (S, T, 3)
     pick = rng.integers(0, S, size=(resamples, S))  # the seeds of each resample
     counts = rng.multinomial(E, p[pick])  # (R, S, T, 3): each drawn (seed, task)'s episodes again
-    return 100.0 * (counts[..., 0] - counts[..., 1]).mean(axis=(1, 2)) / E
+    draws = 100.0 * (counts[..., 0] - counts[..., 1]).mean(axis=2) / E  # (R, S): each drawn seed's mean
+    if S > 1 and shrink:
+        seed_means = 100.0 * x.mean(axis=(1, 2))
+        total = float(seed_means.var(ddof=1))
+        c = math.sqrt(variance_components(x).seed / total) if total > 0 else 0.0
+        draws -= (1.0 - c) * (seed_means - seed_means.mean())[pick]
+    return draws.mean(axis=1)
 
 
 def ratio_interval(num: np.ndarray, den: np.ndarray, resamples: int = RESAMPLES, seed: int = RNG_SEED,
@@ -147,8 +203,23 @@ def ratio_interval(num: np.ndarray, den: np.ndarray, resamples: int = RESAMPLES,
     r = a[ok] / b[ok]
     lo, hi = np.percentile(r, [50 * (1 - level), 50 * (1 + level)]) if ok.any() else (math.nan, math.nan)
     mean_den = float(np.mean(den))
-    return {"ratio": float(np.mean(num)) / mean_den if mean_den > 0 else math.nan, "low": float(lo),
-            "high": float(hi), "level": level, "n_num": int(np.shape(num)[0]), "n_den": int(np.shape(den)[0])}
+    ratio = float(np.mean(num)) / mean_den if mean_den > 0 else math.nan
+    n_num, n_den = int(np.shape(num)[0]), int(np.shape(den)[0])
+    f = expansion(min(n_num, n_den), level)  # the run with fewer seeds sets the degrees of freedom
+    low, high = _expand(ratio, float(lo), float(hi), f)
+    return {"ratio": ratio, "low": low, "high": high, "level": level, "percentile": [float(lo), float(hi)],
+            "expansion": f, "n_num": n_num, "n_den": n_den}
+
+
+def simulate_pair(rng: np.random.Generator, S: int, T: int, E: int, delta: float, sd: float) -> np.ndarray:
+    """A simulated paired comparison, (S, T, E) of -1 / 0 / +1: task base rates uniform in
+    [0.2, 0.7], each run's success rate per seed shifted by a training effect per (seed, task)
+    and one per seed (each N(0, sd²), as fractions), `delta` added to run a; each episode a
+    Bernoulli draw. For checking an interval's coverage (tests, benchmarks/interval_coverage.py)."""
+    base = rng.uniform(0.2, 0.7, size=T)
+    pa = np.clip(base + delta + rng.normal(0, sd, (S, T)) + rng.normal(0, sd, (S, 1)), 0, 1)
+    pb = np.clip(base + rng.normal(0, sd, (S, T)) + rng.normal(0, sd, (S, 1)), 0, 1)
+    return (rng.random((S, T, E)) < pa[..., None]).astype(float) - (rng.random((S, T, E)) < pb[..., None])
 
 
 # --- variance components, power and the plan ---------------------------------------------------
