@@ -198,8 +198,11 @@ def test_the_headline_config_builds_from_the_complete_seeds_and_says_which(tmp_p
             succ = {t: (rng.random(100) < 0.4).tolist() for t in resolve_tasks("MT10")}
             _write(root, run, k, "eval_info.json", _eval(succ))
             cpu = {"cpu_avx512": k < 2, "cpu_bf16": k < 2} if run == "care+fp32" and k != 2 else {}
-            _write(root, run, k, "job.json", {"training_precision": "fp32", "commit": "0123456789abcdef", "threads": 2,
-                                              **cpu})
+            if run == "no_pretrain+fp32" and k == 0:  # another kind of CPU than CARE's seed 0
+                cpu = {"cpu_avx512": False, "cpu_bf16": False}
+            threads = 1 if run == "no_pretrain+fp32" and k == 5 else 2  # and another thread count on seed 5
+            _write(root, run, k, "job.json", {"training_precision": "fp32", "commit": "0123456789abcdef",
+                                              "threads": threads, **cpu})
     monkeypatch.chdir(tmp_path)  # the config's results path is relative
     args = ["report", "--config", str(ROOT / "configs/report/headline_mt10.yaml"), "--output-dir", str(tmp_path / "page")]
     assert main([*args, "--missing"]) == 0
@@ -219,7 +222,11 @@ def test_the_headline_config_builds_from_the_complete_seeds_and_says_which(tmp_p
     assert "seeds 0, 1, 2, 3, 5, 6, fp32; MDE" in page and "seeds 0, 1, 2, 3, fp32; MDE" in page
     # the run records: commit, threads, and the CPU's kernels by seed where job.json has them
     assert "| CARE | 0123456789ab | 2 | AVX-512, bf16 (s0, s1); no AVX-512 (s3, s5, s6) |" in page
-    assert "| no pretraining | 0123456789ab | 2 | — |" in page
+    assert "| no pretraining | 0123456789ab | 1, 2 | no AVX-512 (s0) |" in page
+    # a pair whose seeds ran under different recorded conditions is kept, and its claim line says where
+    assert ("not run under the same conditions (CARE / no pretraining): seed 0: AVX-512, bf16 / no AVX-512; "
+            "seed 5: 2 threads / 1 thread") in page
+    assert page.count("not run under the same conditions") == 1  # CoMo-style records neither: nothing to say
     summary = (tmp_path / "page" / "summary.md").read_text()  # each row: every seed its run has
     assert [summary.count(f"| {n} × 1000 |") for n in (9, 6, 4)] == [1, 1, 1]
 

@@ -303,6 +303,35 @@ def check_precision(res: Results, a: str, b: str, seeds: list[int], what: str) -
     return "/".join(sorted(got))
 
 
+def conditions(res: Results, run: str, seed: int) -> dict[str, str]:
+    """What a run's seed ran under that a comparison should hold fixed and job.json records: the
+    thread count ("threads") and the CPU's kernels ("kernels": AVX-512 or not, native bf16 or
+    not). Empty where job.json is absent or silent."""
+    job = res.root / run / f"s{seed}" / "job.json"
+    if not job.is_file():
+        return {}
+    i = read_json(job)
+    out = {}
+    if i.get("threads") is not None:
+        out["threads"] = f"{i['threads']} thread{'s' if i['threads'] != 1 else ''}"
+    if "cpu_avx512" in i:
+        out["kernels"] = ("AVX-512" if i["cpu_avx512"] else "no AVX-512") + (", bf16" if i.get("cpu_bf16") else "")
+    return out
+
+
+def unequal_conditions(res: Results, a: str, b: str, seeds: list[int]) -> list[str]:
+    """Per seed where a and b ran under different recorded conditions (`conditions`), a phrase
+    "seed 2: 2 threads / 1 thread": such a pair is kept (the difference is of the size of the
+    seed-to-seed spread, RESULTS.md) but the claim line says so."""
+    out = []
+    for s in seeds:
+        ca, cb = conditions(res, a, s), conditions(res, b, s)
+        diff = [f"{ca[k]} / {cb[k]}" for k in ("threads", "kernels") if k in ca and k in cb and ca[k] != cb[k]]
+        if diff:
+            out.append(f"seed {s}: " + ", ".join(diff))
+    return out
+
+
 def compare_success(res: Results, a: str, b: str, what: str) -> dict:
     """Success of a minus b (points) on the seeds both have, at one precision: per-seed
     differences and the two-level interval, MDE and verdict of care.evaluation.stats."""
@@ -483,6 +512,10 @@ def claims_block(cfg: ReportConfig, res: Results, table: str, claims: list[str] 
             mde = f"; MDE {p['mde']:.{digits}f}" if math.isfinite(p.get("mde", math.nan)) else ""
             extra = (f"; difference {_diff(p, digits)} ({how}, seeds {', '.join(map(str, p['seeds']))}, "
                      f"{prec}{mde})")
+            unequal = unequal_conditions(res, a, b, p["seeds"])
+            if unequal:
+                extra += (f"; not run under the same conditions ({label(cfg, a)} / {label(cfg, b)}): "
+                          + "; ".join(unequal))
         lines.append(f"- paper: **{label(cfg, a)} better than {label(cfg, b)}** ({name}) — here: **{v}**{extra}")
     return lines
 
