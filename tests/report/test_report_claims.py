@@ -271,3 +271,9 @@ def test_the_readme_results_table_is_the_builders():
     assert table.strip() in section
     cfg = _shipped(ROOT / "results/paper_mt10")
     assert summary_table(cfg, load_results(cfg)) == table
+    # and the headline's: docs/report/headline/summary.md, from configs/report/headline_mt10.yaml
+    headline = (ROOT / "docs/report/headline/summary.md").read_text()
+    assert headline.strip() in section
+    cfg = parse_config(ReportConfig, ["--config", str(ROOT / "configs/report/headline_mt10.yaml")])
+    cfg.results = ROOT / "results/headline_mt10"
+    assert summary_table(cfg, load_results(cfg)) == headline
