@@ -252,7 +252,8 @@ def test_a_page_of_runs_in_progress_builds_and_its_notes_say_what_is_not_run_yet
     res = load_results(cfg)
     diff = compare_success(res, "care+fp32", "no_pretrain+fp32", "test")
     assert f"CARE against no pretraining over pipeline seeds 0, both in fp32: {diff['mean']:+.1f} [" in note
-    assert "CARE against CoMo-style over seeds (not run yet): (not run yet), (not run yet)" in note
+    assert f"a half-width of {(diff['high'] - diff['low']) / 2:.1f})" in note  # {half:A-B}
+    assert "CARE against CoMo-style over seeds (not run yet): (not run yet) (half-width (not run yet)), (not run yet)" in note
     assert "| CoMo-style | — | — | — | — |" in page  # its row: nothing yet, nothing paired
     assert "**Not complete:**" in page and "`results/headline_mt10/como+fp32/s0/eval_info.json`" in page
     # a name the page does not show is an error, in progress or not

@@ -13,6 +13,7 @@ run names are folders of the report's `results`, as in its tables):
     {diff:A-B}                 paired success difference, A minus B, with its two-level 95%
                                interval, "+2.5 [-0.8, +6.0]" (refused across precisions)
     {diffs:A-B}                the per-seed differences, "+3.0 / +2.5 / +2.0"
+    {half:A-B}                 the half-width of that interval, (high - low) / 2, "3.6"
     {mde:A-B}                  the smallest difference those seeds x episodes detect (80% power)
     {verdict:A-B}              "holds", "too few seeds (n=3), direction: +", "not separated (MDE 9.6)"
     {frac:A-B}                 A's success as a % of B's (e.g. of the label-supervised ceiling) with
@@ -132,7 +133,7 @@ class Quantities:
         pending = self.pending()
         if not pending or not args:
             return False
-        if kind in ("diff", "diffs", "mde", "verdict", "frac", "taskdiff"):
+        if kind in ("diff", "diffs", "half", "mde", "verdict", "frac", "taskdiff"):
             known = self.runs() | pending
             return any(a in known and b in known and (a in pending or b in pending) for a, b in _splits(args[0]))
         return args[0] in pending
@@ -171,7 +172,7 @@ class Quantities:
             if kind == "seedlist":
                 return ", ".join(map(str, sorted(v)))
             return self.precision(run)
-        if kind in ("diff", "diffs", "mde", "verdict") and len(args) == 1:
+        if kind in ("diff", "diffs", "half", "mde", "verdict") and len(args) == 1:
             a, b = self._pair(args[0])
             r = self.compare(a, b, args[0])
             k = 1 if d is None else d
@@ -179,6 +180,8 @@ class Quantities:
                 return f"{_fmt(r['mean'], k, True)} [{_fmt(r['low'], k, True)}, {_fmt(r['high'], k, True)}]"
             if kind == "diffs":
                 return " / ".join(_fmt(x, k, True) for x in r["diffs"])
+            if kind == "half":
+                return _fmt((r["high"] - r["low"]) / 2, k)
             if kind == "mde":
                 return _fmt(r["mde"], k) if np.isfinite(r["mde"]) else "— (one seed)"
             return r["verdict"]
