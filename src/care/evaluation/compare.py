@@ -20,8 +20,8 @@ independent draws and a test pooling them over seeds would be too optimistic. Re
 method: the per-seed differences of overall success (points), their mean +- sample std, a 95%
 Student-t interval over seeds (mean +- t(0.975, S-1) * std / sqrt(S); n/a with one seed), the
 95% two-level bootstrap interval of `care.evaluation.stats` (seeds, then episodes within task
-of each drawn seed, each noise counted once, percentiles widened for few seeds; fixed RNG seed), the smallest difference these seeds x episodes detect with
-80% power (MDE), the verdict (holds / reversed only with the interval clear of zero and at least
+of each drawn seed, each noise counted once, percentiles widened for few seeds; fixed RNG
+seed), the smallest difference these seeds x episodes detect with 80% power (MDE), the verdict (holds / reversed only with the interval clear of zero and at least
 5 seeds), and per seed the episodes won / lost (this method succeeded where the reference
 failed, and the converse).
 
@@ -111,7 +111,7 @@ def paired(runs: dict[str, list[tuple[Path, dict]]], reference: str) -> dict:
             "diff_mean": float(d.mean()),
             "diff_std": float(d.std(ddof=1)) if len(d) > 1 else None,
             "t_interval": stats.t_interval(d),
-            # seeds, then episodes within task of each drawn seed, widened for few seeds (care.evaluation.stats)
+            # seeds, then episodes within task of each drawn seed; widened for few seeds (care.evaluation.stats)
             "bootstrap": {k: two[k] for k in ("level", "resamples", "rng_seed", "low", "high")},
             "var_seed": two["var_seed"],  # points², between training seeds
             "var_episode": two["var_episode"],  # points², one seed's mean from its episodes
@@ -209,9 +209,8 @@ def markdown(summary: dict, title: str | None = None) -> str:
                   "(± the sample std over seeds); the t interval is mean ± t(0.975, S−1)·std/√S over the S "
                   "seeds (n/a with one seed); the two-level bootstrap resamples the seeds and, within each, "
                   f"its {'/'.join(map(str, n_eps))} episodes task by task (each noise counted once), and widens "
-                  "the percentiles by t(0.975, S−1)/z(0.975)·√(S/(S−1)) ("
-                  f"{pr['bootstrap']['resamples']:,} resamples, RNG seed {pr['bootstrap']['rng_seed']}). MDE: the smallest true difference "
-                  "these seeds × episodes detect with 80% power at α = 0.05, from the observed between-seed "
+                  f"the percentiles by t(0.975, S−1)/z(0.975)·√(S/(S−1)) ({pr['bootstrap']['resamples']:,} "
+                  f"resamples, RNG seed {pr['bootstrap']['rng_seed']}). MDE: the smallest true difference these seeds × episodes detect with 80% power at α = 0.05, from the observed between-seed "
                   "and episode variances. A verdict holds or is reversed only with the interval clear of 0 "
                   f"and at least {stats.MIN_SEEDS} seeds. Episodes won / lost: where this method "
                   "succeeded and the reference failed, and the converse; the same evaluation seeds recur "

@@ -132,8 +132,8 @@ def expansion(n_seeds: int, level: float = LEVEL) -> float:
     expanded percentile interval (The American Statistician 69(4), 2015), applied as a scale about
     the estimate rather than as more extreme percentiles (the same under normality, and steady
     with a few thousand resamples); it makes the interval agree with the t quantiles the MDE and
-    the plan use. One seed has no between-seed spread to
-    correct: its interval is the episodes' alone (and its verdict is always "too few seeds")."""
+    the plan use. One seed has no between-seed spread to correct: its interval is the episodes'
+    alone (and its verdict is always "too few seeds")."""
     if n_seeds < 2:
         return 1.0
     q = 0.5 + level / 2

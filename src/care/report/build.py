@@ -21,12 +21,13 @@ ours, and for every ordering the paper claims whether it holds here), the PNG pl
     method under its own protocol, per task, and a plot
 
 A seed is the whole pipeline (pretraining seed k, then fine-tuning seed k), so the intervals
-include the variance of pretraining. Success intervals are two-level (care.evaluation.stats): they
-carry the training seeds' noise and the evaluation episodes', each once (a bootstrap of the
-pipeline seeds, then of each drawn seed's episodes task by task, widened for few seeds; one seed:
-its episodes alone), paired episode by episode where two runs are compared. An ordering "a > b" is tested on the seeds both
-runs have: it *holds* (or is *reversed*) only when that 95% interval is clear of 0 and there are
-at least 5 seeds; clear of 0 with fewer seeds it reads "too few seeds (n=3), direction: +";
+include the variance of pretraining. Success intervals are two-level (care.evaluation.stats):
+they carry the training seeds' noise and the evaluation episodes', each once (a bootstrap of the
+pipeline seeds, then of each drawn seed's episodes task by task, widened for few seeds; one
+seed: its episodes alone), paired episode by episode where two runs are compared. An ordering
+"a > b" is tested on the seeds both runs have: it *holds* (or is *reversed*) only when that 95%
+interval is clear of 0 and there are at least 5 seeds; clear of 0 with fewer seeds it reads "too
+few seeds (n=3), direction: +";
 otherwise "not separated (MDE x.x)", with the smallest difference those seeds x episodes detect
 at 80% power. Probe metrics (one number per seed) use the t-interval over seeds, same words.
 
@@ -771,12 +772,13 @@ def build_page(cfg: ReportConfig, res: Results, plots: dict[str, str]) -> str:
          f"step limit {cfg.max_steps}; pipeline seeds {res.seeds}"
          + (f", and {list(res.more_seeds)} where a run has them (every row and pairing uses all the seeds its "
             "runs have; the per-seed column lists them)" if res.more_seeds else "")
-         + " (seed k = pretraining seed k, then fine-tuning seed k). Success is the mean over seeds with its two-level 95% interval: it carries the seeds' noise and the "
-         "episodes', each once (a bootstrap of the pipeline seeds, then of each drawn seed's episodes within each "
-         "task, the seed means first moved toward their mean so that they spread by the between-seed variance "
-         "alone; paired episode by episode for a difference), and its percentiles are widened by t(0.975, S−1)/z(0.975)·√(S/(S−1)) "
-         "(1.58× at 5 seeds, 1.22× at 10: a bootstrap of few seeds is too narrow; one seed: the episodes' noise "
-         f"alone). An ordering holds or is reversed only when its interval is clear of 0 with at least {stats.MIN_SEEDS} seeds; MDE is the "
+         + " (seed k = pretraining seed k, then fine-tuning seed k). Success is the mean over seeds with its "
+         "two-level 95% interval: it carries the seeds' noise and the episodes', each once (a bootstrap of the "
+         "pipeline seeds, then of each drawn seed's episodes within each task, the seed means first moved toward "
+         "their mean so that they spread by the between-seed variance alone; paired episode by episode for a "
+         "difference), and its percentiles are widened by t(0.975, S−1)/z(0.975)·√(S/(S−1)) (1.58× at 5 seeds, "
+         "1.22× at 10: a bootstrap of few seeds is too narrow; one seed: the episodes' noise alone). An ordering "
+         f"holds or is reversed only when its interval is clear of 0 with at least {stats.MIN_SEEDS} seeds; MDE is the "
          "smallest difference those seeds × episodes detect with 80% power (α = 0.05). Every comparison is "
          "between runs trained at one precision (the precision column; read from each run's job.json or config, "
          "else declared in the report config). The paper's numbers are LIBERO averages of its own rows (the row "
