@@ -184,12 +184,12 @@ def test_a_run_with_seeds_of_two_precisions_is_shown_never_paired(tmp_path):
 
 def test_the_headline_config_builds_from_the_complete_seeds_and_says_which(tmp_path, monkeypatch, capsys):
     """configs/report/headline_mt10.yaml on synthetic files: 10 seeds of no pretraining, 7 of CARE,
-    4 of CoMo-style (planned on seeds 0-4; the headline's pair on 0-9)."""
+    4 of CoMo-style (every run planned on seeds 0-10)."""
     from care.envs.metaworld import resolve_tasks
 
     cfg = parse_config(ReportConfig, ["--config", str(ROOT / "configs/report/headline_mt10.yaml")])
-    assert cfg.seeds == list(range(5)) and cfg.more_seeds == list(range(5, 10))
-    assert set(cfg.more_seeds_runs) == {"care+fp32", "no_pretrain+fp32"}
+    assert cfg.seeds == list(range(5)) and cfg.more_seeds == list(range(5, 11))
+    assert set(cfg.more_seeds_runs) == {"care+fp32", "no_pretrain+fp32", "como+fp32"}
     assert cfg.episodes_per_task == 100 and cfg.reference == "no_pretrain+fp32"
     rng = np.random.default_rng(1)
     root = tmp_path / "results" / "headline_mt10"
@@ -207,11 +207,13 @@ def test_the_headline_config_builds_from_the_complete_seeds_and_says_which(tmp_p
     args = ["report", "--config", str(ROOT / "configs/report/headline_mt10.yaml"), "--output-dir", str(tmp_path / "page")]
     assert main([*args, "--missing"]) == 0
     out = capsys.readouterr().out
-    # CoMo's planned seed 4 and CARE's further seeds 7-9 are still to run; nothing of no pretraining
+    # CoMo's seed 4 and further seeds 5-10, CARE's further seeds 7-10 and no pretraining's 10 are still to run
     assert "como+fp32/s4/eval_info.json   (run como+fp32, pipeline seed 4)" in out
     assert [f"care+fp32/s{k}/eval_info.json   (run care+fp32, further pipeline seed {k})" in out
-            for k in (7, 8, 9)] == [True] * 3
-    assert "no_pretrain+fp32/s" not in out and "como+fp32/s5" not in out
+            for k in (7, 8, 9, 10)] == [True] * 4
+    assert [f"como+fp32/s{k}/eval_info.json   (run como+fp32, further pipeline seed {k})" in out
+            for k in range(5, 11)] == [True] * 6
+    assert "no_pretrain+fp32/s10/eval_info.json" in out and "no_pretrain+fp32/s9" not in out
     assert main(args) == 0  # without --allow-missing: every seed there is, and the gap named
     page = (tmp_path / "page" / "README.md").read_text()
     assert "**Not complete:** 1 result file(s) missing" in page
