@@ -6,25 +6,17 @@ the script cannot make stops it before any job starts."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
-from test_paper_mt10_script import FAKE_CARE
+from test_paper_mt10_script import stand_in_env
 
 ROOT = Path(__file__).parents[2]
 SCRIPT = ROOT / "scripts/experiments/libero_object.sh"
 
 
 def _run(tmp_path: Path, *runs: str, seeds: str = "0") -> subprocess.CompletedProcess:
-    fake = tmp_path / "care"
-    fake.write_text(FAKE_CARE)
-    fake.chmod(0o755)
-    data = tmp_path / "data"
-    (data / "meta").mkdir(parents=True, exist_ok=True)
-    (data / "meta" / "info.json").write_text("{}")
-    env = {**os.environ, "CARE": str(fake), "CARE_LOG": str(tmp_path / "calls.log"), "D": str(data),
-           "R": str(tmp_path / "runs"), "OUT": str(tmp_path / "out"), "SEEDS": seeds, "LANE": "1"}
+    env = {**stand_in_env(tmp_path), "R": str(tmp_path / "runs"), "OUT": str(tmp_path / "out"), "SEEDS": seeds}
     return subprocess.run(["bash", str(SCRIPT), *runs], env=env, capture_output=True, text=True, timeout=300)
 
 

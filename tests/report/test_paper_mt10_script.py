@@ -34,15 +34,20 @@ esac
 """
 
 
-def _run(tmp_path: Path, jobs: str, **env) -> subprocess.CompletedProcess:
+def stand_in_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of an experiment script run with the stand-in `care` (calls logged to
+    calls.log) on a dataset folder D that already exists, one lane, one thread."""
     fake = tmp_path / "care"
     fake.write_text(FAKE_CARE)
     fake.chmod(0o755)
     data = tmp_path / "data"
     (data / "meta").mkdir(parents=True, exist_ok=True)
     (data / "meta" / "info.json").write_text("{}")
-    full = {**os.environ, "CARE": str(fake), "CARE_LOG": str(tmp_path / "calls.log"), "D": str(data),
-            "JOBS": jobs, "LANE": "1", **{k: str(v) for k, v in env.items()}}  # one lane, one thread
+    return {**os.environ, "CARE": str(fake), "CARE_LOG": str(tmp_path / "calls.log"), "D": str(data), "LANE": "1"}
+
+
+def _run(tmp_path: Path, jobs: str, **env) -> subprocess.CompletedProcess:
+    full = {**stand_in_env(tmp_path), "JOBS": jobs, **{k: str(v) for k, v in env.items()}}
     return subprocess.run(["bash", str(SCRIPT)], env=full, capture_output=True, text=True, timeout=300)
 
 
