@@ -33,6 +33,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def launched_output(out: str, tail: int = 3000) -> str:
+    """What to show when a launched multi-process run failed: the lines naming each process's
+    error (a Python traceback's last line, a C++ `terminate called ...`/`what():`), which the
+    launcher's closing summary pushes out of a plain tail, then the tail."""
+    import re
+
+    causes = [ln for ln in out.splitlines()
+              if re.search(r"terminate called|what\(\)|Error:|Exception:|error:|Traceback", ln)]
+    return "\n".join(["-- error lines --", *causes[:40], "-- tail --", out[-tail:]])
+
+
 def synthetic_frames(T: int, size: int, seed: int = 0, width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """uint8 (T, H, W, 3) smooth images of a pattern drifting by a per-frame shift, and the
     float (T, 2) shift (x, y) in pixels. Smooth so that the codec error is small."""

@@ -207,3 +207,43 @@ def test_the_7b_preset_sizes_every_method_as_the_pretrained_recipe():
     for method in ("care", "lapa", "como"):
         assert method_preset("prismatic-7b", method) == method_preset("pretrained", method), method
         assert method_preset("prismatic-7b", method) != method_preset("tiny", method), method
+
+
+_LEAVER = """
+import json, os, sys, time
+import torch.distributed as dist
+from care.cli import leave_process_group
+
+dist.init_process_group("gloo")
+rank = int(os.environ["RANK"])
+if rank == 1:
+    time.sleep(1.5)  # the slower process: the other must not leave before it arrives
+arrived = time.time()
+leave_process_group()
+print(json.dumps({"rank": rank, "arrived": arrived, "left": time.time(), "alive": dist.is_initialized()}))
+"""
+
+
+def test_launched_processes_leave_their_group_together(tmp_path):
+    """Every `care` command run under a launcher ends in leave_process_group: no process destroys
+    its group (and closes gloo's sockets) before the slowest one has arrived, and each destroys it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from helpers import REPO_ROOT, free_port
+
+    script = tmp_path / "leave.py"
+    script.write_text(_LEAVER)
+    port = str(free_port())
+    procs = [subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "src"), "OMP_NUM_THREADS": "1",
+                                   "RANK": str(r), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+                                   "MASTER_PORT": port}) for r in (0, 1)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    rows = {r["rank"]: r for r in (json.loads(o[0].strip().splitlines()[-1]) for o in outs)}
+    assert rows[1]["arrived"] - rows[0]["arrived"] > 1.0  # rank 1 really came later
+    assert rows[0]["left"] >= rows[1]["arrived"]  # and rank 0 waited for it
+    assert not rows[0]["alive"] and not rows[1]["alive"]

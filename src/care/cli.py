@@ -38,6 +38,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -276,6 +277,31 @@ def _one_line_warnings(command: str) -> None:
     warnings.formatwarning = formatwarning
 
 
+def leave_process_group() -> None:
+    """Under a launcher (torchrun, accelerate launch): every process meets, then each destroys its
+    process group before it exits. A process that exits while its group is alive closes its gloo
+    sockets under a peer that may not have finished reading them; the peer's gloo thread then
+    throws and aborts the run (SIGABRT) after the work is done. The meeting is on the launcher's
+    key-value store, not on gloo's sockets: when it passes, no process has gloo data in flight."""
+    if "torch.distributed" not in sys.modules:  # a command that never loaded torch.distributed
+        return
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    world = dist.get_world_size()
+    if world > 1:
+        dist.barrier()  # the last collective: this process has sent and received all it will
+        try:
+            store = dist.distributed_c10d._get_default_store()
+            store.add("care/exit", 1)
+            while int(store.add("care/exit", 0)) < world:  # until every process is past the barrier
+                time.sleep(0.01)
+        except RuntimeError:  # a store hosted by a process that has already left: the work is done
+            pass
+    dist.destroy_process_group()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     set_environment_defaults()  # first: before any command imports torch
@@ -299,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = parse_config(config_cls, rest, positional)
         result = _resolve(target)(cfg)
+        leave_process_group()
     except CareError as e:
         print(f"care {name}: error: {e}", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ def _log(out):
 
 @pytest.mark.slow
 def test_two_processes_match_one(tmp_path):
-    from helpers import REPO_ROOT, free_port, make_dataset
+    from helpers import REPO_ROOT, free_port, launched_output, make_dataset
 
     root = make_dataset(tmp_path, episodes=4, T=16, size=32, with_tracks=False)
     common = ["finetune", "--config", str(REPO_ROOT / "configs/finetune/care_micro.yaml"), "--dataset", str(root),
@@ -29,7 +29,7 @@ def test_two_processes_match_one(tmp_path):
                 "--master_port", str(free_port())]
     res = subprocess.run([*torchrun, "-m", "care", *common, "--output-dir", str(two), "--batch-size", "4"],
                          env=env, capture_output=True, text=True)
-    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.returncode == 0, launched_output(res.stdout + res.stderr)
     assert "2 process(es)" in res.stderr + res.stdout
     a, b = _log(one), _log(two)
     assert set(a) == set(b) == {1, 2, 3, 4}

@@ -15,6 +15,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from helpers import launched_output
+
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,7 +47,7 @@ def test_two_processes_match_one_process_with_twice_the_batch(tmp_path, make_dat
            "--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
            "-m", "care", *_args(root, two, 4)]
     proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.returncode == 0, launched_output(proc.stdout + proc.stderr)
     assert "2 process(es), global batch 8" in proc.stdout + proc.stderr
 
     a = load_file(str(one / "model.safetensors"))

@@ -22,7 +22,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from helpers import REPO_ROOT, free_port, make_dataset
+from helpers import REPO_ROOT, free_port, launched_output, make_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +49,7 @@ def _run(args: list[str], cwd: Path, procs: int = 1) -> str:
     proc = subprocess.run([*launcher, "-m", "care", *args], env=env, cwd=cwd, capture_output=True, text=True,
                           timeout=600)
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
+    assert proc.returncode == 0, f"care {args[0]} ({procs} process(es)) failed:\n" + launched_output(out)
     return out
 
 
