@@ -210,7 +210,7 @@ def test_the_7b_preset_sizes_every_method_as_the_pretrained_recipe():
 
 
 _LEAVER = """
-import json, os, sys, time
+import json, os, time
 import torch.distributed as dist
 from care.cli import leave_process_group
 
