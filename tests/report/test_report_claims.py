@@ -234,17 +234,19 @@ def test_the_headline_config_builds_from_the_complete_seeds_and_says_which(tmp_p
 
 
 def test_a_page_of_runs_in_progress_builds_and_its_notes_say_what_is_not_run_yet(tmp_path, monkeypatch):
-    """The headline's first seeds: no pretraining and CARE on seed 0, CoMo-style not started. The
-    notes' quantities of CoMo-style read "(not run yet)" (the page lists its files as missing);
-    those of the pair are computed; a run the page does not show still stops the build."""
+    """The headline's first seeds: no pretraining on seed 0, CARE on seeds 0 and 1, CoMo-style not
+    started. The notes' quantities of CoMo-style read "(not run yet)" (the page lists its files as
+    missing); those of the pair are computed, over the seeds both runs have; a run the page does
+    not show still stops the build."""
     from care.envs.metaworld import resolve_tasks
 
     rng = np.random.default_rng(2)
     root = tmp_path / "results" / "headline_mt10"
-    for run, p in (("no_pretrain+fp32", 0.4), ("care+fp32", 0.5)):
-        succ = {t: (rng.random(100) < p).tolist() for t in resolve_tasks("MT10")}
-        _write(root, run, 0, "eval_info.json", _eval(succ))
-        _write(root, run, 0, "job.json", {"training_precision": "fp32", "commit": "0123456789abcdef", "threads": 1})
+    for run, p, seeds in (("no_pretrain+fp32", 0.4, [0]), ("care+fp32", 0.5, [0, 1])):
+        for k in seeds:
+            succ = {t: (rng.random(100) < p).tolist() for t in resolve_tasks("MT10")}
+            _write(root, run, k, "eval_info.json", _eval(succ))
+            _write(root, run, k, "job.json", {"training_precision": "fp32", "commit": "0123456789abcdef", "threads": 1})
     monkeypatch.chdir(tmp_path)
     args = ["report", "--config", str(ROOT / "configs/report/headline_mt10.yaml"), "--output-dir", str(tmp_path / "page")]
     assert main(args) == 0
@@ -253,7 +255,12 @@ def test_a_page_of_runs_in_progress_builds_and_its_notes_say_what_is_not_run_yet
     cfg = parse_config(ReportConfig, ["--config", str(ROOT / "configs/report/headline_mt10.yaml")])
     res = load_results(cfg)
     diff = compare_success(res, "care+fp32", "no_pretrain+fp32", "test")
+    assert diff["seeds"] == [0]
+    # the pair's seeds ({seedlist:A-B}), not CARE's own ({seedlist:care+fp32} reads "0, 1")
     assert f"CARE against no pretraining over pipeline seeds 0, both in fp32: {diff['mean']:+.1f} [" in note
+    q = quantities(cfg, res)
+    assert q.value("seedlist", ["care+fp32"], None) == "0, 1"
+    assert q.value("seedlist", ["care+fp32-no_pretrain+fp32"], None) == "0"
     assert f"a half-width of {(diff['high'] - diff['low']) / 2:.1f})" in note  # {half:A-B}
     assert "CARE against CoMo-style over seeds (not run yet): (not run yet) (half-width (not run yet)), (not run yet)" in note
     assert "| CoMo-style | — | — | — | — |" in page  # its row: nothing yet, nothing paired

@@ -8,7 +8,8 @@ run names are folders of the report's `results`, as in its tables):
     {seeds:RUN}                success of each seed, "40.0 / 36.0 / 37.0"
     {ci:RUN}                   mean success and its two-level 95% interval, "37.7 [33.1, 42.0]"
     {n:RUN}                    how many seeds the run has, "3"
-    {seedlist:RUN}             which, "0, 1, 2"
+    {seedlist:RUN}             which, "0, 1, 2"; {seedlist:A-B}: the seeds the pair A-B uses
+                               (those both runs have)
     {precision:RUN}            its training precision, "fp32" (see care.report.build)
     {diff:A-B}                 paired success difference, A minus B, with its two-level 95%
                                interval, "+2.5 [-0.8, +6.0]" (refused across precisions)
@@ -133,7 +134,8 @@ class Quantities:
         pending = self.pending()
         if not pending or not args:
             return False
-        if kind in ("diff", "diffs", "half", "mde", "verdict", "frac", "taskdiff"):
+        if kind in ("diff", "diffs", "half", "mde", "verdict", "frac", "taskdiff") or (
+                kind == "seedlist" and args[0] not in self.runs() | pending):
             known = self.runs() | pending
             return any(a in known and b in known and (a in pending or b in pending) for a, b in _splits(args[0]))
         return args[0] in pending
@@ -156,6 +158,9 @@ class Quantities:
         if self._not_run(kind, args):
             return self.NOT_RUN
         d = digits
+        if kind == "seedlist" and len(args) == 1 and args[0] not in self.runs():  # a pair's seeds
+            a, b = self._pair(args[0])
+            return ", ".join(map(str, self.compare(a, b, args[0])["seeds"]))
         if kind in ("mean", "seeds", "ci", "n", "seedlist", "precision") and len(args) == 1:
             run = self._run(args[0])
             v = self.success(run)
