@@ -453,9 +453,13 @@ def quantities(cfg: ReportConfig, res: Results) -> Quantities:
         success(run)
         return success_interval(res, run)
 
+    pairs: dict[tuple[str, str], dict] = {}  # a pair's bootstrap once, however many quantities read it
+
     def compare(a: str, b: str, arg: str) -> dict:
         success(a), success(b)
-        return compare_success(res, a, b, f"the quantity {arg}")
+        if (a, b) not in pairs:
+            pairs[(a, b)] = compare_success(res, a, b, f"the quantity {arg}")
+        return pairs[(a, b)]
 
     def precision(run: str) -> str:
         success(run)
