@@ -78,9 +78,22 @@ class Results:
     seeds: list[int] = field(default_factory=list)  # the pipeline seeds the page is built from
     more_seeds: list[int] = field(default_factory=list)  # further seeds, read where a run has them
     _precision: dict[tuple[str, int], tuple[str, str]] = field(default_factory=dict)
+    _jobs: dict[tuple[str, int], dict] = field(default_factory=dict)
 
     def get(self, kind: str, run: str) -> dict[int, dict]:
         return self.files.get(kind, {}).get(run, {})
+
+    def job_path(self, run: str, seed: int) -> Path:
+        return self.root / run / f"s{seed}" / "job.json"
+
+    def job(self, run: str, seed: int) -> dict:
+        """One run's seed's job.json (the machine, threads, commit and precision it ran under),
+        read once; {} where the seed has none."""
+        key = (run, seed)
+        if key not in self._jobs:
+            path = self.job_path(run, seed)
+            self._jobs[key] = read_json(path) if path.is_file() else {}
+        return self._jobs[key]
 
     def precision(self, run: str, seed: int) -> tuple[str, str]:
         """(training precision, where it was read) of one run's seed: job.json
@@ -89,16 +102,15 @@ class Results:
         else "unknown"."""
         key = (run, seed)
         if key not in self._precision:
-            self._precision[key] = read_precision(self.root / run / f"s{seed}", run, seed, self.declared)
+            p = self.job(run, seed).get("training_precision")
+            self._precision[key] = ((str(p), str(self.job_path(run, seed))) if p else
+                                    read_precision(self.root / run / f"s{seed}", run, seed, self.declared))
         return self._precision[key]
 
 
 def read_precision(folder: Path, run: str, seed: int, declared: dict[str, str]) -> tuple[str, str]:
-    job = folder / "job.json"
-    if job.is_file():
-        p = read_json(job).get("training_precision")
-        if p:
-            return str(p), str(job)
+    """A seed's training precision where its job.json does not record it: an explicit fp32/bf16
+    `mixed_precision` in its finetune/pretrain config, else the report config's `precision:`."""
     found = []
     for name in ("finetune_config.yaml", "pretrain_config.yaml"):
         f = folder / name
@@ -308,16 +320,20 @@ def conditions(res: Results, run: str, seed: int) -> dict[str, str]:
     """What a run's seed ran under that a comparison should hold fixed and job.json records: the
     thread count ("threads") and the CPU's kernels ("kernels": AVX-512 or not, native bf16 or
     not). Empty where job.json is absent or silent."""
-    job = res.root / run / f"s{seed}" / "job.json"
-    if not job.is_file():
-        return {}
-    i = read_json(job)
+    i = res.job(run, seed)
     out = {}
     if i.get("threads") is not None:
         out["threads"] = f"{i['threads']} thread{'s' if i['threads'] != 1 else ''}"
-    if "cpu_avx512" in i:
-        out["kernels"] = ("AVX-512" if i["cpu_avx512"] else "no AVX-512") + (", bf16" if i.get("cpu_bf16") else "")
+    if kernels(i):
+        out["kernels"] = kernels(i)
     return out
+
+
+def kernels(job: dict) -> str | None:
+    """The CPU kernels a job.json records ("AVX-512, bf16", "no AVX-512"), None where it does not."""
+    if "cpu_avx512" not in job:
+        return None
+    return ("AVX-512" if job["cpu_avx512"] else "no AVX-512") + (", bf16" if job.get("cpu_bf16") else "")
 
 
 def unequal_conditions(res: Results, a: str, b: str, seeds: list[int]) -> list[str]:
@@ -866,15 +882,13 @@ def run_records(cfg: ReportConfig, res: Results) -> list[str]:
     CPUs of one model name can run different fp32 kernels."""
     rows = []
     for run, by_seed in res.files.get("eval", {}).items():
-        jobs = {s: res.root / run / f"s{s}" / "job.json" for s in sorted(by_seed)}
-        infos = {s: read_json(j) for s, j in jobs.items() if j.is_file()}
+        infos = {s: res.job(run, s) for s in sorted(by_seed) if res.job(run, s)}
         commits = sorted({str(i["commit"])[:12] for i in infos.values() if i.get("commit")})
         threads = sorted({str(i["threads"]) for i in infos.values() if i.get("threads") is not None})
         kinds: dict[str, list[int]] = {}  # the CPU's kernels -> the seeds that ran on such a CPU
         for s, i in infos.items():
-            if "cpu_avx512" in i:
-                kind = ("AVX-512" if i["cpu_avx512"] else "no AVX-512") + (", bf16" if i.get("cpu_bf16") else "")
-                kinds.setdefault(kind, []).append(s)
+            if kernels(i):
+                kinds.setdefault(kernels(i), []).append(s)
         cpus = "; ".join(f"{k} (s{', s'.join(map(str, v))})" for k, v in kinds.items())
         if commits or threads:
             rows.append(f"| {label(cfg, run)} | {', '.join(commits) or '—'} | {', '.join(threads) or '—'} | "
