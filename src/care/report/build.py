@@ -324,8 +324,8 @@ def conditions(res: Results, run: str, seed: int) -> dict[str, str]:
     out = {}
     if i.get("threads") is not None:
         out["threads"] = f"{i['threads']} thread{'s' if i['threads'] != 1 else ''}"
-    if kernels(i):
-        out["kernels"] = kernels(i)
+    if k := kernels(i):
+        out["kernels"] = k
     return out
 
 
@@ -887,8 +887,8 @@ def run_records(cfg: ReportConfig, res: Results) -> list[str]:
         threads = sorted({str(i["threads"]) for i in infos.values() if i.get("threads") is not None})
         kinds: dict[str, list[int]] = {}  # the CPU's kernels -> the seeds that ran on such a CPU
         for s, i in infos.items():
-            if kernels(i):
-                kinds.setdefault(kernels(i), []).append(s)
+            if k := kernels(i):
+                kinds.setdefault(k, []).append(s)
         cpus = "; ".join(f"{k} (s{', s'.join(map(str, v))})" for k, v in kinds.items())
         if commits or threads:
             rows.append(f"| {label(cfg, run)} | {', '.join(commits) or '—'} | {', '.join(threads) or '—'} | "

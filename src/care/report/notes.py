@@ -134,9 +134,9 @@ class Quantities:
         pending = self.pending()
         if not pending or not args:
             return False
+        known = self.runs() | pending
         if kind in ("diff", "diffs", "half", "mde", "verdict", "frac", "taskdiff") or (
-                kind == "seedlist" and args[0] not in self.runs() | pending):
-            known = self.runs() | pending
+                kind == "seedlist" and args[0] not in known):
             return any(a in known and b in known and (a in pending or b in pending) for a, b in _splits(args[0]))
         return args[0] in pending
 
